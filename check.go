@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/exogate/exogate/internal/config"
+	"github.com/exogate/exogate/proxy"
+)
+
+// checkHints are the seed document's "what to check" for each answer of the
+// credential test.
+var checkHints = map[int]string{
+	http.StatusOK:              "credentials are valid",
+	http.StatusUnauthorized:    "authentication failed: verify the API key and API token",
+	http.StatusForbidden:       "credentials valid but access denied: check that the account has permission for the resource",
+	http.StatusNotFound:        "the Account SID is incorrect, or the account's region is wrong",
+	http.StatusTooManyRequests: "rate limited: back off and retry later",
+}
+
+// check runs the seed's credential test, GET /v1/Accounts/{sid}/Calls.json,
+// for every account through the gateway's own handler (so through the same
+// limiter, breaker, credentials and transport as live traffic), one line per
+// account. It fails if any account does not answer 200.
+func check(ctx context.Context, cfg config.Config, gw *proxy.Handler, stdout io.Writer) error {
+	failed := 0
+	for _, a := range cfg.Accounts {
+		sid := strings.ToLower(a.SID)
+		path := "/v1/Accounts/" + sid + "/Calls.json"
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, path, nil)
+		if err != nil {
+			return err
+		}
+		req.RequestURI = path
+		rec := &statusRecorder{header: http.Header{}}
+		gw.ServeHTTP(rec, req)
+
+		hint, ok := checkHints[rec.status]
+		if kind := rec.header.Get(proxy.HeaderError); kind != "" {
+			hint = "exogate could not complete the test: " + strings.ReplaceAll(kind, "_", " ")
+		} else if !ok {
+			hint = "unexpected answer from Exotel"
+		}
+		outcome := "ok"
+		if rec.status != http.StatusOK {
+			outcome, failed = "FAIL", failed+1
+		}
+		fmt.Fprintf(stdout, "%-4s %s (%s): %d %s: %s\n", outcome, sid, a.Region, rec.status, http.StatusText(rec.status), hint)
+	}
+	if failed > 0 {
+		return fmt.Errorf("check: %d of %d accounts failed", failed, len(cfg.Accounts))
+	}
+	return nil
+}
+
+// statusRecorder is the ResponseWriter of a check: it keeps the status and
+// headers and discards the body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *statusRecorder) Header() http.Header { return r.header }
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+}
+func (r *statusRecorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return len(p), nil
+}
+
+// newStdLogger routes net/http's own error log (TLS handshake failures,
+// malformed requests) into the structured log.
+func newStdLogger(l zerolog.Logger) *log.Logger {
+	return log.New(stdLogWriter{l}, "", 0)
+}
+
+type stdLogWriter struct{ l zerolog.Logger }
+
+func (w stdLogWriter) Write(p []byte) (int, error) {
+	w.l.Warn().Str("component", "http").Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,490 @@
+// Package config holds exogate's configuration: the file format, its defaults,
+// the zero-setup environment mode, and validation whose every message names the
+// field at fault.
+//
+// Order of precedence: built-in defaults, then the YAML file (decoded strictly:
+// an unknown key is an error), then environment variables, then flags (applied
+// by the caller), then Validate. No secret is ever read from the file: the file
+// names where credentials come from, never what they are.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/exogate/exogate/internal/exotel"
+)
+
+// Config is the whole gateway configuration. The zero value is not useful:
+// start from Default.
+type Config struct {
+	Listen          string        `yaml:"listen"`
+	Log             Log           `yaml:"log"`
+	Upstream        Upstream      `yaml:"upstream"`
+	Accounts        []Account     `yaml:"accounts"`
+	Limits          Limits        `yaml:"limits"`
+	Breaker         Breaker       `yaml:"breaker"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	MaxBody         ByteSize      `yaml:"max_body"`
+	MaxHeaderBytes  ByteSize      `yaml:"max_header_bytes"`
+	Server          Server        `yaml:"server"`
+}
+
+// Log configures the logger.
+type Log struct {
+	Level  string `yaml:"level"`  // trace | debug | info | warn | error
+	Format string `yaml:"format"` // json | console
+}
+
+// Server holds the listener's protective timeouts.
+type Server struct {
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+}
+
+// Upstream configures how exogate reaches Exotel.
+type Upstream struct {
+	CAFile              string                 `yaml:"ca_file"`
+	Timeout             time.Duration          `yaml:"timeout"`
+	DialTimeout         time.Duration          `yaml:"dial_timeout"`
+	TLSHandshakeTimeout time.Duration          `yaml:"tls_handshake_timeout"`
+	MaxIdleConnsPerHost int                    `yaml:"max_idle_conns_per_host"`
+	AllowInsecureHTTP   bool                   `yaml:"allow_insecure_http"`
+	Regions             map[string]RegionHosts `yaml:"regions"`
+}
+
+// RegionHosts are the two Exotel base URLs of one region.
+type RegionHosts struct {
+	API string `yaml:"api"`
+	CCM string `yaml:"ccm"`
+}
+
+// Account is one Exotel account served by the gateway.
+type Account struct {
+	SID         string      `yaml:"sid"`
+	Region      string      `yaml:"region"`
+	Credentials Credentials `yaml:"credentials"`
+}
+
+// Credentials says where an account's API key and token come from.
+type Credentials struct {
+	Source      string `yaml:"source"` // env
+	APIKeyEnv   string `yaml:"api_key_env"`
+	APITokenEnv string `yaml:"api_token_env"`
+}
+
+// Limits configures the per-account rate limits.
+type Limits struct {
+	MaxWait time.Duration   `yaml:"max_wait"`
+	Buckets map[string]Rule `yaml:"buckets"`
+	Account Rule            `yaml:"account"`
+}
+
+// Rule is one budget: at most Limit requests in any window of Period.
+type Rule struct {
+	Limit  int           `yaml:"limit"`
+	Period time.Duration `yaml:"period"`
+	Burst  int           `yaml:"burst"`
+}
+
+// Breaker configures the circuit breaker kept per account and upstream host.
+type Breaker struct {
+	ConsecutiveFailures uint32        `yaml:"consecutive_failures"`
+	FailureRatio        float64       `yaml:"failure_ratio"`
+	MinRequests         uint32        `yaml:"min_requests"`
+	Interval            time.Duration `yaml:"interval"`
+	OpenFor             time.Duration `yaml:"open_for"`
+	HalfOpenRequests    uint32        `yaml:"half_open_requests"`
+}
+
+// Region names and their default hosts, from Exotel's documentation.
+const (
+	RegionSingapore = "singapore"
+	RegionMumbai    = "mumbai"
+)
+
+// DefaultRegions returns Exotel's public hosts per region.
+func DefaultRegions() map[string]RegionHosts {
+	return map[string]RegionHosts{
+		RegionSingapore: {API: "https://api.exotel.com", CCM: "https://ccm-api.exotel.com"},
+		RegionMumbai:    {API: "https://api.in.exotel.com", CCM: "https://ccm-api.in.exotel.com"},
+	}
+}
+
+// Default returns the built-in configuration, with no accounts.
+func Default() Config {
+	buckets := make(map[string]Rule, exotel.NumBuckets)
+	for _, b := range exotel.Buckets() {
+		buckets[b.String()] = Rule{Limit: 200, Period: time.Minute, Burst: 1}
+	}
+	return Config{
+		Listen: "127.0.0.1:8080",
+		Log:    Log{Level: "info", Format: "json"},
+		Upstream: Upstream{
+			Timeout:             30 * time.Second,
+			DialTimeout:         5 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second,
+			MaxIdleConnsPerHost: 64,
+			Regions:             DefaultRegions(),
+		},
+		Limits: Limits{
+			MaxWait: 2 * time.Second,
+			Buckets: buckets,
+			Account: Rule{Limit: 0, Period: time.Minute},
+		},
+		Breaker: Breaker{
+			ConsecutiveFailures: 5,
+			FailureRatio:        0.5,
+			MinRequests:         20,
+			Interval:            time.Minute,
+			OpenFor:             30 * time.Second,
+			HalfOpenRequests:    1,
+		},
+		ShutdownTimeout: 25 * time.Second,
+		MaxBody:         1 << 20,
+		MaxHeaderBytes:  64 << 10,
+		Server: Server{
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+		},
+	}
+}
+
+// Load reads the YAML file at path over the defaults. It does not validate.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data)
+}
+
+// Parse decodes YAML over the defaults, strictly: a key the format does not
+// know is an error naming it. Maps given in the file (regions, buckets) are
+// merged over the defaults key by key. It does not validate.
+func Parse(data []byte) (Config, error) {
+	cfg := Default()
+	defRegions, defBuckets := cfg.Upstream.Regions, cfg.Limits.Buckets
+	cfg.Upstream.Regions, cfg.Limits.Buckets = nil, nil
+
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("config: %s", cleanYAMLError(err))
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Config{}, errors.New("config: more than one YAML document in the file")
+	}
+
+	for name, h := range cfg.Upstream.Regions {
+		if d, ok := defRegions[name]; ok {
+			if h.API == "" {
+				h.API = d.API
+			}
+			if h.CCM == "" {
+				h.CCM = d.CCM
+			}
+		}
+		defRegions[name] = h
+	}
+	cfg.Upstream.Regions = defRegions
+	for name, r := range cfg.Limits.Buckets {
+		defBuckets[name] = r
+	}
+	cfg.Limits.Buckets = defBuckets
+	for i := range cfg.Accounts {
+		if cfg.Accounts[i].Region == "" {
+			cfg.Accounts[i].Region = RegionSingapore
+		}
+		if cfg.Accounts[i].Credentials.Source == "" {
+			cfg.Accounts[i].Credentials.Source = "env"
+		}
+	}
+	return cfg, nil
+}
+
+// cleanYAMLError turns yaml.v3's "field x not found in type config.Limits"
+// into "unknown key \"x\"" so the message speaks the file's language.
+func cleanYAMLError(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
+	var out []string
+	for _, line := range strings.Split(msg, "\n") {
+		line = strings.TrimSpace(line)
+		if i := strings.Index(line, "field "); i >= 0 && strings.Contains(line, " not found in type ") {
+			name := line[i+len("field ") : strings.Index(line, " not found in type ")]
+			line = line[:i] + fmt.Sprintf("unknown key %q", name)
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "; ")
+}
+
+// Environment variable names of the zero-setup mode, as in Exotel's own samples.
+const (
+	EnvAPIKey     = "EXOTEL_API_KEY"
+	EnvAPIToken   = "EXOTEL_API_TOKEN"
+	EnvAccountSID = "EXOTEL_ACCOUNT_SID"
+	EnvRegion     = "EXOTEL_REGION"
+	EnvListen     = "EXOGATE_LISTEN"
+)
+
+// FromEnv builds the zero-setup configuration: one account from
+// EXOTEL_ACCOUNT_SID whose key and token come from EXOTEL_API_KEY and
+// EXOTEL_API_TOKEN, in EXOTEL_REGION (default singapore). A missing variable
+// is an error naming it. The key and token are not read here: the
+// credentials package reads them.
+func FromEnv(getenv func(string) string) (Config, error) {
+	var missing []string
+	for _, name := range []string{EnvAPIKey, EnvAPIToken, EnvAccountSID} {
+		if getenv(name) == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return Config{}, fmt.Errorf("missing required environment variable %s (or pass -config FILE)", strings.Join(missing, ", "))
+	}
+	cfg := Default()
+	region := strings.ToLower(strings.TrimSpace(getenv(EnvRegion)))
+	if region == "" {
+		region = RegionSingapore
+	}
+	cfg.Accounts = []Account{{
+		SID:    getenv(EnvAccountSID),
+		Region: region,
+		Credentials: Credentials{
+			Source:      "env",
+			APIKeyEnv:   EnvAPIKey,
+			APITokenEnv: EnvAPIToken,
+		},
+	}}
+	return cfg, nil
+}
+
+// ApplyEnv applies the environment overrides that hold in both modes.
+func (c *Config) ApplyEnv(getenv func(string) string) {
+	if v := getenv(EnvListen); v != "" {
+		c.Listen = v
+	}
+}
+
+// Validate checks the whole configuration and reports every problem found,
+// each naming its field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "%q is not host:port", c.Listen)
+	}
+	switch c.Log.Level {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of trace, debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		bad("log.format", "%q is not json or console", c.Log.Format)
+	}
+
+	u := c.Upstream
+	positive := func(field string, d time.Duration) {
+		if d <= 0 {
+			bad(field, "must be a positive duration, got %s", d)
+		}
+	}
+	positive("upstream.timeout", u.Timeout)
+	positive("upstream.dial_timeout", u.DialTimeout)
+	positive("upstream.tls_handshake_timeout", u.TLSHandshakeTimeout)
+	if u.MaxIdleConnsPerHost < 0 {
+		bad("upstream.max_idle_conns_per_host", "must not be negative")
+	}
+	if u.CAFile != "" {
+		if _, err := os.Stat(u.CAFile); err != nil {
+			bad("upstream.ca_file", "%v", err)
+		}
+	}
+	for _, name := range sortedKeys(u.Regions) {
+		h := u.Regions[name]
+		checkURL := func(kind, raw string) {
+			field := "upstream.regions." + name + "." + kind
+			p, err := url.Parse(raw)
+			switch {
+			case raw == "":
+				bad(field, "is empty")
+			case err != nil:
+				bad(field, "%v", err)
+			case p.Host == "" || p.User != nil || (p.Path != "" && p.Path != "/") || p.RawQuery != "" || p.Fragment != "":
+				bad(field, "%q must be a bare scheme://host[:port]", raw)
+			case p.Scheme == "https":
+			case p.Scheme == "http" && u.AllowInsecureHTTP:
+			case p.Scheme == "http":
+				bad(field, "%q is plain http: Exotel requires HTTPS (set upstream.allow_insecure_http: true only for tests)", raw)
+			default:
+				bad(field, "%q: scheme must be https", raw)
+			}
+		}
+		checkURL("api", h.API)
+		checkURL("ccm", h.CCM)
+	}
+
+	if len(c.Accounts) == 0 {
+		bad("accounts", "at least one account is required")
+	}
+	seen := map[string]int{}
+	for i, a := range c.Accounts {
+		field := fmt.Sprintf("accounts[%d]", i)
+		if !validSID(a.SID) {
+			bad(field+".sid", "%q is not an account SID (1-64 of A-Z a-z 0-9 _ -)", a.SID)
+		}
+		sid := strings.ToLower(a.SID)
+		if j, dup := seen[sid]; dup {
+			bad(field+".sid", "%q is also accounts[%d] (SIDs are matched case-insensitively)", a.SID, j)
+		}
+		seen[sid] = i
+		if _, ok := u.Regions[a.Region]; !ok {
+			bad(field+".region", "%q is not a configured region (have %s)", a.Region, strings.Join(sortedKeys(u.Regions), ", "))
+		}
+		switch a.Credentials.Source {
+		case "env":
+			if a.Credentials.APIKeyEnv == "" {
+				bad(field+".credentials.api_key_env", "is required for source env")
+			}
+			if a.Credentials.APITokenEnv == "" {
+				bad(field+".credentials.api_token_env", "is required for source env")
+			}
+		default:
+			bad(field+".credentials.source", "%q is not a supported source (env)", a.Credentials.Source)
+		}
+	}
+
+	if c.Limits.MaxWait < 0 {
+		bad("limits.max_wait", "must not be negative")
+	}
+	for _, name := range sortedKeys(c.Limits.Buckets) {
+		if _, ok := exotel.ParseBucket(name); !ok {
+			bad("limits.buckets."+name, "unknown bucket (have voice_v1, voice_v2, sms, whatsapp, other)")
+			continue
+		}
+		if err := c.Limits.Buckets[name].validate(); err != nil {
+			bad("limits.buckets."+name, "%v", err)
+		}
+	}
+	if err := c.Limits.Account.validate(); err != nil {
+		bad("limits.account", "%v", err)
+	}
+
+	b := c.Breaker
+	if b.FailureRatio < 0 || b.FailureRatio > 1 {
+		bad("breaker.failure_ratio", "must be between 0 and 1, got %v", b.FailureRatio)
+	}
+	if b.ConsecutiveFailures == 0 && (b.FailureRatio == 0 || b.MinRequests == 0) {
+		bad("breaker", "set consecutive_failures, or failure_ratio with min_requests, or the breaker never opens")
+	}
+	positive("breaker.open_for", b.OpenFor)
+	if b.Interval < 0 {
+		bad("breaker.interval", "must not be negative")
+	}
+	if b.HalfOpenRequests == 0 {
+		bad("breaker.half_open_requests", "must be at least 1")
+	}
+	positive("shutdown_timeout", c.ShutdownTimeout)
+	if c.MaxBody <= 0 {
+		bad("max_body", "must be positive")
+	}
+	if c.MaxHeaderBytes < 4096 {
+		bad("max_header_bytes", "must be at least 4KiB")
+	}
+	positive("server.read_header_timeout", c.Server.ReadHeaderTimeout)
+	positive("server.idle_timeout", c.Server.IdleTimeout)
+	return errors.Join(errs...)
+}
+
+func (r Rule) validate() error {
+	switch {
+	case r.Limit < 0:
+		return fmt.Errorf("limit %d must not be negative", r.Limit)
+	case r.Limit == 0:
+		return nil
+	case r.Period <= 0:
+		return fmt.Errorf("period must be positive when limit is set")
+	case r.Burst < 0:
+		return fmt.Errorf("burst %d must not be negative", r.Burst)
+	case r.Burst >= r.Limit:
+		return fmt.Errorf("burst %d must be less than limit %d", r.Burst, r.Limit)
+	}
+	return nil
+}
+
+// validSID reports whether s can be an Exotel account SID.
+func validSID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// ByteSize is a size in bytes that reads from YAML as a number or as a string
+// with a unit: 512, 64KiB, 1MiB, 10MB.
+type ByteSize int64
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = v
+	return nil
+}
+
+// ParseByteSize parses "1MiB", "64KiB", "10MB", "1024".
+func ParseByteSize(s string) (ByteSize, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size (examples: 1048576, 64KiB, 1MiB)", s)
+	}
+	return ByteSize(n * mult), nil
+}

@@ -1,0 +1,18 @@
+// Command exogate is an authenticating gateway for the Exotel API: internal
+// services send it their Exotel REST calls without credentials, and it adds
+// the account's own, routes to the account's region, keeps within Exotel's
+// rate limits and answers its own errors in Exotel's shapes.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "exogate:", err)
+		os.Exit(1)
+	}
+}

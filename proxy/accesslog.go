@@ -1,0 +1,76 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// accessLog writes the request's one access line. It logs no header value and
+// no body; query-string values (phone numbers) are replaced by "*".
+func (h *Handler) accessLog(ex *exchange, r *http.Request, start time.Time) {
+	ev := h.log.Info()
+	if ev == nil {
+		return
+	}
+	status := ex.status
+	if !ex.wroteHeader {
+		status = http.StatusOK
+	}
+	ev.Str("request_id", ex.requestID).
+		Str("method", r.Method).
+		Func(func(e *zerolog.Event) { e.Str("path", redactURI(r.RequestURI)) }).
+		Int("status", status).
+		Float64("duration_ms", float64(h.now().Sub(start))/float64(time.Millisecond))
+	if ex.route.Account != "" {
+		ev.Str("account", ex.route.Account).
+			Str("family", ex.route.Family.String()).
+			Str("bucket", ex.route.Bucket.String())
+	}
+	if ex.waited > 0 {
+		ev.Float64("limiter_wait_ms", float64(ex.waited)/float64(time.Millisecond))
+	}
+	if ex.up != nil {
+		ev.Str("breaker", ex.up.breaker.State().String())
+	}
+	if ex.kind != "" {
+		ev.Str("error", ex.kind)
+	}
+	ev.Msg("request")
+}
+
+// redactURI returns the request target with every query value replaced by
+// "*", keeping the keys, so a log shows the shape of a call but not the
+// numbers in it. A target that is not a path (absolute or authority form,
+// refused anyway) may carry userinfo and is not logged.
+func redactURI(uri string) string {
+	if !strings.HasPrefix(uri, "/") {
+		return "[not a path]"
+	}
+	q := strings.IndexByte(uri, '?')
+	if q < 0 {
+		return uri
+	}
+	var b strings.Builder
+	b.Grow(len(uri))
+	b.WriteString(uri[:q+1])
+	query := uri[q+1:]
+	for first := true; ; first = false {
+		var pair string
+		pair, query, _ = strings.Cut(query, "&")
+		if !first {
+			b.WriteByte('&')
+		}
+		key, _, hasValue := strings.Cut(pair, "=")
+		b.WriteString(key)
+		if hasValue {
+			b.WriteString("=*")
+		}
+		if query == "" {
+			break
+		}
+	}
+	return b.String()
+}

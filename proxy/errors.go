@@ -1,0 +1,142 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/exogate/exogate/internal/exotel"
+)
+
+// Error kinds, sent in the X-Exogate-Error header of every response the
+// gateway makes itself so that callers can tell them from Exotel's own.
+const (
+	KindBadRequest             = "bad_request"
+	KindNotFound               = "not_found"
+	KindUnknownAccount         = "unknown_account"
+	KindMethodNotAllowed       = "method_not_allowed"
+	KindRateLimited            = "rate_limited"
+	KindCircuitOpen            = "circuit_open"
+	KindCredentialsUnavailable = "credentials_unavailable"
+	KindBodyTooLarge           = "body_too_large"
+	KindUpstreamTimeout        = "upstream_timeout"
+	KindUpstreamUnreachable    = "upstream_unreachable"
+	KindClientClosed           = "client_closed"
+)
+
+// HeaderError names the header that carries the kind of a gateway-made error.
+const HeaderError = "X-Exogate-Error"
+
+// Errors the handler raises for conditions it answers itself.
+var (
+	errUnknownAccount = errors.New("unknown account")
+	errAbsoluteURI    = errors.New("absolute-form request target")
+	errConnect        = errors.New("CONNECT is not supported")
+	errBodyTooLarge   = errors.New("request body too large")
+	errCredentials    = errors.New("credentials unavailable")
+)
+
+// errCircuitOpen is returned by the breaker transport when it refuses a
+// request; RetryAfter is the time left before the breaker lets a probe through.
+type errCircuitOpen struct{ retryAfter time.Duration }
+
+func (e *errCircuitOpen) Error() string             { return "circuit breaker is open" }
+func (e *errCircuitOpen) RetryAfter() time.Duration { return e.retryAfter }
+
+// retryAfterer is implemented by errors that know when a retry may succeed
+// (the limiter's rejection, an open breaker).
+type retryAfterer interface{ RetryAfter() time.Duration }
+
+// response is what the gateway answers for an error.
+type response struct {
+	status     int
+	kind       string
+	message    string
+	retryAfter time.Duration
+}
+
+// toResponse is the one place that maps an error to the gateway's answer.
+func toResponse(err error) response {
+	var (
+		ra   retryAfterer
+		open *errCircuitOpen
+	)
+	switch {
+	case errors.Is(err, exotel.ErrBadPath):
+		return response{http.StatusBadRequest, KindBadRequest, "Bad request: the request path is malformed or not allowed", 0}
+	case errors.Is(err, errAbsoluteURI):
+		return response{http.StatusBadRequest, KindBadRequest, "Bad request: send the path only, exogate is not an open proxy", 0}
+	case errors.Is(err, exotel.ErrNotFound):
+		return response{http.StatusNotFound, KindNotFound, "The requested resource was not found", 0}
+	case errors.Is(err, errUnknownAccount):
+		return response{http.StatusNotFound, KindUnknownAccount, "Account SID not served by this gateway: check the Account SID in the path", 0}
+	case errors.Is(err, exotel.ErrMethod), errors.Is(err, errConnect):
+		return response{http.StatusMethodNotAllowed, KindMethodNotAllowed, "Method not allowed", 0}
+	case errors.Is(err, errBodyTooLarge):
+		return response{http.StatusRequestEntityTooLarge, KindBodyTooLarge, "Request body too large", 0}
+	case errors.Is(err, errCredentials):
+		return response{http.StatusServiceUnavailable, KindCredentialsUnavailable, "Gateway has no credentials for this account yet", time.Second}
+	case errors.As(err, &open):
+		return response{http.StatusServiceUnavailable, KindCircuitOpen, "Upstream temporarily unavailable: circuit breaker open", open.retryAfter}
+	case errors.As(err, &ra):
+		// The limiter's rejection: the only other error that knows when to retry.
+		return response{http.StatusTooManyRequests, KindRateLimited, "Too many requests: rate limit exceeded, retry after the Retry-After interval", ra.RetryAfter()}
+	case errors.Is(err, context.Canceled):
+		return response{499, KindClientClosed, "Client closed the request", 0}
+	case isTimeout(err):
+		return response{http.StatusGatewayTimeout, KindUpstreamTimeout, "Upstream did not answer in time", 0}
+	default:
+		return response{http.StatusBadGateway, KindUpstreamUnreachable, "Upstream unreachable", 0}
+	}
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// retryAfterSeconds rounds d up to whole seconds, at least 1.
+func retryAfterSeconds(d time.Duration) int64 {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return s
+}
+
+// writeError answers err in the Exotel shape the caller expects.
+func writeError(w http.ResponseWriter, shape exotel.Shape, method, requestID string, err error) string {
+	resp := toResponse(err)
+	h := w.Header()
+	// Whatever a partial upstream response set does not belong to this answer.
+	for k := range h {
+		if k != "X-Request-Id" {
+			delete(h, k)
+		}
+	}
+	h.Set(HeaderError, resp.kind)
+	if resp.retryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(retryAfterSeconds(resp.retryAfter), 10))
+	}
+	if resp.status == http.StatusMethodNotAllowed {
+		h.Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE")
+	}
+	status := resp.status
+	if status == 499 {
+		// The caller is gone; nothing is read, but the status must be valid.
+		status = http.StatusBadGateway
+	}
+	body, ctype := exotel.AppendError(nil, shape, status, resp.message, method, requestID)
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	return resp.kind
+}

@@ -1,0 +1,418 @@
+// Package proxy is exogate's HTTP handler: it classifies each request by its
+// Exotel path, finds the account's regional upstream, waits for the account's
+// rate limit, passes the per-account-and-host circuit breaker, strips whatever
+// credentials the caller sent, has the credentials store inject the account's
+// own, and streams the exchange through httputil.ReverseProxy.
+//
+// Every answer the gateway makes itself is in Exotel's own error shape (see
+// writeError) and carries an X-Exogate-Error header naming its kind; Exotel's
+// own answers pass through untouched. Nothing is sent upstream for a request
+// the gateway refuses.
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/exogate/exogate/internal/exotel"
+)
+
+// Authorizer writes an account's credentials onto an outgoing request's
+// header. It is implemented by *credentials.Store.
+type Authorizer interface {
+	// Authorize sets the Authorization header for account, replacing any.
+	Authorize(h http.Header, account string) error
+	// Ready reports whether every account has credentials.
+	Ready() bool
+}
+
+// Limiter admits a request for an account's bucket, waiting in line when it
+// must. A rejection's error implements RetryAfter() time.Duration. It is
+// implemented by *ratelimit.Memory.
+type Limiter interface {
+	Admit(ctx context.Context, account, bucket string) (waited time.Duration, err error)
+}
+
+// Account is one account the gateway serves and its two upstream base URLs.
+type Account struct {
+	SID string   // account SID, matched case-insensitively
+	API *url.URL // base URL of the region's api host, e.g. https://api.exotel.com
+	CCM *url.URL // base URL of the region's ccm host, e.g. https://ccm-api.exotel.com
+}
+
+// Config configures a Handler. A zero field takes the default given beside it.
+type Config struct {
+	Accounts   []Account
+	Authorizer Authorizer // required
+	Limiter    Limiter    // nil: no rate limiting
+	// Transport sends requests upstream; nil means http.DefaultTransport. It
+	// must not retry requests (http.Transport does not retry a request that is
+	// not replayable, and the handler makes sure none is).
+	Transport http.RoundTripper
+	Breaker   BreakerSettings
+	// MaxBody is the largest request body accepted, in bytes (default 1 MiB).
+	MaxBody int64
+	// Logger receives one access line per request (default: no logging).
+	Logger zerolog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Handler is the gateway's http.Handler. Safe for concurrent use.
+type Handler struct {
+	accounts   map[string]*account
+	limiter    Limiter
+	authorizer Authorizer
+	maxBody    int64
+	log        zerolog.Logger
+	now        func() time.Time
+	draining   atomic.Bool
+	idPrefix   string
+	idSeq      atomic.Uint64
+	pool       sync.Pool // *exchange
+	bufs       bufferPool
+}
+
+type account struct {
+	sid       string
+	upstreams [2]*upstream // indexed by exotel.Host
+}
+
+type upstream struct {
+	target  *url.URL
+	breaker *breaker
+	proxy   *httputil.ReverseProxy
+}
+
+// New makes a Handler.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Authorizer == nil {
+		return nil, errors.New("proxy: Config.Authorizer is required")
+	}
+	h := &Handler{
+		accounts:   make(map[string]*account, len(cfg.Accounts)),
+		limiter:    cfg.Limiter,
+		authorizer: cfg.Authorizer,
+		maxBody:    cfg.MaxBody,
+		log:        cfg.Logger,
+		now:        cfg.Now,
+	}
+	if h.maxBody <= 0 {
+		h.maxBody = 1 << 20
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	transport := cfg.Transport
+	if transport == nil {
+		transport = http.DefaultTransport
+	}
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	h.idPrefix = hex.EncodeToString(rnd[:]) + "-"
+	h.pool.New = func() any { return new(exchange) }
+
+	for _, a := range cfg.Accounts {
+		sid := strings.ToLower(a.SID)
+		if _, dup := h.accounts[sid]; dup {
+			return nil, fmt.Errorf("proxy: account %q configured twice", a.SID)
+		}
+		acct := &account{sid: sid}
+		for host, target := range map[exotel.Host]*url.URL{exotel.HostAPI: a.API, exotel.HostCCM: a.CCM} {
+			if target == nil || target.Host == "" || (target.Scheme != "https" && target.Scheme != "http") {
+				return nil, fmt.Errorf("proxy: account %q: %s upstream must be an absolute http(s) URL", a.SID, host)
+			}
+			acct.upstreams[host] = h.newUpstream(sid, target, cfg.Breaker, transport)
+		}
+		h.accounts[sid] = acct
+	}
+	return h, nil
+}
+
+func (h *Handler) newUpstream(sid string, target *url.URL, bs BreakerSettings, next http.RoundTripper) *upstream {
+	up := &upstream{target: target}
+	up.breaker = newBreaker(sid+"@"+target.Host, bs, h.now)
+	up.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) { rewrite(pr, target) },
+		Transport: &breakerTransport{
+			breaker:    up.breaker,
+			account:    sid,
+			authorizer: h.authorizer,
+			next:       next,
+		},
+		BufferPool:   &h.bufs,
+		ErrorHandler: h.proxyError,
+		// Exotel's answers stream back as they arrive (listings can be long).
+		FlushInterval: 0,
+		ErrorLog:      nil,
+	}
+	return up
+}
+
+// rewrite points the outgoing request at the upstream, keeping the path and
+// query byte for byte, and removes everything the caller should not pass on.
+// Rewrite mode has already dropped hop-by-hop and X-Forwarded-* headers.
+func rewrite(pr *httputil.ProxyRequest, target *url.URL) {
+	out := pr.Out
+	out.URL.Scheme = target.Scheme
+	out.URL.Host = target.Host
+	out.URL.User = nil
+	// The exact bytes of the request line's path: Opaque is sent as is, so a
+	// "//" or an unusual escape reaches Exotel exactly as the client wrote it.
+	// Classify has rejected paths that start with "//".
+	out.URL.Opaque = rawPath(pr.In.RequestURI)
+	out.URL.RawPath = ""
+	out.Host = target.Host
+	hdr := out.Header
+	// Whatever auth the caller sent is never forwarded: the transport sets the
+	// account's own. Authorization is not hop-by-hop, so it must go by hand.
+	delete(hdr, "Authorization")
+	delete(hdr, "Proxy-Authorization")
+	// With these, Go's transport treats a POST as replayable and may send it
+	// twice on a broken keep-alive connection (golang/go#19943): a call or an
+	// SMS must never be placed twice.
+	delete(hdr, "Idempotency-Key")
+	delete(hdr, "X-Idempotency-Key")
+	// The caller's address and identity stay inside.
+	delete(hdr, "Forwarded")
+	delete(hdr, "X-Real-Ip")
+	delete(hdr, "X-Request-Id")
+}
+
+// rawPath returns the request target up to the query.
+func rawPath(requestURI string) string {
+	if i := strings.IndexByte(requestURI, '?'); i >= 0 {
+		return requestURI[:i]
+	}
+	return requestURI
+}
+
+// SetDraining marks the gateway as shutting down: /readyz answers 503 from
+// then on, while requests keep being served.
+func (h *Handler) SetDraining() { h.draining.Store(true) }
+
+// Ready reports whether the gateway should receive traffic.
+func (h *Handler) Ready() bool { return !h.draining.Load() && h.authorizer.Ready() }
+
+// BreakerState returns the state of the breaker of an account and host.
+func (h *Handler) BreakerState(sid string, host exotel.Host) (gobreaker.State, bool) {
+	a, ok := h.accounts[strings.ToLower(sid)]
+	if !ok {
+		return 0, false
+	}
+	return a.upstreams[host].breaker.State(), true
+}
+
+// exchange is the per-request state: the ResponseWriter the proxy writes to,
+// which records what the access log needs. Pooled.
+type exchange struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+	kind        string
+	route       exotel.Route
+	method      string
+	requestID   string
+	waited      time.Duration
+	up          *upstream
+	body        limitedBody
+	idBuf       [32]byte
+}
+
+func (e *exchange) WriteHeader(code int) {
+	if !e.wroteHeader {
+		e.status, e.wroteHeader = code, true
+	}
+	e.ResponseWriter.WriteHeader(code)
+}
+
+func (e *exchange) Write(p []byte) (int, error) {
+	if !e.wroteHeader {
+		e.status, e.wroteHeader = http.StatusOK, true
+	}
+	return e.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer (for
+// flushing streamed answers).
+func (e *exchange) Unwrap() http.ResponseWriter { return e.ResponseWriter }
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := h.now()
+	ex := h.pool.Get().(*exchange)
+	*ex = exchange{ResponseWriter: w, method: r.Method}
+	ex.requestID = h.newRequestID(ex)
+	w.Header()["X-Request-Id"] = []string{ex.requestID}
+
+	h.serve(ex, r)
+
+	h.accessLog(ex, r, start)
+	ex.ResponseWriter, ex.up = nil, nil
+	ex.body = limitedBody{}
+	h.pool.Put(ex)
+}
+
+func (h *Handler) serve(ex *exchange, r *http.Request) {
+	raw := rawPath(r.RequestURI)
+	switch {
+	case r.Method == http.MethodConnect:
+		h.fail(ex, exotel.ShapeOf(raw), errConnect)
+		return
+	case !strings.HasPrefix(r.RequestURI, "/"):
+		// Absolute-form ("GET http://host/..."), authority-form or "*":
+		// exogate only ever talks to Exotel's hosts.
+		h.fail(ex, exotel.ShapeJSON, errAbsoluteURI)
+		return
+	case raw == "/healthz" || raw == "/readyz":
+		h.health(ex, r, raw)
+		return
+	}
+
+	route, err := exotel.Classify(r.Method, raw)
+	ex.route = route
+	if err != nil {
+		h.fail(ex, route.Shape, err)
+		return
+	}
+	acct, ok := h.accounts[route.Account]
+	if !ok {
+		h.fail(ex, route.Shape, errUnknownAccount)
+		return
+	}
+	up := acct.upstreams[route.Host]
+	ex.up = up
+
+	if r.ContentLength > h.maxBody {
+		h.fail(ex, route.Shape, errBodyTooLarge)
+		return
+	}
+	// An open breaker answers at once, without queueing for the limiter.
+	if up.breaker.State() == gobreaker.StateOpen {
+		h.fail(ex, route.Shape, up.breaker.refusal())
+		return
+	}
+	if h.limiter != nil {
+		waited, err := h.limiter.Admit(r.Context(), acct.sid, route.Bucket.String())
+		ex.waited = waited
+		if err != nil {
+			h.fail(ex, route.Shape, err)
+			return
+		}
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		ex.body = limitedBody{rc: r.Body, left: h.maxBody}
+		r.Body = &ex.body
+	}
+	up.proxy.ServeHTTP(ex, r)
+}
+
+// fail answers the request with err in the Exotel shape and records the kind.
+func (h *Handler) fail(ex *exchange, shape exotel.Shape, err error) {
+	ex.kind = writeError(ex, shape, ex.method, ex.requestID, err)
+	if ex.kind == KindClientClosed {
+		ex.status = 499
+	}
+}
+
+// proxyError is the ReverseProxy's ErrorHandler: a transport error, a breaker
+// refusal, missing credentials, or a body that grew past MaxBody.
+func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	ex := w.(*exchange)
+	if ex.body.exceeded {
+		err = errBodyTooLarge
+	}
+	if ex.wroteHeader {
+		// The upstream's answer was already under way; nothing sane can be
+		// added to it. ReverseProxy aborts the connection.
+		ex.kind = KindUpstreamUnreachable
+		return
+	}
+	h.fail(ex, ex.route.Shape, err)
+}
+
+func (h *Handler) health(ex *exchange, r *http.Request, path string) {
+	hdr := ex.Header()
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	hdr.Set("Cache-Control", "no-store")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		hdr.Set("Allow", "GET, HEAD")
+		ex.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	status, body := http.StatusOK, "ok\n"
+	if path == "/readyz" {
+		switch {
+		case h.draining.Load():
+			status, body = http.StatusServiceUnavailable, "draining\n"
+		case !h.authorizer.Ready():
+			status, body = http.StatusServiceUnavailable, "credentials unavailable\n"
+		}
+	}
+	ex.WriteHeader(status)
+	if r.Method == http.MethodGet {
+		_, _ = io.WriteString(ex, body)
+	}
+}
+
+func (h *Handler) newRequestID(ex *exchange) string {
+	b := append(ex.idBuf[:0], h.idPrefix...)
+	b = strconv.AppendUint(b, h.idSeq.Add(1), 10)
+	return string(b)
+}
+
+// limitedBody passes the request body on and fails once more than MaxBody
+// bytes have been read, whatever Content-Length said (chunked bodies).
+type limitedBody struct {
+	rc       io.ReadCloser
+	left     int64
+	exceeded bool
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// Read one byte more to tell "exactly MaxBody" from "more".
+		var one [1]byte
+		n, err := b.rc.Read(one[:])
+		if n > 0 {
+			b.exceeded = true
+			return 0, errBodyTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// bufferPool lends the ReverseProxy its copy buffers.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/exogate/exogate/credentials"
+	"github.com/exogate/exogate/internal/config"
+	"github.com/exogate/exogate/proxy"
+	"github.com/exogate/exogate/ratelimit"
+)
+
+// version is set at link time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+const usage = `exogate: an authenticating gateway for the Exotel API
+
+Usage:
+  exogate [serve] [-config FILE] [-listen ADDR]   run the gateway
+  exogate check   [-config FILE]                  test every account's credentials against Exotel
+  exogate version                                 print the version
+
+Without -config, one account is served from the environment:
+  EXOTEL_API_KEY, EXOTEL_API_TOKEN, EXOTEL_ACCOUNT_SID (required), EXOTEL_REGION (singapore | mumbai).
+EXOGATE_LISTEN overrides the listen address in both modes.
+`
+
+// run is the whole program: it reads flags, the environment and the config
+// file, wires the gateway and serves until ctx ends or SIGINT/SIGTERM.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd, rest := "serve", args[1:]
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		cmd, rest = rest[0], rest[1:]
+	}
+	switch cmd {
+	case "version":
+		_, err := fmt.Fprintf(stdout, "exogate %s\n", buildVersion())
+		return err
+	case "help":
+		_, err := io.WriteString(stdout, usage)
+		return err
+	case "serve", "check":
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+
+	fs := flag.NewFlagSet("exogate "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (YAML); without it, one account from EXOTEL_* variables")
+	listen := fs.String("listen", "", "listen address, overriding the file and EXOGATE_LISTEN")
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+
+	cfg, err := loadConfig(*configPath, getenv)
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	gw, err := newGateway(cfg, getenv, log)
+	if err != nil {
+		return err
+	}
+	if cmd == "check" {
+		return check(ctx, cfg, gw, stdout)
+	}
+	return serve(ctx, cfg, gw, log)
+}
+
+func loadConfig(path string, getenv func(string) string) (config.Config, error) {
+	var (
+		cfg config.Config
+		err error
+	)
+	if path != "" {
+		cfg, err = config.Load(path)
+	} else {
+		cfg, err = config.FromEnv(getenv)
+	}
+	if err != nil {
+		return config.Config{}, err
+	}
+	cfg.ApplyEnv(getenv)
+	return cfg, nil
+}
+
+func newLogger(c config.Log, w io.Writer) (zerolog.Logger, error) {
+	level, err := zerolog.ParseLevel(c.Level)
+	if err != nil {
+		return zerolog.Logger{}, fmt.Errorf("log.level: %w", err)
+	}
+	if c.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, NoColor: true, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
+}
+
+// newGateway builds the credentials store, the limiter, the upstream
+// transport and the handler from a validated configuration.
+func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logger) (*proxy.Handler, error) {
+	specs := make([]credentials.Spec, 0, len(cfg.Accounts))
+	sids := make([]string, 0, len(cfg.Accounts))
+	for _, a := range cfg.Accounts {
+		sid := strings.ToLower(a.SID)
+		sids = append(sids, sid)
+		specs = append(specs, credentials.Spec{
+			Account:     sid,
+			Source:      a.Credentials.Source,
+			APIKeyEnv:   a.Credentials.APIKeyEnv,
+			APITokenEnv: a.Credentials.APITokenEnv,
+		})
+	}
+	store, err := credentials.NewStore(specs, getenv)
+	if err != nil {
+		return nil, err
+	}
+
+	buckets := make(map[string]ratelimit.Rule, len(cfg.Limits.Buckets))
+	for name, r := range cfg.Limits.Buckets {
+		buckets[name] = ratelimit.Rule(r)
+	}
+	limiter, err := ratelimit.NewMemory(sids, ratelimit.Config{
+		MaxWait: cfg.Limits.MaxWait,
+		Buckets: buckets,
+		Account: ratelimit.Rule(cfg.Limits.Account),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("limits: %w", err)
+	}
+
+	transport, err := newTransport(cfg.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Upstream.AllowInsecureHTTP {
+		log.Warn().Msg("upstream.allow_insecure_http is on: plain-http upstreams are accepted; never use this in production")
+	}
+
+	accounts := make([]proxy.Account, 0, len(cfg.Accounts))
+	for _, a := range cfg.Accounts {
+		hosts := cfg.Upstream.Regions[a.Region]
+		api, err := url.Parse(hosts.API)
+		if err != nil {
+			return nil, fmt.Errorf("upstream.regions.%s.api: %w", a.Region, err)
+		}
+		ccm, err := url.Parse(hosts.CCM)
+		if err != nil {
+			return nil, fmt.Errorf("upstream.regions.%s.ccm: %w", a.Region, err)
+		}
+		accounts = append(accounts, proxy.Account{SID: a.SID, API: api, CCM: ccm})
+	}
+	b := cfg.Breaker
+	return proxy.New(proxy.Config{
+		Accounts:   accounts,
+		Authorizer: store,
+		Limiter:    limiter,
+		Transport:  transport,
+		Breaker: proxy.BreakerSettings{
+			ConsecutiveFailures: b.ConsecutiveFailures,
+			FailureRatio:        b.FailureRatio,
+			MinRequests:         b.MinRequests,
+			Interval:            b.Interval,
+			OpenFor:             b.OpenFor,
+			HalfOpenRequests:    b.HalfOpenRequests,
+		},
+		MaxBody: int64(cfg.MaxBody),
+		Logger:  log,
+	})
+}
+
+// newTransport is the upstream transport: HTTPS with the system roots plus
+// upstream.ca_file, bounded dial, handshake and response-header times, and a
+// keep-alive pool sized for a busy gateway. It never retries a request that
+// is not replayable, and the handler makes sure no POST is.
+func newTransport(u config.Upstream) (*http.Transport, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if u.CAFile != "" {
+		pem, err := os.ReadFile(u.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("upstream.ca_file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("upstream.ca_file: %s holds no PEM certificate", u.CAFile)
+		}
+	}
+	dialer := &net.Dialer{Timeout: u.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   u.TLSHandshakeTimeout,
+		ResponseHeaderTimeout: u.Timeout,
+		ExpectContinueTimeout: time.Second,
+		MaxIdleConns:          4 * u.MaxIdleConnsPerHost,
+		MaxIdleConnsPerHost:   u.MaxIdleConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}, nil
+}
+
+// serve runs the listener until ctx ends or a signal arrives, then drains.
+func serve(ctx context.Context, cfg config.Config, gw *proxy.Handler, log zerolog.Logger) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           gw,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
+		ErrorLog:          newStdLogger(log),
+	}
+	sids := make([]string, 0, len(cfg.Accounts))
+	for _, a := range cfg.Accounts {
+		sids = append(sids, strings.ToLower(a.SID)+"@"+a.Region)
+	}
+	log.Info().Str("addr", ln.Addr().String()).Strs("accounts", sids).Str("version", buildVersion()).Msg("listening")
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	stop() // a second signal kills the process the default way
+	gw.SetDraining()
+	log.Info().Dur("timeout", cfg.ShutdownTimeout).Msg("draining: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("shutdown: in-flight requests did not finish within %s", cfg.ShutdownTimeout)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+func buildVersion() string {
+	v := version
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+	}
+	return v
+}
