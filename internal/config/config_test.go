@@ -1,0 +1,201 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExampleFileIsValid(t *testing.T) {
+	cfg, err := Load("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Accounts) != 2 || cfg.Accounts[1].Region != RegionMumbai {
+		t.Errorf("accounts %+v", cfg.Accounts)
+	}
+	// The example documents the defaults: loading it must change none.
+	def := Default()
+	if cfg.Limits.Buckets["sms"] != def.Limits.Buckets["sms"] || cfg.Breaker != def.Breaker ||
+		cfg.MaxBody != def.MaxBody || cfg.ShutdownTimeout != def.ShutdownTimeout || cfg.Server != def.Server ||
+		cfg.Upstream.Timeout != def.Upstream.Timeout || cfg.Listen != def.Listen || cfg.Log != def.Log {
+		t.Errorf("config.example.yaml disagrees with the built-in defaults")
+	}
+}
+
+func TestBrokenFixtures(t *testing.T) {
+	for file, want := range map[string]string{
+		"unknown-key.yaml":    `unknown key "maxwait"`,
+		"secret-in-file.yaml": `unknown key "api_key"`,
+		"plain-http.yaml":     "upstream.regions.singapore.api",
+	} {
+		t.Run(file, func(t *testing.T) {
+			cfg, err := Load("testdata/" + file)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %v, want it to mention %q", err, want)
+			}
+			for _, secret := range []string{"f81f2a5027e1463d812c4d2b36ea2d7a", "9c3e8a1b4f6d2e0a7c5b3d9f1e8a2c4d"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error repeats a secret from the file: %v", err)
+				}
+			}
+		})
+	}
+}
+
+const account = "accounts:\n  - sid: acme\n    credentials: {source: env, api_key_env: K, api_token_env: T}\n"
+
+func TestValidationNamesTheField(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"listen", "listen: nowhere\n" + account, "listen:"},
+		{"log level", "log: {level: loud}\n" + account, "log.level"},
+		{"log format", "log: {format: xml}\n" + account, "log.format"},
+		{"no accounts", "listen: 127.0.0.1:1\n", "accounts: at least one"},
+		{"bad sid", "accounts:\n  - sid: 'a/b'\n    credentials: {source: env, api_key_env: K, api_token_env: T}\n", "accounts[0].sid"},
+		{"duplicate sid", account + "  - sid: ACME\n    credentials: {source: env, api_key_env: K, api_token_env: T}\n", "accounts[1].sid"},
+		{"unknown region", "accounts:\n  - sid: acme\n    region: mars\n    credentials: {source: env, api_key_env: K, api_token_env: T}\n", "accounts[0].region"},
+		{"missing key env", "accounts:\n  - sid: acme\n    credentials: {source: env, api_token_env: T}\n", "accounts[0].credentials.api_key_env"},
+		{"unknown source", "accounts:\n  - sid: acme\n    credentials: {source: ldap, api_key_env: K, api_token_env: T}\n", "accounts[0].credentials.source"},
+		{"unknown bucket", "limits: {buckets: {fax: {limit: 1, period: 1s}}}\n" + account, "limits.buckets.fax"},
+		{"burst not below limit", "limits: {buckets: {sms: {limit: 5, period: 1s, burst: 5}}}\n" + account, "limits.buckets.sms: burst 5 must be less than limit 5"},
+		{"no period", "limits: {buckets: {sms: {limit: 5, period: 0s}}}\n" + account, "limits.buckets.sms: period"},
+		{"account cap", "limits: {account: {limit: -1}}\n" + account, "limits.account"},
+		{"ratio", "breaker: {failure_ratio: 2}\n" + account, "breaker.failure_ratio"},
+		{"half open", "breaker: {half_open_requests: 0}\n" + account, "breaker.half_open_requests"},
+		{"timeout", "upstream: {timeout: 0s}\n" + account, "upstream.timeout"},
+		{"ca file", "upstream: {ca_file: /nonexistent/ca.pem}\n" + account, "upstream.ca_file"},
+		{"region path", "upstream: {regions: {singapore: {api: 'https://x/y'}}}\n" + account, "upstream.regions.singapore.api"},
+		{"region userinfo", "upstream: {regions: {singapore: {api: 'https://u:p@x'}}}\n" + account, "upstream.regions.singapore.api"},
+		{"new region incomplete", "upstream: {regions: {frankfurt: {api: 'https://x'}}}\n" + account, "upstream.regions.frankfurt.ccm"},
+		{"max body", "max_body: 0\n" + account, "max_body"},
+		{"max body syntax", "max_body: lots\n" + account, "not a size"},
+		{"bad duration", "shutdown_timeout: soon\n" + account, "shutdown_timeout"},
+		{"two documents", account + "---\nlisten: x\n", "more than one YAML document"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.yaml))
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestMergesOverDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("upstream:\n  allow_insecure_http: true\n  regions:\n    singapore: {api: 'http://127.0.0.1:9'}\nlimits:\n  buckets:\n    sms: {limit: 20, period: 2s, burst: 2}\n" + account))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	sg := cfg.Upstream.Regions[RegionSingapore]
+	if sg.API != "http://127.0.0.1:9" || sg.CCM != "https://ccm-api.exotel.com" {
+		t.Errorf("singapore %+v: override must keep the other host's default", sg)
+	}
+	if cfg.Upstream.Regions[RegionMumbai].API != "https://api.in.exotel.com" {
+		t.Error("mumbai default lost")
+	}
+	if r := cfg.Limits.Buckets["sms"]; r != (Rule{20, 2 * time.Second, 2}) {
+		t.Errorf("sms %+v", r)
+	}
+	if r := cfg.Limits.Buckets["voice_v1"]; r.Limit != 200 {
+		t.Errorf("voice_v1 default lost: %+v", r)
+	}
+	if cfg.Accounts[0].Region != RegionSingapore {
+		t.Errorf("default region %q", cfg.Accounts[0].Region)
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	env := map[string]string{EnvAPIKey: "k", EnvAPIToken: "t", EnvAccountSID: "acme"}
+	getenv := func(k string) string { return env[k] }
+	cfg, err := FromEnv(getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Accounts[0]
+	if a.SID != "acme" || a.Region != RegionSingapore || a.Credentials.APIKeyEnv != EnvAPIKey || a.Credentials.APITokenEnv != EnvAPIToken {
+		t.Errorf("account %+v", a)
+	}
+	env[EnvRegion] = "Mumbai"
+	cfg, _ = FromEnv(getenv)
+	if cfg.Accounts[0].Region != RegionMumbai {
+		t.Errorf("region %q", cfg.Accounts[0].Region)
+	}
+	env[EnvRegion] = "tokyo"
+	cfg, _ = FromEnv(getenv)
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "accounts[0].region") {
+		t.Errorf("bad EXOTEL_REGION: %v", err)
+	}
+	env[EnvListen] = "127.0.0.1:9999"
+	cfg.ApplyEnv(getenv)
+	if cfg.Listen != "127.0.0.1:9999" {
+		t.Errorf("EXOGATE_LISTEN ignored: %q", cfg.Listen)
+	}
+
+	for _, missing := range []string{EnvAPIKey, EnvAPIToken, EnvAccountSID} {
+		t.Run("missing "+missing, func(t *testing.T) {
+			e := map[string]string{EnvAPIKey: "k", EnvAPIToken: "t", EnvAccountSID: "acme"}
+			delete(e, missing)
+			_, err := FromEnv(func(k string) string { return e[k] })
+			if err == nil || !strings.Contains(err.Error(), missing) {
+				t.Fatalf("error %v, want it to name %s", err, missing)
+			}
+			if strings.Contains(err.Error(), "k,") || strings.Contains(err.Error(), `"t"`) {
+				t.Errorf("error shows a value: %v", err)
+			}
+		})
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	for in, want := range map[string]ByteSize{"1024": 1024, "64KiB": 65536, "1MiB": 1 << 20, "10MB": 10e6, "2 GiB": 2 << 30, "7B": 7} {
+		if got, err := ParseByteSize(in); err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "1XB", "MiB", "99999999999999999999GiB"} {
+		if _, err := ParseByteSize(bad); err == nil {
+			t.Errorf("ParseByteSize(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(account))
+	f.Add([]byte("limits: {buckets: {sms: {limit: 5, period: 1s, burst: 5}}}\n" + account))
+	f.Add([]byte("max_body: 1MiB\nupstream: {regions: {x: {api: 'https://a', ccm: 'https://b'}}}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data)
+		if err != nil {
+			return
+		}
+		if cfg.Validate() == nil {
+			// Anything valid must have accounts with known regions and sane limits.
+			for _, a := range cfg.Accounts {
+				if _, ok := cfg.Upstream.Regions[a.Region]; !ok {
+					t.Fatalf("valid config with unknown region %q", a.Region)
+				}
+			}
+			for name, r := range cfg.Limits.Buckets {
+				if r.Limit > 0 && (r.Period <= 0 || r.Burst >= r.Limit) {
+					t.Fatalf("valid config with bad rule %s %+v", name, r)
+				}
+			}
+		}
+	})
+}

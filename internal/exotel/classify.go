@@ -1,0 +1,362 @@
+package exotel
+
+import (
+	"errors"
+	"strings"
+)
+
+// Errors returned by Classify. Callers tell them apart with errors.Is.
+var (
+	// ErrNotFound means the path is outside Exotel's API families; the
+	// caller answers 404.
+	ErrNotFound = errors.New("exotel: path not found")
+	// ErrBadPath means the path is malformed or hostile (dot segments,
+	// encoded separators or control characters, a bad account SID, a
+	// second account in the path...); the caller answers 400.
+	ErrBadPath = errors.New("exotel: bad request path")
+	// ErrMethod means the method is not one Exotel's API uses; the caller
+	// answers 405.
+	ErrMethod = errors.New("exotel: method not allowed")
+)
+
+// MaxPathLen is the longest raw path Classify accepts, in bytes.
+const MaxPathLen = 2048
+
+// maxSIDLen is the longest account SID Classify accepts.
+const maxSIDLen = 64
+
+// Classify maps a method and the raw escaped request path to a Route.
+//
+// rawPath is the path exactly as received on the wire, before any '?'
+// (for example from http.Request.RequestURI), never a decoded URL.Path:
+// the checks below are about what the upstream will see.
+//
+// Version, "Accounts" and resource segments match case-insensitively, and
+// empty segments ("//") are skipped, so /v1/Accounts/{sid}//Calls/connect.json
+// is a v1 call. The account SID must be 1 to 64 characters of [A-Za-z0-9_-];
+// Route.Account is the SID lower-cased (no allocation when it is already
+// lower case; one when it is not).
+//
+// Classify returns ErrBadPath for a hostile or malformed path: one that is
+// empty, does not start with a single '/', is longer than MaxPathLen, holds
+// "..", a "." segment, a raw byte below 0x20 or from 0x7f up, a raw
+// backslash, a malformed percent-escape, or a percent-escape that decodes to
+// '.', '/', '\\', a control character or a byte from 0x80 up; a bad SID; or a
+// second "accounts" segment after the SID. A path starting "//" is refused
+// too, as some URL parsers would read the next segment as a host. It returns
+// ErrNotFound for a path outside the families Exotel serves, and ErrMethod
+// for a method other than GET, HEAD, POST, PUT, PATCH or DELETE (matched
+// exactly, as HTTP methods are case-sensitive). Path errors win over
+// ErrMethod.
+//
+// On error the Route has only Family (when the first segment names one) and
+// Shape (as ShapeOf) set, so the caller can answer in Exotel's shape; its
+// Account is empty, its Host HostAPI and its Bucket BucketOther.
+//
+// Classify does not allocate, except to lower-case a SID holding upper case.
+func Classify(method, rawPath string) (Route, error) {
+	family := familyOf(rawPath)
+	fail := Route{Family: family, Bucket: BucketOther, Host: HostAPI, Shape: shapeOf(family, rawPath)}
+	if !pathSafe(rawPath) {
+		return fail, ErrBadPath
+	}
+
+	// The first segment is the version, already read into family.
+	_, i := nextSegment(rawPath, 0)
+	accounts, i := nextSegment(rawPath, i)
+	sid, i := nextSegment(rawPath, i)
+	if family == FamilyUnknown || !equalFold(accounts, "accounts") || sid == "" {
+		return fail, ErrNotFound
+	}
+	if !validSID(sid) {
+		return fail, ErrBadPath
+	}
+	resource, rest := nextSegment(rawPath, i)
+	if secondAccount(rawPath, i) {
+		return fail, ErrBadPath
+	}
+	if resource == "" {
+		return fail, ErrNotFound
+	}
+	last := isLast(rawPath, rest)
+
+	r := Route{Family: family, Host: HostAPI, Shape: fail.Shape}
+	ok := false
+	switch family {
+	case FamilyV1:
+		r.Bucket, ok = v1Resource(trimJSON(resource, last))
+	case FamilyV2Beta:
+		r.Bucket = BucketOther
+		name := trimJSON(resource, last)
+		ok = equalFold(name, "incomingphonenumbers") || equalFold(name, "availablephonenumbers")
+	case FamilyV2:
+		r.Bucket, r.Host, ok = v2Resource(resource)
+	case FamilyV3:
+		r.Bucket, r.Host, ok = BucketVoiceV2, HostCCM, equalFold(resource, "calls")
+	}
+	if !ok {
+		return fail, ErrNotFound
+	}
+	if !methodAllowed(method) {
+		return fail, ErrMethod
+	}
+	r.Account = strings.ToLower(sid)
+	return r, nil
+}
+
+// ShapeOf returns the body shape a caller of rawPath most likely expects,
+// judged from the path alone: a first segment of v2 or v3 gives ShapeV2; v1
+// gives ShapeJSON when the last segment ends in ".json" and ShapeXML when it
+// does not; anything else, v2_beta included, gives ShapeJSON. Segments match
+// case-insensitively and empty segments are skipped, as in Classify.
+func ShapeOf(rawPath string) Shape {
+	return shapeOf(familyOf(rawPath), rawPath)
+}
+
+// shapeOf is ShapeOf for a path whose family is already known.
+func shapeOf(family Family, rawPath string) Shape {
+	switch family {
+	case FamilyV2, FamilyV3:
+		return ShapeV2
+	case FamilyV1:
+		end := len(rawPath)
+		for end > 0 && rawPath[end-1] == '/' {
+			end--
+		}
+		if hasSuffixFold(rawPath[:end], ".json") {
+			return ShapeJSON
+		}
+		return ShapeXML
+	}
+	return ShapeJSON
+}
+
+// familyOf returns the family named by the first non-empty segment.
+func familyOf(rawPath string) Family {
+	seg, _ := nextSegment(rawPath, 0)
+	switch {
+	case equalFold(seg, "v1"):
+		return FamilyV1
+	case equalFold(seg, "v2_beta"):
+		return FamilyV2Beta
+	case equalFold(seg, "v2"):
+		return FamilyV2
+	case equalFold(seg, "v3"):
+		return FamilyV3
+	}
+	return FamilyUnknown
+}
+
+// v1Resource returns the bucket of a v1 resource name (without ".json").
+func v1Resource(name string) (Bucket, bool) {
+	switch {
+	case equalFold(name, "calls"),
+		equalFold(name, "numbers"),
+		equalFold(name, "customerwhitelist"):
+		return BucketVoiceV1, true
+	case equalFold(name, "sms"):
+		return BucketSMS, true
+	}
+	return BucketOther, false
+}
+
+// v2Resource returns the bucket and host of a v2 resource name.
+func v2Resource(name string) (Bucket, Host, bool) {
+	switch {
+	case equalFold(name, "calls"), equalFold(name, "users"):
+		return BucketVoiceV2, HostCCM, true
+	case equalFold(name, "messages"):
+		return BucketWhatsApp, HostAPI, true
+	case equalFold(name, "campaigns"),
+		equalFold(name, "lists"),
+		equalFold(name, "contacts"),
+		equalFold(name, "sms-campaigns"),
+		equalFold(name, "message-campaigns"),
+		equalFold(name, "incoming-phone-numbers"),
+		equalFold(name, "trunks"):
+		return BucketOther, HostAPI, true
+	}
+	return BucketOther, HostAPI, false
+}
+
+// methodAllowed reports whether Exotel's API uses method.
+func methodAllowed(method string) bool {
+	switch method {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE":
+		return true
+	}
+	return false
+}
+
+// nextSegment returns the first non-empty segment of p at or after byte i,
+// skipping slashes, and the index just past it. It returns "" at the end.
+func nextSegment(p string, i int) (seg string, next int) {
+	for i < len(p) && p[i] == '/' {
+		i++
+	}
+	start := i
+	for i < len(p) && p[i] != '/' {
+		i++
+	}
+	return p[start:i], i
+}
+
+// isLast reports whether nothing but slashes follows byte i of p.
+func isLast(p string, i int) bool {
+	for ; i < len(p); i++ {
+		if p[i] != '/' {
+			return false
+		}
+	}
+	return true
+}
+
+// trimJSON removes a ".json" suffix (any case) from the last segment.
+func trimJSON(seg string, last bool) string {
+	if last && len(seg) > len(".json") && hasSuffixFold(seg, ".json") {
+		return seg[:len(seg)-len(".json")]
+	}
+	return seg
+}
+
+// equalFold reports whether s equals the lower-case ASCII word t, ignoring
+// ASCII case. It is strings.EqualFold without the Unicode cases, which the
+// words matched here do not need.
+func equalFold(s, t string) bool {
+	if len(s) != len(t) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != t[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// hasSuffixFold is strings.HasSuffix ignoring ASCII case.
+func hasSuffixFold(s, suffix string) bool {
+	return len(s) >= len(suffix) && equalFold(s[len(s)-len(suffix):], suffix)
+}
+
+// validSID reports whether s is 1 to maxSIDLen bytes of [A-Za-z0-9_-].
+func validSID(s string) bool {
+	if len(s) == 0 || len(s) > maxSIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// secondAccount reports whether any segment of p from byte i on reads
+// "accounts" once percent-decoded, ignoring case and any ";" parameters: an
+// upstream that routes on the decoded path could take a second SID from it.
+func secondAccount(p string, i int) bool {
+	for {
+		var seg string
+		seg, i = nextSegment(p, i)
+		if seg == "" {
+			return false
+		}
+		if k := strings.IndexByte(seg, ';'); k >= 0 {
+			seg = seg[:k]
+		}
+		if decodedEqualFold(seg, "accounts") {
+			return true
+		}
+	}
+}
+
+// decodedEqualFold reports whether the percent-decoding of seg equals the
+// lower-case ASCII word, ignoring ASCII case. seg's escapes are well formed
+// (pathSafe checked them).
+func decodedEqualFold(seg, word string) bool {
+	j := 0
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		if c == '%' && i+2 < len(seg) {
+			hi, _ := unhex(seg[i+1])
+			lo, _ := unhex(seg[i+2])
+			c = hi<<4 | lo
+			i += 2
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if j >= len(word) || c != word[j] {
+			return false
+		}
+		j++
+	}
+	return j == len(word)
+}
+
+// pathSafe reports whether p passes the hostile-input checks documented on
+// Classify (everything but the SID and second-account checks).
+func pathSafe(p string) bool {
+	if len(p) == 0 || len(p) > MaxPathLen || p[0] != '/' || (len(p) > 1 && p[1] == '/') {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		// Most bytes are letters and digits; every byte that needs a
+		// closer look but the backslash sorts at or below '/'.
+		if c > '/' && c < 0x7f && c != '\\' {
+			continue
+		}
+		switch {
+		case c < 0x20, c >= 0x7f, c == '\\':
+			return false
+		case c == '%':
+			if i+2 >= len(p) {
+				return false
+			}
+			hi, ok1 := unhex(p[i+1])
+			lo, ok2 := unhex(p[i+2])
+			if !ok1 || !ok2 {
+				return false
+			}
+			// Escapes that decode to separators, dots or control bytes
+			// let a path mean one thing here and another upstream; bytes
+			// from 0x80 up cover overlong UTF-8 such as %c0%ae.
+			d := hi<<4 | lo
+			if d < 0x20 || d >= 0x7f || d == '.' || d == '/' || d == '\\' {
+				return false
+			}
+			i += 2
+		case c == '.':
+			if i+1 < len(p) && p[i+1] == '.' {
+				return false
+			}
+			// p[0] is '/', so i >= 1 here.
+			if p[i-1] == '/' && (i+1 == len(p) || p[i+1] == '/') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// unhex returns the value of the hex digit c.
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
