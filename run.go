@@ -263,7 +263,16 @@ func serve(ctx context.Context, cfg config.Config, gw *proxy.Handler, log zerolo
 	}
 	stop() // a second signal kills the process the default way
 	gw.SetDraining()
-	log.Info().Dur("timeout", cfg.ShutdownTimeout).Msg("draining: finishing in-flight requests")
+	log.Info().Dur("delay", cfg.ShutdownDelay).Dur("timeout", cfg.ShutdownTimeout).Msg("draining: /readyz answers 503")
+	if cfg.ShutdownDelay > 0 {
+		t := time.NewTimer(cfg.ShutdownDelay)
+		select {
+		case <-t.C:
+		case err := <-errc:
+			t.Stop()
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

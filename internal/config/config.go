@@ -36,6 +36,7 @@ type Config struct {
 	Limits          Limits        `yaml:"limits"`
 	Breaker         Breaker       `yaml:"breaker"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	ShutdownDelay   time.Duration `yaml:"shutdown_delay"`
 	MaxBody         ByteSize      `yaml:"max_body"`
 	MaxHeaderBytes  ByteSize      `yaml:"max_header_bytes"`
 	Server          Server        `yaml:"server"`
@@ -448,6 +449,9 @@ func (c *Config) Validate() error {
 		bad("breaker.half_open_requests", "must be at least 1")
 	}
 	positive("shutdown_timeout", c.ShutdownTimeout)
+	if c.ShutdownDelay < 0 {
+		bad("shutdown_delay", "must not be negative")
+	}
 	if c.MaxBody <= 0 {
 		bad("max_body", "must be positive")
 	}
