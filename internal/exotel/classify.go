@@ -41,9 +41,9 @@ const maxSIDLen = 64
 // empty, does not start with a single '/', is longer than MaxPathLen, holds
 // "..", a "." segment, a raw byte below 0x20 or from 0x7f up, a raw
 // backslash, a malformed percent-escape, or a percent-escape that decodes to
-// '.', '/', '\\', a control character or a byte from 0x80 up; a bad SID; or a
-// second "accounts" segment after the SID. A path starting "//" is refused
-// too, as some URL parsers would read the next segment as a host. It returns
+// '.', '/', '\\', '%' (double encoding), a control character or a byte from
+// 0x80 up; a bad SID; or a second "accounts" segment after the SID. A path
+// starting "//" is refused too, as some URL parsers would read the next segment as a host. It returns
 // ErrNotFound for a path outside the families Exotel serves, and ErrMethod
 // for a method other than GET, HEAD, POST, PUT, PATCH or DELETE (matched
 // exactly, as HTTP methods are case-sensitive). Path errors win over
@@ -329,9 +329,10 @@ func pathSafe(p string) bool {
 			}
 			// Escapes that decode to separators, dots or control bytes
 			// let a path mean one thing here and another upstream; bytes
-			// from 0x80 up cover overlong UTF-8 such as %c0%ae.
+			// from 0x80 up cover overlong UTF-8 such as %c0%ae; an encoded
+			// '%' hides any of these from an upstream that decodes twice.
 			d := hi<<4 | lo
-			if d < 0x20 || d >= 0x7f || d == '.' || d == '/' || d == '\\' {
+			if d < 0x20 || d >= 0x7f || d == '.' || d == '/' || d == '\\' || d == '%' {
 				return false
 			}
 			i += 2

@@ -192,7 +192,8 @@ func classifyCases() []classifyCase {
 		{"limit/segment accounts-like", "GET", "/v1/Accounts/exotel/Calls/accountsx", v1("exotel", BucketVoiceV1, ShapeXML), nil},
 		{"limit/dot inside segment", "GET", "/v1/Accounts/exotel/Calls/a.b.json", v1("exotel", BucketVoiceV1, ShapeJSON), nil},
 		{"limit/dot-prefixed segment", "GET", "/v1/Accounts/exotel/Calls/.hidden", v1("exotel", BucketVoiceV1, ShapeXML), nil},
-		{"limit/encoded percent", "GET", "/v1/Accounts/exotel/Numbers/100%25", v1("exotel", BucketVoiceV1, ShapeXML), nil},
+		{"hostile/encoded percent", "GET", "/v1/Accounts/exotel/Numbers/100%25", bad(FamilyV1, ShapeXML), ErrBadPath},
+		{"hostile/double-encoded dot dot", "GET", "/v1/Accounts/exotel/Calls/%252e%252e/x", bad(FamilyV1, ShapeXML), ErrBadPath},
 		{"limit/encoded tilde", "GET", "/v2/accounts/exotel/calls/%7E", v2("exotel", BucketVoiceV2, HostCCM), nil},
 	}
 }

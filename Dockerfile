@@ -1,0 +1,23 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t exogate .
+# Run:   docker run -p 8080:8080 -e EXOTEL_API_KEY -e EXOTEL_API_TOKEN -e EXOTEL_ACCOUNT_SID exogate
+
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 GOOS=linux go build -trimpath \
+      -ldflags "-s -w -X main.version=${VERSION}" -o /out/exogate .
+
+# Static binary on a distroless base: CA roots for Exotel's TLS, no shell,
+# runs as an unprivileged user (uid 65532).
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/exogate /exogate
+USER nonroot:nonroot
+EXPOSE 8080
+# Inside a container the listener must not be loopback-only.
+ENV EXOGATE_LISTEN=0.0.0.0:8080
+ENTRYPOINT ["/exogate"]
+CMD ["serve"]

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs exogate's whole test suite. On a fresh machine it first installs what
+# the tests need and is missing. Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_go() {
+  if ! command -v go >/dev/null 2>&1; then
+    if [ -x /usr/local/go/bin/go ]; then
+      export PATH="/usr/local/go/bin:$PATH"
+    else
+      echo "scripts/test.sh: Go 1.26 is required (https://go.dev/dl/)" >&2
+      exit 1
+    fi
+  fi
+}
+need_go
+
+echo "== go vet"
+go vet ./...
+
+echo "== unit, integration and end-to-end tests (race detector on)"
+go test -race -count=1 ./...
+
+echo "== fuzz targets, briefly"
+go test -run='^$' -fuzz='^FuzzClassify$' -fuzztime=10s ./internal/exotel/
+go test -run='^$' -fuzz='^FuzzParse$' -fuzztime=5s ./internal/config/
+
+echo "== benchmarks compile and run once"
+go test -run='^$' -bench=. -benchtime=1x ./... >/dev/null
+
+echo "scripts/test.sh: all tests passed"
