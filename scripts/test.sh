@@ -27,6 +27,6 @@ go test -run='^$' -fuzz='^FuzzClassify$' -fuzztime=10s ./internal/exotel/
 go test -run='^$' -fuzz='^FuzzParse$' -fuzztime=5s ./internal/config/
 
 echo "== benchmarks compile and run once"
-go test -run='^$' -bench=. -benchtime=1x ./... >/dev/null
+go test -run='^$' -bench=. -benchtime=1x ./...
 
 echo "scripts/test.sh: all tests passed"
