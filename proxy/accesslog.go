@@ -12,6 +12,10 @@ import (
 // no body; query-string values (phone numbers) are replaced by "*".
 func (h *Handler) accessLog(ex *exchange, r *http.Request, start time.Time) {
 	ev := h.log.Info()
+	if ex.health {
+		// Probes every few seconds would drown the log.
+		ev = h.log.Debug()
+	}
 	if ev == nil {
 		return
 	}
@@ -37,6 +41,11 @@ func (h *Handler) accessLog(ex *exchange, r *http.Request, start time.Time) {
 	}
 	if ex.kind != "" {
 		ev.Str("error", ex.kind)
+	}
+	if ex.cause != nil {
+		// Transport errors name the host and the failure (DNS, refused,
+		// TLS, timeout); the request they carry has no userinfo.
+		ev.Str("cause", ex.cause.Error())
 	}
 	ev.Msg("request")
 }

@@ -225,6 +225,8 @@ type exchange struct {
 	status      int
 	wroteHeader bool
 	kind        string
+	cause       error // the transport error behind a 502/504, for the log
+	health      bool
 	route       exotel.Route
 	method      string
 	requestID   string
@@ -263,7 +265,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serve(ex, r)
 
 	h.accessLog(ex, r, start)
-	ex.ResponseWriter, ex.up = nil, nil
+	ex.ResponseWriter, ex.up, ex.cause = nil, nil, nil
 	ex.body = limitedBody{}
 	h.pool.Put(ex)
 }
@@ -280,6 +282,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		h.fail(ex, exotel.ShapeJSON, errAbsoluteURI)
 		return
 	case raw == "/healthz" || raw == "/readyz":
+		ex.health = true
 		h.health(ex, r, raw)
 		return
 	}
@@ -337,6 +340,7 @@ func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	if ex.body.exceeded {
 		err = errBodyTooLarge
 	}
+	ex.cause = err
 	if ex.wroteHeader {
 		// The upstream's answer was already under way; nothing sane can be
 		// added to it. ReverseProxy aborts the connection.

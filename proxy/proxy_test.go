@@ -628,6 +628,9 @@ func TestUpstreamUnreachable(t *testing.T) {
 	req, _ := http.NewRequest("POST", r.front.URL+"/v2/accounts/acme/calls", strings.NewReader("{}"))
 	resp, body := r.do(req)
 	assertShape(t, resp, body, exotel.ShapeV2, 502, KindUpstreamUnreachable)
+	if !strings.Contains(r.logs.String(), `"cause":"`) {
+		t.Errorf("access line does not say why the upstream failed: %s", r.logs.String())
+	}
 }
 
 func TestUpstreamTimeout(t *testing.T) {
@@ -728,6 +731,9 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	if r.total() != 1 {
 		t.Errorf("health checks reached upstream: %d", r.total())
+	}
+	if strings.Contains(r.logs.String(), "/readyz") {
+		t.Error("probes logged at info level")
 	}
 }
 
