@@ -369,6 +369,47 @@ func TestEndToEndRateLimit(t *testing.T) {
 	}
 }
 
+// Callers over the rate wait in line instead of failing, and Exotel still
+// never sees more than the limit in any window.
+func TestEndToEndCallersQueue(t *testing.T) {
+	farm := newFarm(t)
+	cfg := writeFile(t, "exogate.yaml", farm.config(`limits:
+  max_wait: 5s
+  buckets:
+    voice_v2: {limit: 4, period: 400ms, burst: 1}
+`))
+	g := startGateway(t, []string{"-config", cfg}, farmEnv())
+	var wg sync.WaitGroup
+	codes := make([]int, 6)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Post(g.base+"/v2/accounts/acme/calls", "application/json", strings.NewReader("{}"))
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != 200 {
+			t.Errorf("caller %d got %d, want 200 after waiting", i, c)
+		}
+	}
+	if n := strings.Count(g.logs.String(), `"limiter_wait_ms"`); n < 4 {
+		t.Errorf("%d access lines report a limiter wait, want at least 4 of 6", n)
+	}
+	if n := farm.fakes["singapore-ccm"].Count(); n != 6 {
+		t.Errorf("Exotel received %d", n)
+	}
+	if n := farm.fakes["singapore-ccm"].MaxInWindow(400 * time.Millisecond); n > 4 {
+		t.Errorf("Exotel saw %d requests within 400ms, limit 4", n)
+	}
+}
+
 func TestZeroSetupFromEnvironment(t *testing.T) {
 	env := map[string]string{
 		"EXOTEL_API_KEY": acmeKey, "EXOTEL_API_TOKEN": acmeToken, "EXOTEL_ACCOUNT_SID": "acme",

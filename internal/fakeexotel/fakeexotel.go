@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Request is one request as the fake received it.
@@ -23,7 +25,8 @@ type Request struct {
 	Host       string
 	Header     http.Header
 	Body       []byte
-	Server     string // the Name of the fake that received it
+	Server     string    // the Name of the fake that received it
+	At         time.Time // when its headers arrived
 }
 
 // Account is an account the fake knows, with the key and token it accepts.
@@ -83,6 +86,21 @@ func (s *Server) Count() int64 { return s.count.Load() }
 // Aborted returns how many requests arrived with a body cut off mid-way.
 func (s *Server) Aborted() int64 { return s.aborted.Load() }
 
+// MaxInWindow returns the most requests received within any window of the
+// given length (both ends included).
+func (s *Server) MaxInWindow(window time.Duration) int {
+	reqs := s.Requests()
+	sort.Slice(reqs, func(i, j int) bool { return reqs[i].At.Before(reqs[j].At) })
+	best, j := 0, 0
+	for i := range reqs {
+		for reqs[i].At.Sub(reqs[j].At) > window {
+			j++
+		}
+		best = max(best, i-j+1)
+	}
+	return best
+}
+
 // Reset forgets the recorded requests.
 func (s *Server) Reset() {
 	s.mu.Lock()
@@ -94,6 +112,7 @@ func (s *Server) Reset() {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	at := time.Now()
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		// A body cut off mid-way (a chunked upload aborted by the sender) is
@@ -101,7 +120,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.aborted.Add(1)
 		return
 	}
-	req := Request{Method: r.Method, RequestURI: r.RequestURI, Host: r.Host, Header: r.Header.Clone(), Body: body, Server: s.Name}
+	req := Request{Method: r.Method, RequestURI: r.RequestURI, Host: r.Host, Header: r.Header.Clone(), Body: body, Server: s.Name, At: at}
 	s.count.Add(1)
 	s.mu.Lock()
 	s.requests = append(s.requests, req)
