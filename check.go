@@ -7,6 +7,7 @@ import (
 	"log"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -28,7 +29,17 @@ var checkHints = map[int]string{
 // for every account through the gateway's own handler (so through the same
 // limiter, breaker, credentials and transport as live traffic), one line per
 // account. It fails if any account does not answer 200.
-func check(ctx context.Context, cfg config.Config, gw *proxy.Handler, stdout io.Writer) error {
+func check(ctx context.Context, cfg config.Config, gw *gateway, stdout io.Writer) error {
+	gw.store.Start(ctx)
+	defer func() { _ = gw.store.Close(context.WithoutCancel(ctx)) }()
+	// Give file and Vault sources a moment to load; an account still without
+	// credentials then reports credentials_unavailable.
+	deadline := time.Now().Add(15 * time.Second)
+	for !gw.store.Ready() && time.Now().Before(deadline) {
+		if !sleepCtx(ctx, 100*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
 	failed := 0
 	for _, a := range cfg.Accounts {
 		sid := strings.ToLower(a.SID)
@@ -57,6 +68,17 @@ func check(ctx context.Context, cfg config.Config, gw *proxy.Handler, stdout io.
 		return fmt.Errorf("check: %d of %d accounts failed", failed, len(cfg.Accounts))
 	}
 	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // statusRecorder is the ResponseWriter of a check: it keeps the status and

@@ -161,8 +161,8 @@ func writeFile(t *testing.T, name, content string) string {
 
 var addrRE = regexp.MustCompile(`"addr":"([^"]+)"`)
 
-// gateway is a running `run`, in process.
-type gateway struct {
+// testGateway is a running `run`, in process.
+type testGateway struct {
 	base   string
 	cancel context.CancelFunc
 	done   chan error
@@ -170,10 +170,10 @@ type gateway struct {
 }
 
 // startGateway calls run on :0 and waits until /readyz answers 200.
-func startGateway(t *testing.T, args []string, env map[string]string) *gateway {
+func startGateway(t *testing.T, args []string, env map[string]string) *testGateway {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &gateway{cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	g := &testGateway{cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
 	stderr := io.MultiWriter(g.logs, allLogs)
 	gatewaysStarted.Add(1)
 	go func() {
@@ -200,7 +200,7 @@ func startGateway(t *testing.T, args []string, env map[string]string) *gateway {
 	return g
 }
 
-func (g *gateway) stop(t *testing.T) {
+func (g *testGateway) stop(t *testing.T) {
 	if g.cancel == nil {
 		return
 	}

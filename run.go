@@ -125,22 +125,52 @@ func newLogger(c config.Log, w io.Writer) (zerolog.Logger, error) {
 	return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
 }
 
+// gateway is the wired program: the handler and what it needs started and
+// stopped.
+type gateway struct {
+	*proxy.Handler
+	store *credentials.Store
+}
+
 // newGateway builds the credentials store, the limiter, the upstream
 // transport and the handler from a validated configuration.
-func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logger) (*proxy.Handler, error) {
+func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logger) (*gateway, error) {
 	specs := make([]credentials.Spec, 0, len(cfg.Accounts))
 	sids := make([]string, 0, len(cfg.Accounts))
 	for _, a := range cfg.Accounts {
 		sid := strings.ToLower(a.SID)
 		sids = append(sids, sid)
-		specs = append(specs, credentials.Spec{
-			Account:     sid,
-			Source:      a.Credentials.Source,
-			APIKeyEnv:   a.Credentials.APIKeyEnv,
-			APITokenEnv: a.Credentials.APITokenEnv,
-		})
+		cr := a.Credentials
+		spec := credentials.Spec{
+			Account:      sid,
+			Source:       cr.Source,
+			APIKeyEnv:    cr.APIKeyEnv,
+			APITokenEnv:  cr.APITokenEnv,
+			APIKeyFile:   cr.APIKeyFile,
+			APITokenFile: cr.APITokenFile,
+		}
+		if cr.Vault != nil {
+			spec.Vault = credentials.VaultSecret(*cr.Vault)
+		}
+		specs = append(specs, spec)
 	}
-	store, err := credentials.NewStore(specs, getenv)
+	v := cfg.Vault
+	store, err := credentials.New(credentials.Config{
+		Accounts: specs,
+		Vault: credentials.VaultConfig{
+			Address:   v.Address,
+			CAFile:    v.CAFile,
+			Namespace: v.Namespace,
+			Timeout:   v.Timeout,
+			Auth:      credentials.VaultAuth(v.Auth),
+		},
+		RefreshInterval:  v.RefreshInterval,
+		FilePollInterval: cfg.Rotation.FilePollInterval,
+		PreviousGrace:    cfg.Rotation.PreviousGrace,
+		MinForcedRefresh: cfg.Rotation.MinForcedRefresh,
+		Getenv:           getenv,
+		Logger:           log,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +210,7 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 		accounts = append(accounts, proxy.Account{SID: a.SID, API: api, CCM: ccm})
 	}
 	b := cfg.Breaker
-	return proxy.New(proxy.Config{
+	h, err := proxy.New(proxy.Config{
 		Accounts:   accounts,
 		Authorizer: store,
 		Limiter:    limiter,
@@ -196,6 +226,10 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 		MaxBody: int64(cfg.MaxBody),
 		Logger:  log,
 	})
+	if err != nil {
+		return nil, err
+	}
+	return &gateway{Handler: h, store: store}, nil
 }
 
 // newTransport is the upstream transport: HTTPS with the system roots plus
@@ -232,9 +266,21 @@ func newTransport(u config.Upstream) (*http.Transport, error) {
 }
 
 // serve runs the listener until ctx ends or a signal arrives, then drains.
-func serve(ctx context.Context, cfg config.Config, gw *proxy.Handler, log zerolog.Logger) error {
+func serve(ctx context.Context, cfg config.Config, gw *gateway, log zerolog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	// Credentials from files and Vault load in the background: until every
+	// account has some, /readyz answers 503 and that account's requests 503
+	// credentials_unavailable, and exogate keeps trying.
+	gw.store.Start(context.WithoutCancel(ctx))
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := gw.store.Close(cctx); err != nil {
+			log.Warn().Str("error", err.Error()).Msg("closing credentials")
+		}
+	}()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -1,8 +1,9 @@
 // Package credentials owns exogate's secrets: it loads each account's Exotel
-// API key and token, keeps them in memory as immutable values, and writes the
-// HTTP Basic header onto an outgoing request. No other package sees a key or a
-// token: the proxy asks a Store to authorize a request for an account and never
-// holds the values itself.
+// API key and token from its source (environment variables, files, or
+// HashiCorp Vault), keeps them in memory as immutable values swapped
+// atomically when they are rotated, and writes the HTTP Basic header onto an
+// outgoing request. No other package sees a key or a token: the proxy asks a
+// Store to authorize a request for an account and never holds the values.
 //
 // A Credential never prints its values: String, GoString, Format, MarshalJSON,
 // MarshalText and zerolog's MarshalZerologObject all render "[redacted]", so a
@@ -13,9 +14,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -42,9 +41,8 @@ type Credential struct {
 }
 
 // NewCredential makes a Credential from a key and a token; both must be
-// non-empty. source names where it came from ("env"), version identifies it
-// without revealing it (for env, a hash prefix is not used: the source's own
-// version or "1").
+// non-empty. source names where it came from ("env", "file", "vault");
+// version identifies it without revealing it.
 func NewCredential(key, token, source, version string, loadedAt time.Time) (*Credential, error) {
 	if key == "" || token == "" {
 		return nil, errors.New("credentials: API key and token must both be set")
@@ -65,6 +63,11 @@ func (c *Credential) Version() string { return c.version }
 // LoadedAt is when the credential was loaded.
 func (c *Credential) LoadedAt() time.Time { return c.loadedAt }
 
+// same reports whether c and o hold the same key and token.
+func (c *Credential) same(o *Credential) bool {
+	return c != nil && o != nil && c.header[0] == o.header[0]
+}
+
 // String implements fmt.Stringer without revealing the secret.
 func (c *Credential) String() string { return redacted }
 
@@ -84,115 +87,4 @@ func (c *Credential) MarshalText() ([]byte, error) { return []byte(redacted), ni
 // MarshalZerologObject logs only the credential's metadata.
 func (c *Credential) MarshalZerologObject(e *zerolog.Event) {
 	e.Str("source", c.source).Str("version", c.version).Time("loaded_at", c.loadedAt)
-}
-
-// Spec says where one account's credentials come from.
-type Spec struct {
-	Account     string // lower-case account SID
-	Source      string // "env"
-	APIKeyEnv   string // env: variable holding the API key
-	APITokenEnv string // env: variable holding the API token
-}
-
-// Store holds the live credential of every configured account. Its set of
-// accounts is fixed when it is made; the credential of each can be swapped
-// atomically while requests are in flight. Safe for concurrent use.
-type Store struct {
-	accounts map[string]*slot
-	now      func() time.Time
-}
-
-type slot struct {
-	cur atomic.Pointer[Credential]
-}
-
-// NewStore loads every account's credentials from its source. getenv reads
-// the environment (os.Getenv in production). A variable that is not set is an
-// error naming it, and no value is ever part of an error.
-func NewStore(specs []Spec, getenv func(string) string) (*Store, error) {
-	s := &Store{accounts: make(map[string]*slot, len(specs)), now: time.Now}
-	var errs []error
-	for _, sp := range specs {
-		sl := &slot{}
-		s.accounts[sp.Account] = sl
-		switch sp.Source {
-		case "env":
-			var missing []string
-			key, token := getenv(sp.APIKeyEnv), getenv(sp.APITokenEnv)
-			if key == "" {
-				missing = append(missing, sp.APIKeyEnv)
-			}
-			if token == "" {
-				missing = append(missing, sp.APITokenEnv)
-			}
-			if len(missing) > 0 {
-				errs = append(errs, fmt.Errorf("account %s: missing required environment variable %s", sp.Account, strings.Join(missing, ", ")))
-				continue
-			}
-			c, err := NewCredential(key, token, "env", "1", s.now())
-			if err != nil {
-				errs = append(errs, fmt.Errorf("account %s: %s: %w", sp.Account, sp.APIKeyEnv+"/"+sp.APITokenEnv, err))
-				continue
-			}
-			sl.cur.Store(c)
-		default:
-			errs = append(errs, fmt.Errorf("account %s: unsupported credentials source %q", sp.Account, sp.Source))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// Authorize sets the request's Authorization header to the account's HTTP
-// Basic credentials, replacing whatever was there. It returns
-// ErrUnknownAccount or ErrUnavailable and leaves the header removed when it
-// cannot.
-func (s *Store) Authorize(h http.Header, account string) error {
-	sl, ok := s.accounts[account]
-	if !ok {
-		delete(h, "Authorization")
-		return ErrUnknownAccount
-	}
-	c := sl.cur.Load()
-	if c == nil {
-		delete(h, "Authorization")
-		return ErrUnavailable
-	}
-	h["Authorization"] = c.header
-	return nil
-}
-
-// Current returns the account's live credential (nil if none). Its methods
-// give metadata only.
-func (s *Store) Current(account string) *Credential {
-	if sl, ok := s.accounts[account]; ok {
-		return sl.cur.Load()
-	}
-	return nil
-}
-
-// Swap replaces the account's live credential atomically; requests already
-// authorized keep the value they were given.
-func (s *Store) Swap(account string, c *Credential) error {
-	sl, ok := s.accounts[account]
-	if !ok {
-		return ErrUnknownAccount
-	}
-	if c == nil || len(c.header) == 0 {
-		return ErrUnavailable
-	}
-	sl.cur.Store(c)
-	return nil
-}
-
-// Ready reports whether every account has credentials.
-func (s *Store) Ready() bool {
-	for _, sl := range s.accounts {
-		if sl.cur.Load() == nil {
-			return false
-		}
-	}
-	return true
 }

@@ -28,7 +28,7 @@ func TestEnvSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := http.Header{"Authorization": {"Basic c3RhbGU6c3RhbGU=", "Bearer x"}}
-	if err := s.Authorize(h, "acme"); err != nil {
+	if _, err := s.Authorize(h, "acme"); err != nil {
 		t.Fatal(err)
 	}
 	r := &http.Request{Header: h}
@@ -44,7 +44,7 @@ func TestEnvSource(t *testing.T) {
 	}
 
 	h = http.Header{"Authorization": {"Bearer x"}}
-	if err := s.Authorize(h, "other"); !errors.Is(err, ErrUnknownAccount) {
+	if _, err := s.Authorize(h, "other"); !errors.Is(err, ErrUnknownAccount) {
 		t.Errorf("unknown account: %v", err)
 	}
 	if len(h.Values("Authorization")) != 0 {
@@ -133,7 +133,7 @@ func TestSwapIsAtomic(t *testing.T) {
 			defer wg.Done()
 			for j := 0; j < 2000; j++ {
 				h := http.Header{}
-				if err := s.Authorize(h, "acme"); err != nil || !valid[h.Get("Authorization")] {
+				if _, err := s.Authorize(h, "acme"); err != nil || !valid[h.Get("Authorization")] {
 					t.Errorf("torn or missing credential: %v %q", err, h.Get("Authorization"))
 					return
 				}

@@ -113,7 +113,7 @@ func BenchmarkRewrite(b *testing.B) {
 		hdr["Idempotency-Key"] = []string{"k"}
 		out.Header = hdr
 		rewrite(pr, target)
-		if err := store.Authorize(out.Header, "acme"); err != nil {
+		if _, err := store.Authorize(out.Header, "acme"); err != nil {
 			b.Fatal(err)
 		}
 	}

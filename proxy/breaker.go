@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -113,6 +114,7 @@ type breakerTransport struct {
 	breaker    *breaker
 	account    string
 	authorizer Authorizer
+	reauth     Reauthorizer // nil: no replay after a 401
 	next       http.RoundTripper
 }
 
@@ -125,12 +127,16 @@ func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	// req is the proxy's own outgoing copy, made for this one attempt; setting
 	// its Authorization header here keeps secrets out of every other layer.
-	if err := t.authorizer.Authorize(req.Header, t.account); err != nil {
+	version, err := t.authorizer.Authorize(req.Header, t.account)
+	if err != nil {
 		closeBody(req)
 		done(context.Canceled) // excluded: says nothing about the upstream
 		return nil, errors.Join(errCredentials, err)
 	}
 	resp, err := t.next.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized && t.reauth != nil {
+		resp = t.replayUnauthorized(req, resp, version)
+	}
 	switch {
 	case err != nil && (req.Context().Err() != nil || errors.Is(err, errBodyTooLarge)):
 		// The caller went away or sent too much: nothing learnt of the upstream.
@@ -143,6 +149,37 @@ func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		done(nil)
 	}
 	return resp, err
+}
+
+// replayUnauthorized sends a request Exotel refused with 401 once more, if
+// the credentials store has other credentials worth trying (a rotation that
+// reached Exotel before our poller saw it, or Exotel's own propagation lag).
+// A 401 means Exotel acted on nothing, so this holds for a POST too, as long
+// as its whole body was read and kept.
+func (t *breakerTransport) replayUnauthorized(req *http.Request, resp *http.Response, version string) *http.Response {
+	var body io.ReadCloser
+	if req.Body != nil {
+		lb, ok := req.Body.(*limitedBody)
+		if !ok {
+			return resp
+		}
+		if body, ok = lb.replay(); !ok {
+			return resp
+		}
+	}
+	retry := req.Clone(req.Context())
+	retry.Body = body
+	if !t.reauth.Reauthorize(req.Context(), retry.Header, t.account, version) {
+		return resp
+	}
+	second, err := t.next.RoundTrip(retry)
+	if err != nil {
+		// The first answer stands: Exotel's own 401 is truer than our failure.
+		return resp
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	return second
 }
 
 func closeBody(req *http.Request) {

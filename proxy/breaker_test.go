@@ -19,9 +19,9 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 
 type okAuthorizer struct{}
 
-func (okAuthorizer) Authorize(h http.Header, _ string) error {
+func (okAuthorizer) Authorize(h http.Header, _ string) (string, error) {
 	h.Set("Authorization", "Basic x")
-	return nil
+	return "v1", nil
 }
 func (okAuthorizer) Ready() bool { return true }
 

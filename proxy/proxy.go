@@ -11,6 +11,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -35,10 +36,19 @@ import (
 // Authorizer writes an account's credentials onto an outgoing request's
 // header. It is implemented by *credentials.Store.
 type Authorizer interface {
-	// Authorize sets the Authorization header for account, replacing any.
-	Authorize(h http.Header, account string) error
+	// Authorize sets the Authorization header for account, replacing any,
+	// and returns an opaque label of the credential version it used.
+	Authorize(h http.Header, account string) (version string, err error)
 	// Ready reports whether every account has credentials.
 	Ready() bool
+}
+
+// Reauthorizer is implemented by an Authorizer whose credentials can change
+// (rotated in Vault or on disk). When Exotel answers 401, the handler asks it
+// for other credentials and, if it sets some, replays the request once: a 401
+// means Exotel acted on nothing, so even a POST is safe to send again.
+type Reauthorizer interface {
+	Reauthorize(ctx context.Context, h http.Header, account, rejected string) bool
 }
 
 // Limiter admits a request for an account's bucket, waiting in line when it
@@ -78,6 +88,7 @@ type Handler struct {
 	accounts   map[string]*account
 	limiter    Limiter
 	authorizer Authorizer
+	reauth     Reauthorizer // nil: Exotel's 401s pass straight through
 	maxBody    int64
 	log        zerolog.Logger
 	now        func() time.Time
@@ -115,6 +126,7 @@ func New(cfg Config) (*Handler, error) {
 	if h.maxBody <= 0 {
 		h.maxBody = 1 << 20
 	}
+	h.reauth, _ = cfg.Authorizer.(Reauthorizer)
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -153,6 +165,7 @@ func (h *Handler) newUpstream(sid string, target *url.URL, bs BreakerSettings, n
 			breaker:    up.breaker,
 			account:    sid,
 			authorizer: h.authorizer,
+			reauth:     h.reauth,
 			next:       next,
 		},
 		BufferPool:   &h.bufs,
@@ -178,6 +191,12 @@ func rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 	out.URL.Opaque = rawPath(pr.In.RequestURI)
 	out.URL.RawPath = ""
 	out.Host = target.Host
+	// ReverseProxy wrapped the body to keep the transport from closing it;
+	// limitedBody's Close does nothing, and the transport must see it to
+	// replay the request after a 401.
+	if lb, ok := pr.In.Body.(*limitedBody); ok && out.Body != nil {
+		out.Body = lb
+	}
 	hdr := out.Header
 	// Whatever auth the caller sent is never forwarded: the transport sets the
 	// account's own. Authorization is not hop-by-hop, so it must go by hand.
@@ -266,7 +285,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	h.accessLog(ex, r, start)
 	ex.ResponseWriter, ex.up, ex.cause = nil, nil, nil
-	ex.body = limitedBody{}
+	rec := ex.body.rec[:0]
+	if cap(rec) > 64<<10 {
+		rec = nil // don't keep a rare large body's buffer alive in the pool
+	}
+	ex.body = limitedBody{rec: rec}
 	h.pool.Put(ex)
 }
 
@@ -319,7 +342,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		}
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		ex.body = limitedBody{rc: r.Body, left: h.maxBody}
+		ex.body.rc, ex.body.left, ex.body.record = r.Body, h.maxBody, h.reauth != nil
 		r.Body = &ex.body
 	}
 	up.proxy.ServeHTTP(ex, r)
@@ -381,11 +404,16 @@ func (h *Handler) newRequestID(ex *exchange) string {
 }
 
 // limitedBody passes the request body on and fails once more than MaxBody
-// bytes have been read, whatever Content-Length said (chunked bodies).
+// bytes have been read, whatever Content-Length said (chunked bodies). When
+// record is set it keeps a copy of what it passed on, so that a request
+// Exotel refused with 401 can be sent again.
 type limitedBody struct {
 	rc       io.ReadCloser
 	left     int64
 	exceeded bool
+	record   bool
+	rec      []byte
+	eof      atomic.Bool // the whole body was read: rec is complete
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
@@ -397,6 +425,9 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 			b.exceeded = true
 			return 0, errBodyTooLarge
 		}
+		if err == io.EOF {
+			b.eof.Store(true)
+		}
 		return 0, err
 	}
 	if int64(len(p)) > b.left {
@@ -404,10 +435,27 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	b.left -= int64(n)
+	if b.record {
+		b.rec = append(b.rec, p[:n]...)
+	}
+	if err == io.EOF {
+		b.eof.Store(true)
+	}
 	return n, err
 }
 
-func (b *limitedBody) Close() error { return b.rc.Close() }
+// Close does nothing: the server closes the client's body when the handler
+// returns, and the transport must not close it before a replay.
+func (b *limitedBody) Close() error { return nil }
+
+// replay returns a fresh copy of the whole body, or false if it was not read
+// to the end (Exotel answered before it was sent) or not recorded.
+func (b *limitedBody) replay() (io.ReadCloser, bool) {
+	if !b.record || !b.eof.Load() {
+		return nil, false
+	}
+	return io.NopCloser(bytes.NewReader(b.rec)), true
+}
 
 // bufferPool lends the ReverseProxy its copy buffers.
 type bufferPool struct{ p sync.Pool }

@@ -40,6 +40,40 @@ type Config struct {
 	MaxBody         ByteSize      `yaml:"max_body"`
 	MaxHeaderBytes  ByteSize      `yaml:"max_header_bytes"`
 	Server          Server        `yaml:"server"`
+	Vault           Vault         `yaml:"vault"`
+	Rotation        Rotation      `yaml:"rotation"`
+}
+
+// Vault says how to reach and log in to HashiCorp Vault. Empty address, CA
+// file and namespace fall back to VAULT_ADDR, VAULT_CACERT, VAULT_NAMESPACE.
+type Vault struct {
+	Address         string        `yaml:"address"`
+	CAFile          string        `yaml:"ca_file"`
+	Namespace       string        `yaml:"namespace"`
+	Timeout         time.Duration `yaml:"timeout"`
+	Auth            VaultAuth     `yaml:"auth"`
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
+}
+
+// VaultAuth is the Vault login method and what it needs.
+type VaultAuth struct {
+	Method                  string `yaml:"method"` // token | approle | kubernetes
+	Mount                   string `yaml:"mount"`
+	TokenFile               string `yaml:"token_file"`
+	RoleIDFile              string `yaml:"role_id_file"`
+	RoleIDEnv               string `yaml:"role_id_env"`
+	SecretIDFile            string `yaml:"secret_id_file"`
+	SecretIDEnv             string `yaml:"secret_id_env"`
+	SecretIDWrapped         bool   `yaml:"secret_id_wrapped"`
+	Role                    string `yaml:"role"`
+	ServiceAccountTokenFile string `yaml:"service_account_token_file"`
+}
+
+// Rotation tunes how rotated credentials are picked up.
+type Rotation struct {
+	FilePollInterval time.Duration `yaml:"file_poll_interval"`
+	PreviousGrace    time.Duration `yaml:"previous_grace"`
+	MinForcedRefresh time.Duration `yaml:"min_forced_refresh"`
 }
 
 // Log configures the logger.
@@ -80,9 +114,21 @@ type Account struct {
 
 // Credentials says where an account's API key and token come from.
 type Credentials struct {
-	Source      string `yaml:"source"` // env
-	APIKeyEnv   string `yaml:"api_key_env"`
-	APITokenEnv string `yaml:"api_token_env"`
+	Source       string       `yaml:"source"` // env | file | vault
+	APIKeyEnv    string       `yaml:"api_key_env"`
+	APITokenEnv  string       `yaml:"api_token_env"`
+	APIKeyFile   string       `yaml:"api_key_file"`
+	APITokenFile string       `yaml:"api_token_file"`
+	Vault        *VaultSecret `yaml:"vault"`
+}
+
+// VaultSecret is where an account's pair lives in Vault's KV engine.
+type VaultSecret struct {
+	Mount         string `yaml:"mount"`
+	Path          string `yaml:"path"`
+	KVVersion     int    `yaml:"kv_version"`
+	APIKeyField   string `yaml:"api_key_field"`
+	APITokenField string `yaml:"api_token_field"`
 }
 
 // Limits configures the per-account rate limits.
@@ -158,6 +204,16 @@ func Default() Config {
 		Server: Server{
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       120 * time.Second,
+		},
+		Vault: Vault{
+			Timeout:         10 * time.Second,
+			Auth:            VaultAuth{Method: "token", ServiceAccountTokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token"},
+			RefreshInterval: 30 * time.Second,
+		},
+		Rotation: Rotation{
+			FilePollInterval: 5 * time.Second,
+			PreviousGrace:    10 * time.Minute,
+			MinForcedRefresh: 2 * time.Second,
 		},
 	}
 }
@@ -392,6 +448,7 @@ func (c *Config) Validate() error {
 		bad("accounts", "at least one account is required")
 	}
 	seen := map[string]int{}
+	usesVault := false
 	for i, a := range c.Accounts {
 		field := fmt.Sprintf("accounts[%d]", i)
 		if !validSID(a.SID) {
@@ -405,18 +462,68 @@ func (c *Config) Validate() error {
 		if _, ok := u.Regions[a.Region]; !ok {
 			bad(field+".region", "%q is not a configured region (have %s)", a.Region, strings.Join(sortedKeys(u.Regions), ", "))
 		}
-		switch a.Credentials.Source {
-		case "env":
-			if a.Credentials.APIKeyEnv == "" {
-				bad(field+".credentials.api_key_env", "is required for source env")
+		cr, cf := a.Credentials, field+".credentials"
+		only := func(source string, set bool, key string) {
+			if set && cr.Source != source {
+				bad(cf+"."+key, "only applies to source %s", source)
 			}
-			if a.Credentials.APITokenEnv == "" {
-				bad(field+".credentials.api_token_env", "is required for source env")
+		}
+		only("env", cr.APIKeyEnv != "", "api_key_env")
+		only("env", cr.APITokenEnv != "", "api_token_env")
+		only("file", cr.APIKeyFile != "", "api_key_file")
+		only("file", cr.APITokenFile != "", "api_token_file")
+		only("vault", cr.Vault != nil, "vault")
+		switch cr.Source {
+		case "env":
+			if cr.APIKeyEnv == "" {
+				bad(cf+".api_key_env", "is required for source env")
+			}
+			if cr.APITokenEnv == "" {
+				bad(cf+".api_token_env", "is required for source env")
+			}
+		case "file":
+			if cr.APIKeyFile == "" {
+				bad(cf+".api_key_file", "is required for source file")
+			}
+			if cr.APITokenFile == "" {
+				bad(cf+".api_token_file", "is required for source file")
+			}
+		case "vault":
+			usesVault = true
+			switch {
+			case cr.Vault == nil || strings.Trim(cr.Vault.Path, "/") == "":
+				bad(cf+".vault.path", "is required for source vault")
+			case cr.Vault.KVVersion != 0 && cr.Vault.KVVersion != 1 && cr.Vault.KVVersion != 2:
+				bad(cf+".vault.kv_version", "%d is not 1 or 2", cr.Vault.KVVersion)
 			}
 		default:
-			bad(field+".credentials.source", "%q is not a supported source (env)", a.Credentials.Source)
+			bad(cf+".source", "%q is not env, file or vault", cr.Source)
 		}
 	}
+	if usesVault {
+		v := c.Vault
+		positive("vault.refresh_interval", v.RefreshInterval)
+		positive("vault.timeout", v.Timeout)
+		switch v.Auth.Method {
+		case "token":
+		case "approle":
+			if v.Auth.RoleIDFile == "" && v.Auth.RoleIDEnv == "" {
+				bad("vault.auth.role_id_file", "approle needs role_id_file or role_id_env")
+			}
+			if v.Auth.SecretIDFile == "" && v.Auth.SecretIDEnv == "" {
+				bad("vault.auth.secret_id_file", "approle needs secret_id_file or secret_id_env")
+			}
+		case "kubernetes":
+			if v.Auth.Role == "" {
+				bad("vault.auth.role", "is required for kubernetes auth")
+			}
+		default:
+			bad("vault.auth.method", "%q is not token, approle or kubernetes", v.Auth.Method)
+		}
+	}
+	positive("rotation.file_poll_interval", c.Rotation.FilePollInterval)
+	positive("rotation.previous_grace", c.Rotation.PreviousGrace)
+	positive("rotation.min_forced_refresh", c.Rotation.MinForcedRefresh)
 
 	if c.Limits.MaxWait < 0 {
 		bad("limits.max_wait", "must not be negative")

@@ -1,0 +1,475 @@
+package credentials
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Spec says where one account's credentials come from.
+type Spec struct {
+	Account string // lower-case account SID
+	Source  string // "env", "file" or "vault"
+
+	APIKeyEnv   string // env: variable holding the API key
+	APITokenEnv string // env: variable holding the API token
+
+	APIKeyFile   string // file: file holding the API key (surrounding white space ignored)
+	APITokenFile string // file: file holding the API token
+
+	Vault VaultSecret // vault: where the pair lives
+}
+
+// Config configures a Store. A zero field takes the default given beside it.
+type Config struct {
+	Accounts []Spec
+	// Vault is needed when any account's source is "vault".
+	Vault VaultConfig
+	// RefreshInterval is how often Vault secrets are re-read, ±20 % jitter
+	// (default 30s).
+	RefreshInterval time.Duration
+	// FilePollInterval is how often credential files are checked for change
+	// (default 5s).
+	FilePollInterval time.Duration
+	// PreviousGrace is how long after a rotation the previous credential may
+	// still be tried once when Exotel rejects the new one (default 10m).
+	PreviousGrace time.Duration
+	// MinForcedRefresh is the least time between two re-reads forced by
+	// Exotel's 401s for one account (default 2s).
+	MinForcedRefresh time.Duration
+	// Getenv reads the environment (default: every variable unset).
+	Getenv func(string) string
+	// Logger receives rotations and source errors, never a value.
+	Logger zerolog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Store holds the live credential of every configured account. Its set of
+// accounts is fixed when it is made; each account's credential can be
+// swapped atomically while requests are in flight. Safe for concurrent use.
+type Store struct {
+	cfg      Config
+	accounts map[string]*slot
+	log      zerolog.Logger
+	now      func() time.Time
+	vault    *vaultClient // nil when no account uses Vault
+
+	started atomic.Bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// slot is one account's credentials.
+type slot struct {
+	spec Spec
+	src  source
+
+	cur       atomic.Pointer[Credential]
+	prev      atomic.Pointer[Credential]
+	rotatedAt atomic.Int64 // unix nanoseconds of the last swap
+
+	mu         sync.Mutex // guards the fields below
+	refreshing chan struct{}
+	lastForced time.Time
+	lastErr    string // the last source error logged, to log each only once
+}
+
+// source loads one account's key and token. Implementations never put a
+// value in an error.
+type source interface {
+	// load returns the current pair and a label for its version.
+	load(ctx context.Context) (key, token, version string, err error)
+	// kind is "env", "file" or "vault".
+	kind() string
+	// where says where the pair is read from (a path, never a value).
+	where() string
+}
+
+// NewStore is New for sources that need nothing but the environment.
+func NewStore(specs []Spec, getenv func(string) string) (*Store, error) {
+	return New(Config{Accounts: specs, Getenv: getenv})
+}
+
+// New makes a Store. Environment-variable credentials are read here, and a
+// variable that is not set is an error naming it. File and Vault credentials
+// are loaded by Start, in the background: until then the account is not
+// ready.
+func New(cfg Config) (*Store, error) {
+	if cfg.RefreshInterval <= 0 {
+		cfg.RefreshInterval = 30 * time.Second
+	}
+	if cfg.FilePollInterval <= 0 {
+		cfg.FilePollInterval = 5 * time.Second
+	}
+	if cfg.PreviousGrace <= 0 {
+		cfg.PreviousGrace = 10 * time.Minute
+	}
+	if cfg.MinForcedRefresh <= 0 {
+		cfg.MinForcedRefresh = 2 * time.Second
+	}
+	if cfg.Getenv == nil {
+		cfg.Getenv = func(string) string { return "" }
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Store{cfg: cfg, accounts: make(map[string]*slot, len(cfg.Accounts)), log: cfg.Logger, now: cfg.Now}
+
+	var errs []error
+	for _, sp := range cfg.Accounts {
+		sl := &slot{spec: sp}
+		s.accounts[sp.Account] = sl
+		switch sp.Source {
+		case "env":
+			sl.src = envSource{spec: sp, getenv: cfg.Getenv}
+			key, token, version, err := sl.src.load(context.Background())
+			if err != nil {
+				errs = append(errs, fmt.Errorf("account %s: %w", sp.Account, err))
+				continue
+			}
+			c, err := NewCredential(key, token, "env", version, s.now())
+			if err != nil {
+				errs = append(errs, fmt.Errorf("account %s: %s/%s: %w", sp.Account, sp.APIKeyEnv, sp.APITokenEnv, err))
+				continue
+			}
+			sl.cur.Store(c)
+		case "file":
+			if sp.APIKeyFile == "" || sp.APITokenFile == "" {
+				errs = append(errs, fmt.Errorf("account %s: source file needs api_key_file and api_token_file", sp.Account))
+				continue
+			}
+			sl.src = &fileSource{keyPath: sp.APIKeyFile, tokenPath: sp.APITokenFile}
+		case "vault":
+			if s.vault == nil {
+				vc, err := newVaultClient(cfg.Vault, cfg.Getenv, s.log, s.now)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("vault: %w", err))
+					continue
+				}
+				s.vault = vc
+			}
+			vs, err := s.vault.secretSource(sp.Vault)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("account %s: %w", sp.Account, err))
+				continue
+			}
+			sl.src = vs
+		default:
+			errs = append(errs, fmt.Errorf("account %s: unsupported credentials source %q", sp.Account, sp.Source))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Start logs in to Vault if needed and starts loading and refreshing every
+// file and Vault credential in the background. It returns at once; Ready
+// tells when every account has credentials. Start may be called once.
+func (s *Store) Start(ctx context.Context) {
+	if !s.started.CompareAndSwap(false, true) {
+		return
+	}
+	ctx, s.cancel = context.WithCancel(ctx)
+	if s.vault != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.vault.run(ctx)
+		}()
+	}
+	for _, sl := range s.accounts {
+		if sl.src.kind() == "env" {
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.poll(ctx, sl)
+		}()
+	}
+}
+
+// Close stops the background work and, when exogate logged in to Vault
+// itself, revokes its Vault token. The credentials in memory stay usable.
+func (s *Store) Close(ctx context.Context) error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	if s.vault != nil {
+		return s.vault.revoke(ctx)
+	}
+	return nil
+}
+
+// Authorize sets the request's Authorization header to the account's HTTP
+// Basic credentials, replacing whatever was there, and returns the version
+// it used. It returns ErrUnknownAccount or ErrUnavailable, with the header
+// removed, when it cannot.
+func (s *Store) Authorize(h http.Header, account string) (version string, err error) {
+	sl, ok := s.accounts[account]
+	if !ok {
+		delete(h, "Authorization")
+		return "", ErrUnknownAccount
+	}
+	c := sl.cur.Load()
+	if c == nil {
+		delete(h, "Authorization")
+		return "", ErrUnavailable
+	}
+	h["Authorization"] = c.header
+	return c.version, nil
+}
+
+// Reauthorize is called when Exotel answered 401 to a request authorized
+// with version rejected. It re-reads the account's source (once for all
+// concurrent callers, and at most once per MinForcedRefresh), and if another
+// credential is worth one more try — a newer version, or the previous one
+// within PreviousGrace of a rotation — sets it on h and returns true.
+// Otherwise Exotel's 401 stands.
+func (s *Store) Reauthorize(ctx context.Context, h http.Header, account, rejected string) bool {
+	sl, ok := s.accounts[account]
+	if !ok || sl.src.kind() == "env" {
+		return false
+	}
+	if c := sl.cur.Load(); c != nil && c.version != rejected {
+		h["Authorization"] = c.header
+		return true
+	}
+	s.forceRefresh(ctx, sl)
+	cur := sl.cur.Load()
+	if cur != nil && cur.version != rejected {
+		s.log.Info().Str("account", account).Str("rejected_version", rejected).Str("version", cur.version).Msg("credentials: Exotel rejected a token; retrying with the newer version")
+		h["Authorization"] = cur.header
+		return true
+	}
+	prev := sl.prev.Load()
+	if cur != nil && prev != nil && !prev.same(cur) &&
+		s.now().Sub(time.Unix(0, sl.rotatedAt.Load())) < s.cfg.PreviousGrace {
+		s.log.Warn().Str("account", account).Str("rejected_version", rejected).Str("previous_version", prev.version).Msg("credentials: Exotel rejected the current token; retrying with the previous one")
+		h["Authorization"] = prev.header
+		return true
+	}
+	return false
+}
+
+// Current returns the account's live credential (nil if none). Its methods
+// give metadata only.
+func (s *Store) Current(account string) *Credential {
+	if sl, ok := s.accounts[account]; ok {
+		return sl.cur.Load()
+	}
+	return nil
+}
+
+// Swap replaces the account's live credential atomically; the one it
+// replaces becomes the previous one. Requests already authorized keep the
+// value they were given.
+func (s *Store) Swap(account string, c *Credential) error {
+	sl, ok := s.accounts[account]
+	if !ok {
+		return ErrUnknownAccount
+	}
+	if c == nil || len(c.header) == 0 {
+		return ErrUnavailable
+	}
+	s.swap(sl, c)
+	return nil
+}
+
+func (s *Store) swap(sl *slot, c *Credential) {
+	if old := sl.cur.Swap(c); old != nil {
+		sl.prev.Store(old)
+	}
+	sl.rotatedAt.Store(s.now().UnixNano())
+}
+
+// Ready reports whether every account has credentials.
+func (s *Store) Ready() bool {
+	for _, sl := range s.accounts {
+		if sl.cur.Load() == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// poll loads the account's credentials until it has them (backing off from
+// 1s to 5min while the source fails), then re-reads them every interval
+// with ±20 % jitter, starting at a random point of the first interval so
+// that many gateways do not read Vault in step.
+func (s *Store) poll(ctx context.Context, sl *slot) {
+	interval := s.cfg.RefreshInterval
+	if sl.src.kind() == "file" {
+		interval = s.cfg.FilePollInterval
+	}
+	bo := backoff{min: time.Second, max: 5 * time.Minute}
+	for sl.cur.Load() == nil {
+		if s.refresh(ctx, sl) == nil && sl.cur.Load() != nil {
+			break
+		}
+		if !sleep(ctx, bo.next()) {
+			return
+		}
+	}
+	next := time.Duration(rand.Int64N(int64(interval)))
+	for {
+		if !sleep(ctx, next) {
+			return
+		}
+		next = jitter(interval)
+		if err := s.refresh(ctx, sl); err != nil {
+			// Keep serving the last good credentials; retry sooner than a
+			// full interval while the source is failing.
+			next = min(next, bo.next())
+		} else {
+			bo.reset()
+		}
+	}
+}
+
+// forceRefresh re-reads the account's source now, unless it was re-read
+// for the same reason within MinForcedRefresh. Concurrent callers share one
+// read.
+func (s *Store) forceRefresh(ctx context.Context, sl *slot) {
+	sl.mu.Lock()
+	if ch := sl.refreshing; ch != nil {
+		sl.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+		return
+	}
+	if s.now().Sub(sl.lastForced) < s.cfg.MinForcedRefresh {
+		sl.mu.Unlock()
+		return
+	}
+	ch := make(chan struct{})
+	sl.refreshing, sl.lastForced = ch, s.now()
+	sl.mu.Unlock()
+
+	_ = s.refresh(ctx, sl)
+
+	sl.mu.Lock()
+	sl.refreshing = nil
+	sl.mu.Unlock()
+	close(ch)
+}
+
+// refresh reads the source once and swaps in the pair if it changed and is
+// complete. A failure keeps the current credential and is logged once per
+// distinct error, naming the account and where it read, never a value.
+func (s *Store) refresh(ctx context.Context, sl *slot) error {
+	key, token, version, err := sl.src.load(ctx)
+	if err == nil {
+		var c *Credential
+		c, err = NewCredential(key, token, sl.src.kind(), version, s.now())
+		if err == nil {
+			if cur := sl.cur.Load(); cur == nil || !cur.same(c) || cur.version != c.version {
+				s.swap(sl, c)
+				ev := s.log.Info().Str("account", sl.spec.Account).Str("source", sl.src.kind()).Str("where", sl.src.where()).Str("version", version)
+				if cur != nil {
+					ev.Str("previous_version", cur.version)
+				}
+				ev.Msg("credentials: loaded")
+			}
+			s.noteError(sl, nil)
+			return nil
+		}
+	}
+	s.noteError(sl, err)
+	return err
+}
+
+func (s *Store) noteError(sl *slot, err error) {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if err == nil {
+		if sl.lastErr != "" {
+			s.log.Info().Str("account", sl.spec.Account).Str("where", sl.src.where()).Msg("credentials: source recovered")
+		}
+		sl.lastErr = ""
+		return
+	}
+	msg := err.Error()
+	if msg == sl.lastErr {
+		return
+	}
+	sl.lastErr = msg
+	ev := s.log.Error()
+	if cur := sl.cur.Load(); cur != nil {
+		ev = s.log.Warn().Str("serving_version", cur.version).Dur("serving_age", s.now().Sub(cur.loadedAt))
+	}
+	ev.Str("account", sl.spec.Account).Str("source", sl.src.kind()).Str("where", sl.src.where()).Str("error", msg).
+		Msg("credentials: cannot read the source; keeping the last good credentials")
+}
+
+// envSource reads the pair from two environment variables, once.
+type envSource struct {
+	spec   Spec
+	getenv func(string) string
+}
+
+func (e envSource) load(context.Context) (string, string, string, error) {
+	key, token := e.getenv(e.spec.APIKeyEnv), e.getenv(e.spec.APITokenEnv)
+	var missing []string
+	if key == "" {
+		missing = append(missing, e.spec.APIKeyEnv)
+	}
+	if token == "" {
+		missing = append(missing, e.spec.APITokenEnv)
+	}
+	if len(missing) > 0 {
+		return "", "", "", fmt.Errorf("missing required environment variable %s", strings.Join(missing, ", "))
+	}
+	return key, token, "env", nil
+}
+
+func (envSource) kind() string    { return "env" }
+func (e envSource) where() string { return e.spec.APIKeyEnv + ", " + e.spec.APITokenEnv }
+
+// backoff is an exponential backoff with full jitter between min and max.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	// Between half and all of the step: spread, but never a busy loop.
+	return b.cur/2 + time.Duration(rand.Int64N(int64(b.cur/2)+1))
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// jitter returns d ± 20 %.
+func jitter(d time.Duration) time.Duration {
+	return d - d/5 + time.Duration(rand.Int64N(int64(2*d/5)+1))
+}
+
+// sleep waits d or until ctx ends, and reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,534 @@
+package credentials
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/api/auth/approle"
+	"github.com/hashicorp/vault/api/auth/kubernetes"
+	"github.com/rs/zerolog"
+)
+
+// VaultConfig says how to reach and log in to Vault. Empty fields fall back
+// to Vault's standard environment variables.
+type VaultConfig struct {
+	Address   string // default VAULT_ADDR
+	CAFile    string // default VAULT_CACERT
+	Namespace string // default VAULT_NAMESPACE
+	Auth      VaultAuth
+	// Timeout bounds one Vault request (default 10s).
+	Timeout time.Duration
+}
+
+// VaultAuth says how exogate logs in to Vault.
+type VaultAuth struct {
+	// Method is "token" (default), "approle" or "kubernetes".
+	Method string
+	// Mount is the auth method's mount path (default "approle" or
+	// "kubernetes").
+	Mount string
+
+	// TokenFile (token): a file holding the token, such as a Vault Agent
+	// sink, re-read when it changes. Empty: VAULT_TOKEN.
+	TokenFile string
+
+	// RoleIDFile / RoleIDEnv and SecretIDFile / SecretIDEnv (approle): where
+	// the role id and secret id are read from, at each login.
+	RoleIDFile, RoleIDEnv     string
+	SecretIDFile, SecretIDEnv string
+	// SecretIDWrapped (approle): the secret id is a response-wrapping token,
+	// usable once; exogate never logs in twice with the same one.
+	SecretIDWrapped bool
+
+	// Role and ServiceAccountTokenFile (kubernetes): the Vault role, and the
+	// projected service-account token, re-read at each login because the
+	// kubelet rotates it.
+	Role                    string
+	ServiceAccountTokenFile string
+}
+
+// VaultSecret is where one account's key and token live in Vault: one
+// secret holding both fields, so a read always gives a matching pair.
+type VaultSecret struct {
+	Mount         string // KV mount (default "secret")
+	Path          string // path under the mount, e.g. "exotel/acme"
+	KVVersion     int    // 2 (default) or 1
+	APIKeyField   string // default "api_key"
+	APITokenField string // default "api_token"
+}
+
+// DefaultServiceAccountTokenFile is where Kubernetes mounts a pod's token.
+const DefaultServiceAccountTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+// vaultClient is the gateway's one Vault client and its one login loop,
+// shared by every account whose credentials live in Vault.
+type vaultClient struct {
+	client *api.Client
+	cfg    VaultConfig
+	getenv func(string) string
+	log    zerolog.Logger
+	now    func() time.Time
+
+	loggedIn  chan struct{} // closed once a token is set
+	loginOnce sync.Once
+	relogin   chan struct{} // a Vault call was refused: log in again
+	ownToken  atomic.Bool   // the token came from our own login: revoke it on Close
+	expiresAt atomic.Int64  // unix nanoseconds the token expires; 0 = unknown or never
+
+	lastWrapped [sha256.Size]byte // digest of the last wrapped secret id used
+}
+
+func newVaultClient(cfg VaultConfig, getenv func(string) string, log zerolog.Logger, now func() time.Time) (*vaultClient, error) {
+	or := func(v, env string) string {
+		if v != "" {
+			return v
+		}
+		return getenv(env)
+	}
+	cfg.Address = or(cfg.Address, api.EnvVaultAddress)
+	cfg.CAFile = or(cfg.CAFile, api.EnvVaultCACert)
+	cfg.Namespace = or(cfg.Namespace, api.EnvVaultNamespace)
+	if cfg.Address == "" {
+		return nil, errors.New("vault.address (or VAULT_ADDR) is required when an account's source is vault")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	switch cfg.Auth.Method {
+	case "", "token":
+		cfg.Auth.Method = "token"
+	case "approle":
+		if cfg.Auth.Mount == "" {
+			cfg.Auth.Mount = "approle"
+		}
+		if cfg.Auth.RoleIDFile == "" && cfg.Auth.RoleIDEnv == "" {
+			return nil, errors.New("vault.auth: approle needs role_id_file or role_id_env")
+		}
+		if cfg.Auth.SecretIDFile == "" && cfg.Auth.SecretIDEnv == "" {
+			return nil, errors.New("vault.auth: approle needs secret_id_file or secret_id_env")
+		}
+	case "kubernetes":
+		if cfg.Auth.Mount == "" {
+			cfg.Auth.Mount = "kubernetes"
+		}
+		if cfg.Auth.Role == "" {
+			return nil, errors.New("vault.auth.role is required for kubernetes auth")
+		}
+		if cfg.Auth.ServiceAccountTokenFile == "" {
+			cfg.Auth.ServiceAccountTokenFile = DefaultServiceAccountTokenFile
+		}
+	default:
+		return nil, fmt.Errorf("vault.auth.method %q is not token, approle or kubernetes", cfg.Auth.Method)
+	}
+
+	conf := api.DefaultConfig()
+	conf.Address = cfg.Address
+	conf.Timeout = cfg.Timeout
+	// The loops here retry with their own backoff; a request waiting on a
+	// forced refresh must not sit in the client's retries.
+	conf.MaxRetries = 0
+	if cfg.CAFile != "" {
+		if err := conf.ConfigureTLS(&api.TLSConfig{CACert: cfg.CAFile}); err != nil {
+			return nil, fmt.Errorf("vault.ca_file: %w", err)
+		}
+	}
+	client, err := api.NewClient(conf)
+	if err != nil {
+		return nil, fmt.Errorf("vault client: %w", err)
+	}
+	client.ClearToken() // only the configured method sets it
+	if cfg.Namespace != "" {
+		client.SetNamespace(cfg.Namespace)
+	}
+	return &vaultClient{
+		client: client, cfg: cfg, getenv: getenv, log: log, now: now,
+		loggedIn: make(chan struct{}), relogin: make(chan struct{}, 1),
+	}, nil
+}
+
+// TokenExpiresAt returns when the Vault token expires (zero if unknown or
+// never).
+func (v *vaultClient) TokenExpiresAt() time.Time {
+	if n := v.expiresAt.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// run logs in and keeps the token alive until ctx ends: it renews the token
+// with a LifetimeWatcher and logs in again when renewal ends (max TTL) or a
+// Vault call is refused, backing off from 1s to 5min while Vault fails.
+func (v *vaultClient) run(ctx context.Context) {
+	bo := backoff{min: time.Second, max: 5 * time.Minute}
+	for ctx.Err() == nil {
+		secret, err := v.login(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			wait := bo.next()
+			v.log.Error().Str("method", v.cfg.Auth.Method).Str("error", err.Error()).Dur("retry_in", wait).Msg("vault: login failed")
+			if !sleep(ctx, wait) {
+				return
+			}
+			continue
+		}
+		bo.reset()
+		v.loginOnce.Do(func() { close(v.loggedIn) })
+		v.watch(ctx, secret)
+	}
+}
+
+// login gets a token by the configured method and sets it on the client.
+func (v *vaultClient) login(ctx context.Context) (*api.Secret, error) {
+	a := v.cfg.Auth
+	var (
+		secret *api.Secret
+		err    error
+	)
+	switch a.Method {
+	case "token":
+		tok, err := v.readToken()
+		if err != nil {
+			return nil, err
+		}
+		v.client.SetToken(tok)
+		self, err := v.client.Auth().Token().LookupSelfWithContext(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("token lookup: %s", describeVaultError(err))
+		}
+		renewable, _ := self.TokenIsRenewable()
+		ttl, _ := self.TokenTTL()
+		v.setExpiry(ttl)
+		v.log.Info().Str("method", "token").Dur("ttl", ttl).Bool("renewable", renewable).Msg("vault: token in use")
+		return &api.Secret{Auth: &api.SecretAuth{ClientToken: tok, Renewable: renewable, LeaseDuration: int(ttl.Seconds())}}, nil
+	case "approle":
+		var roleID string
+		if a.RoleIDFile != "" {
+			roleID, err = readSecretFile(a.RoleIDFile)
+		} else if roleID = v.getenv(a.RoleIDEnv); roleID == "" {
+			err = fmt.Errorf("environment variable %s is not set", a.RoleIDEnv)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("role id: %w", err)
+		}
+		var sid approle.SecretID
+		var raw string
+		if a.SecretIDFile != "" {
+			sid.FromFile = a.SecretIDFile
+			raw, err = readSecretFile(a.SecretIDFile)
+		} else {
+			sid.FromEnv = a.SecretIDEnv
+			if raw = v.getenv(a.SecretIDEnv); raw == "" {
+				err = fmt.Errorf("environment variable %s is not set", a.SecretIDEnv)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("secret id: %w", err)
+		}
+		opts := []approle.LoginOption{approle.WithMountPath(a.Mount)}
+		if a.SecretIDWrapped {
+			sum := sha256.Sum256([]byte(raw))
+			if sum == v.lastWrapped {
+				return nil, errors.New("the wrapped secret id was already used once; waiting for a new one")
+			}
+			v.lastWrapped = sum
+			opts = append(opts, approle.WithWrappingToken())
+		}
+		auth, err := approle.NewAppRoleAuth(roleID, &sid, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("approle: %w", err)
+		}
+		secret, err = v.client.Auth().Login(ctx, auth)
+	case "kubernetes":
+		// A new auth value for each login: the kubelet rotates the file.
+		auth, err := kubernetes.NewKubernetesAuth(a.Role,
+			kubernetes.WithServiceAccountTokenPath(a.ServiceAccountTokenFile),
+			kubernetes.WithMountPath(a.Mount))
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes: %s", describeVaultError(err))
+		}
+		secret, err = v.client.Auth().Login(ctx, auth)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s login: %s", a.Method, describeVaultError(err))
+	}
+	if secret == nil || secret.Auth == nil {
+		return nil, fmt.Errorf("%s login: Vault returned no token", a.Method)
+	}
+	v.ownToken.Store(true)
+	ttl := time.Duration(secret.Auth.LeaseDuration) * time.Second
+	v.setExpiry(ttl)
+	v.log.Info().Str("method", a.Method).Dur("ttl", ttl).Bool("renewable", secret.Auth.Renewable).Msg("vault: logged in")
+	return secret, nil
+}
+
+func (v *vaultClient) setExpiry(ttl time.Duration) {
+	if ttl <= 0 {
+		v.expiresAt.Store(0)
+		return
+	}
+	v.expiresAt.Store(v.now().Add(ttl).UnixNano())
+}
+
+// readToken returns the token of the token method: the token file's content,
+// or VAULT_TOKEN.
+func (v *vaultClient) readToken() (string, error) {
+	if f := v.cfg.Auth.TokenFile; f != "" {
+		return readSecretFile(f)
+	}
+	if tok := v.getenv(api.EnvVaultToken); tok != "" {
+		return tok, nil
+	}
+	return "", errors.New("no token: set vault.auth.token_file or VAULT_TOKEN")
+}
+
+// watch keeps the token alive until it can no longer be renewed, a Vault
+// call is refused, or (token method with a file) the file changes. It
+// returns when a new login is due.
+func (v *vaultClient) watch(ctx context.Context, secret *api.Secret) {
+	var done <-chan error
+	var renewed <-chan *api.RenewOutput
+	if secret.Auth.Renewable && secret.Auth.LeaseDuration > 0 {
+		w, err := v.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret})
+		if err == nil {
+			go w.Start()
+			defer w.Stop()
+			done, renewed = w.DoneCh(), w.RenewCh()
+		}
+	}
+	var expiry <-chan time.Time
+	if !secret.Auth.Renewable && secret.Auth.LeaseDuration > 0 {
+		// Not renewable: log in again a little before it expires.
+		lease := time.Duration(secret.Auth.LeaseDuration) * time.Second
+		t := time.NewTimer(lease - lease/10)
+		defer t.Stop()
+		expiry = t.C
+	}
+	var fileTick <-chan time.Time
+	if v.cfg.Auth.Method == "token" && v.cfg.Auth.TokenFile != "" {
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		fileTick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case err := <-done:
+			msg := "token can no longer be renewed (max TTL reached)"
+			if err != nil {
+				msg = "token renewal failed: " + describeVaultError(err)
+			}
+			v.log.Info().Str("reason", msg).Msg("vault: logging in again")
+			return
+		case r := <-renewed:
+			if r != nil && r.Secret != nil && r.Secret.Auth != nil {
+				v.setExpiry(time.Duration(r.Secret.Auth.LeaseDuration) * time.Second)
+				v.log.Debug().Int("ttl_seconds", r.Secret.Auth.LeaseDuration).Msg("vault: token renewed")
+			}
+		case <-expiry:
+			return
+		case <-v.relogin:
+			v.log.Warn().Msg("vault: a request was refused (403); logging in again")
+			return
+		case <-fileTick:
+			if tok, err := v.readToken(); err == nil && tok != v.client.Token() {
+				v.log.Info().Str("file", v.cfg.Auth.TokenFile).Msg("vault: token file changed")
+				return
+			}
+		}
+	}
+}
+
+// refused asks the login loop to log in again (after a 403).
+func (v *vaultClient) refused() {
+	select {
+	case v.relogin <- struct{}{}:
+	default:
+	}
+}
+
+// revoke revokes the token exogate obtained by its own login. A token handed
+// to it (VAULT_TOKEN, a Vault Agent sink) belongs to someone else and stays.
+func (v *vaultClient) revoke(ctx context.Context) error {
+	if !v.ownToken.Load() || v.client.Token() == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := v.client.Auth().Token().RevokeSelfWithContext(ctx, ""); err != nil {
+		return fmt.Errorf("vault: revoking our token: %s", describeVaultError(err))
+	}
+	v.client.ClearToken()
+	v.log.Info().Msg("vault: token revoked")
+	return nil
+}
+
+// secretSource returns the source of one account's pair.
+func (v *vaultClient) secretSource(s VaultSecret) (*vaultSource, error) {
+	if s.Mount == "" {
+		s.Mount = "secret"
+	}
+	if s.KVVersion == 0 {
+		s.KVVersion = 2
+	}
+	if s.KVVersion != 1 && s.KVVersion != 2 {
+		return nil, fmt.Errorf("vault.kv_version %d is not 1 or 2", s.KVVersion)
+	}
+	if s.APIKeyField == "" {
+		s.APIKeyField = "api_key"
+	}
+	if s.APITokenField == "" {
+		s.APITokenField = "api_token"
+	}
+	s.Path = strings.Trim(s.Path, "/")
+	if s.Path == "" {
+		return nil, errors.New("vault.path is required")
+	}
+	return &vaultSource{v: v, s: s}, nil
+}
+
+// vaultSource reads one account's pair from a KV secret.
+type vaultSource struct {
+	v *vaultClient
+	s VaultSecret
+
+	mu      sync.Mutex // KV v1 has no versions: count changes instead
+	lastSum [sha256.Size]byte
+	gen     int
+}
+
+func (vs *vaultSource) kind() string { return "vault" }
+
+func (vs *vaultSource) where() string {
+	if vs.s.KVVersion == 2 {
+		return fmt.Sprintf("%s/data/%s (fields %s, %s)", vs.s.Mount, vs.s.Path, vs.s.APIKeyField, vs.s.APITokenField)
+	}
+	return fmt.Sprintf("%s/%s (fields %s, %s)", vs.s.Mount, vs.s.Path, vs.s.APIKeyField, vs.s.APITokenField)
+}
+
+func (vs *vaultSource) load(ctx context.Context) (string, string, string, error) {
+	select {
+	case <-vs.v.loggedIn:
+	case <-ctx.Done():
+		return "", "", "", fmt.Errorf("not logged in to Vault yet")
+	}
+	ctx, cancel := context.WithTimeout(ctx, vs.v.cfg.Timeout)
+	defer cancel()
+
+	var (
+		data    map[string]any
+		version string
+	)
+	if vs.s.KVVersion == 2 {
+		sec, err := vs.v.client.KVv2(vs.s.Mount).Get(ctx, vs.s.Path)
+		if err != nil {
+			return "", "", "", vs.readError(err)
+		}
+		if sec.Data == nil {
+			// A deleted or destroyed latest version reads as no data.
+			v := 0
+			if sec.VersionMetadata != nil {
+				v = sec.VersionMetadata.Version
+			}
+			return "", "", "", fmt.Errorf("latest version %d of the secret is deleted or destroyed", v)
+		}
+		data = sec.Data
+		if sec.VersionMetadata != nil {
+			version = fmt.Sprintf("v%d", sec.VersionMetadata.Version)
+		}
+	} else {
+		sec, err := vs.v.client.KVv1(vs.s.Mount).Get(ctx, vs.s.Path)
+		if err != nil {
+			return "", "", "", vs.readError(err)
+		}
+		data = sec.Data
+	}
+	key, err := field(data, vs.s.APIKeyField)
+	if err != nil {
+		return "", "", "", err
+	}
+	token, err := field(data, vs.s.APITokenField)
+	if err != nil {
+		return "", "", "", err
+	}
+	if version == "" {
+		sum := sha256.Sum256([]byte(key + "\x00" + token))
+		vs.mu.Lock()
+		if sum != vs.lastSum {
+			vs.lastSum, vs.gen = sum, vs.gen+1
+		}
+		version = fmt.Sprintf("kv1-%d", vs.gen)
+		vs.mu.Unlock()
+	}
+	return key, token, version, nil
+}
+
+// readError describes a failed read without quoting anything Vault sent,
+// and asks for a new login when Vault refused the token.
+func (vs *vaultSource) readError(err error) error {
+	var re *api.ResponseError
+	if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
+		vs.v.refused()
+		return errors.New("permission denied (403): check the token's policy for this path")
+	}
+	if errors.Is(err, api.ErrSecretNotFound) {
+		return errors.New("no secret at this path")
+	}
+	return errors.New(describeVaultError(err))
+}
+
+// field returns a non-empty string field of a secret's data.
+func field(data map[string]any, name string) (string, error) {
+	raw, ok := data[name]
+	if !ok {
+		return "", fmt.Errorf("field %q is missing from the secret", name)
+	}
+	var s string
+	switch v := raw.(type) {
+	case string:
+		s = v
+	case json.Number:
+		s = v.String()
+	default:
+		return "", fmt.Errorf("field %q is not a string", name)
+	}
+	if strings.TrimSpace(s) == "" {
+		return "", fmt.Errorf("field %q is empty", name)
+	}
+	return strings.TrimSpace(s), nil
+}
+
+// describeVaultError reduces a Vault client error to its status and Vault's
+// own error strings (which name paths and reasons, never secret data), or to
+// the transport failure.
+func describeVaultError(err error) string {
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		msg := fmt.Sprintf("Vault answered %d", re.StatusCode)
+		if len(re.Errors) > 0 {
+			msg += ": " + strings.Join(re.Errors, "; ")
+		}
+		return msg
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Op + " " + pe.Path + ": " + pe.Err.Error()
+	}
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
+}
