@@ -179,22 +179,18 @@ func startGateway(t *testing.T, args []string, env map[string]string) *testGatew
 	go func() {
 		g.done <- run(ctx, append([]string{"exogate"}, args...), func(k string) string { return env[k] }, io.Discard, stderr)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if m := addrRE.FindStringSubmatch(g.logs.String()); m != nil {
-			g.base = "http://" + m[1]
-			break
-		}
+	waitFor(t, func() bool {
 		select {
 		case err := <-g.done:
 			t.Fatalf("run exited before listening: %v\n%s", err, g.logs.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gateway did not start:\n%s", g.logs.String())
+		if m := addrRE.FindStringSubmatch(g.logs.String()); m != nil {
+			g.base = "http://" + m[1]
+			return true
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return false
+	})
 	waitStatus(t, g.base+"/readyz", 200)
 	t.Cleanup(func() { g.stop(t) })
 	return g
@@ -218,20 +214,14 @@ func (g *testGateway) stop(t *testing.T) {
 
 func waitStatus(t *testing.T, url string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, func() bool {
 		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == want {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never answered %d (last: %v)", url, want, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == want
+	})
 }
 
 func send(t *testing.T, method, url, body string, hdr map[string]string) (*http.Response, string) {
@@ -562,16 +552,12 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 		_ = cmd.Process.Kill()
 	}()
 	var base string
-	deadline := time.Now().Add(10 * time.Second)
-	for base == "" {
+	waitFor(t, func() bool {
 		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
 			base = "http://" + m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("binary did not start:\n%s", logs.String())
-		} else {
-			time.Sleep(5 * time.Millisecond)
 		}
-	}
+		return base != ""
+	})
 	waitStatus(t, base+"/readyz", 200)
 
 	inflight := make(chan int, 1)
@@ -584,12 +570,7 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 		resp.Body.Close()
 		inflight <- resp.StatusCode
 	}()
-	for farm.fakes["singapore-ccm"].Count() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("in-flight request never reached the fake")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, func() bool { return farm.fakes["singapore-ccm"].Count() > 0 })
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -608,5 +589,124 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("listener still accepting after exit")
+	}
+}
+
+// Rotation under load, on disk: the token is rotated in the account's files
+// (a Kubernetes Secret volume's symlink swap) and at the same instant Exotel
+// stops accepting the old one. No client call may fail.
+func TestEndToEndRotationUnderLoadFromFiles(t *testing.T) {
+	farm := newFarm(t)
+	dir := t.TempDir()
+	writeSecret := func(gen int, token string) {
+		ts := filepath.Join(dir, fmt.Sprintf("..gen%d", gen))
+		if err := os.Mkdir(ts, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		_ = os.WriteFile(filepath.Join(ts, "api_key"), []byte(acmeKey), 0o600)
+		_ = os.WriteFile(filepath.Join(ts, "api_token"), []byte(token), 0o600)
+		_ = os.Symlink(filepath.Base(ts), filepath.Join(dir, "..tmp"))
+		if err := os.Rename(filepath.Join(dir, "..tmp"), filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"api_key", "api_token"} {
+		_ = os.Symlink(filepath.Join("..data", f), filepath.Join(dir, f))
+	}
+	writeSecret(1, acmeToken)
+	const newToken = "badbadbadbadbadbadbadbadbadbad00"
+	cfg := strings.Replace(farm.config(`rotation: {file_poll_interval: 1h}
+limits:
+  buckets: {voice_v1: {limit: 100000, period: 1s, burst: 100}}
+`), "credentials: {source: env, api_key_env: ACME_API_KEY, api_token_env: ACME_API_TOKEN}",
+		fmt.Sprintf("credentials: {source: file, api_key_file: %s, api_token_file: %s}", filepath.Join(dir, "api_key"), filepath.Join(dir, "api_token")), 1)
+	g := startGateway(t, []string{"-config", writeFile(t, "exogate.yaml", cfg)}, farmEnv())
+
+	var (
+		mu       sync.Mutex
+		failures []string
+		total    int
+		rotated  time.Time
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := http.Post(g.base+"/v1/Accounts/acme/Calls/connect.json", "application/x-www-form-urlencoded", strings.NewReader("From=1&To=2"))
+				mu.Lock()
+				total++
+				if err != nil {
+					failures = append(failures, err.Error())
+				} else if resp.StatusCode != 200 {
+					failures = append(failures, resp.Status)
+				}
+				mu.Unlock()
+				if resp != nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	waitFor(t, func() bool { return farm.fakes["singapore-api"].Count() >= 50 })
+	// Rotate centrally: the new token reaches the files and Exotel together.
+	mu.Lock()
+	writeSecret(2, newToken)
+	farm.fakes["singapore-api"].SetAccount(fakeexotel.Account{SID: "acme", Key: acmeKey, Token: newToken})
+	rotated = time.Now()
+	mu.Unlock()
+	base := farm.fakes["singapore-api"].Count()
+	waitFor(t, func() bool { return farm.fakes["singapore-api"].Count() >= base+100 })
+	close(stop)
+	wg.Wait()
+
+	if len(failures) > 0 {
+		t.Errorf("%d of %d client calls failed across the rotation: %v", len(failures), total, failures[:min(5, len(failures))])
+	}
+	var rejected int
+	var firstNew time.Duration
+	newAuth := basicOf(acmeKey, newToken)
+	for _, r := range farm.fakes["singapore-api"].Requests() {
+		if r.At.Before(rotated) {
+			continue
+		}
+		if r.Header.Get("Authorization") == newAuth {
+			if firstNew == 0 {
+				firstNew = r.At.Sub(rotated)
+			}
+		} else {
+			rejected++
+		}
+	}
+	t.Logf("rotation on disk: %d client calls, %d failed, %d refused by Exotel with the old token (each replayed), first use of the new token %v after rotation",
+		total, len(failures), rejected, firstNew)
+	if firstNew == 0 {
+		t.Error("the new token was never used")
+	}
+	// Requests already in flight at the rotation may each meet one 401; no more.
+	if rejected > 4 {
+		t.Errorf("%d requests sent with the old token after the rotation, want at most the 4 in flight", rejected)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 20s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 20s")
+		}
+		<-tick.C
 	}
 }

@@ -813,3 +813,128 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// rotatingAuthorizer is an Authorizer and Reauthorizer made of function
+// fields, standing in for a credentials store whose token was rotated.
+type rotatingAuthorizer struct {
+	authorize   func(h http.Header, account string) (string, error)
+	reauthorize func(ctx context.Context, h http.Header, account, rejected string) bool
+}
+
+var (
+	_ Authorizer   = (*rotatingAuthorizer)(nil)
+	_ Reauthorizer = (*rotatingAuthorizer)(nil)
+)
+
+func (a *rotatingAuthorizer) Authorize(h http.Header, account string) (string, error) {
+	return a.authorize(h, account)
+}
+func (a *rotatingAuthorizer) Ready() bool { return true }
+func (a *rotatingAuthorizer) Reauthorize(ctx context.Context, h http.Header, account, rejected string) bool {
+	return a.reauthorize(ctx, h, account, rejected)
+}
+
+func TestReplayAfterExotel401(t *testing.T) {
+	var mu sync.Mutex
+	offerNew, reauths := true, 0
+	var rejectedSeen string
+	auth := &rotatingAuthorizer{
+		authorize: func(h http.Header, _ string) (string, error) {
+			h.Set("Authorization", basic(testKey, "old-token"))
+			return "v1", nil
+		},
+		reauthorize: func(_ context.Context, h http.Header, _ string, rejected string) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			reauths++
+			rejectedSeen = rejected
+			if !offerNew {
+				return false
+			}
+			h.Set("Authorization", basic(testKey, testToken))
+			return true
+		},
+	}
+	r := newRig(t, func(c *Config) { c.Authorizer = auth })
+
+	for _, tc := range []struct {
+		name, method, path string
+		body               []byte
+		chunked            bool
+	}{
+		{"get", "GET", "/v1/Accounts/acme/Calls.json", nil, false},
+		{"form post", "POST", "/v1/Accounts/acme/Calls/connect.json", []byte("From=0999&To=0888&CallerId=0777"), false},
+		{"chunked json post", "POST", "/v2/accounts/acme/calls", []byte(`{"from":{"contact_uri":"+91999"}}`), true},
+		{"query-only post", "POST", "/v1/Accounts/acme/Sms/send.json?From=1&To=2&Body=x", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r.reset()
+			var body io.Reader
+			if tc.body != nil {
+				body = bytes.NewReader(tc.body)
+				if tc.chunked {
+					body = io.MultiReader(body)
+				}
+			}
+			req, _ := http.NewRequest(tc.method, r.front.URL+tc.path, body)
+			resp, got := r.do(req)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: %s", resp.StatusCode, got)
+			}
+			var reqs []fakeexotel.Request
+			for _, f := range r.fakes {
+				reqs = append(reqs, f.Requests()...)
+			}
+			if len(reqs) != 2 {
+				t.Fatalf("Exotel saw %d requests, want the refused one and its replay", len(reqs))
+			}
+			for i, rq := range reqs {
+				if !bytes.Equal(rq.Body, tc.body) || rq.RequestURI != tc.path {
+					t.Errorf("attempt %d: %q %q, want %q %q", i, rq.RequestURI, rq.Body, tc.path, tc.body)
+				}
+			}
+			if a := reqs[1].Header.Get("Authorization"); a != basic(testKey, testToken) {
+				t.Errorf("replay carried %q", a)
+			}
+			mu.Lock()
+			if rejectedSeen != "v1" {
+				t.Errorf("Reauthorize told the rejected version %q", rejectedSeen)
+			}
+			mu.Unlock()
+		})
+	}
+
+	t.Run("nothing newer: Exotel's 401 passes through", func(t *testing.T) {
+		r.reset()
+		mu.Lock()
+		offerNew = false
+		mu.Unlock()
+		req, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader("From=1"))
+		resp, body := r.do(req)
+		if resp.StatusCode != 401 || resp.Header.Get(HeaderError) != "" || !strings.Contains(string(body), "Authentication failed") {
+			t.Errorf("%d %q %s", resp.StatusCode, resp.Header.Get(HeaderError), body)
+		}
+		if n := r.total(); n != 1 {
+			t.Errorf("Exotel saw %d requests", n)
+		}
+	})
+
+	t.Run("a replay is tried once only", func(t *testing.T) {
+		r.reset()
+		mu.Lock()
+		offerNew, reauths = true, 0
+		mu.Unlock()
+		r.fakes["singapore-api"].SetAccount(fakeexotel.Account{SID: "acme", Key: testKey, Token: "neither"})
+		defer r.fakes["singapore-api"].SetAccount(fakeexotel.Account{SID: "acme", Key: testKey, Token: testToken})
+		req, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls.json", nil)
+		resp, _ := r.do(req)
+		if resp.StatusCode != 401 {
+			t.Errorf("status %d", resp.StatusCode)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if n := r.total(); n != 2 || reauths != 1 {
+			t.Errorf("Exotel saw %d requests after %d reauthorizations; want 2 after 1", n, reauths)
+		}
+	})
+}
