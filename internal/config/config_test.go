@@ -21,7 +21,8 @@ func TestExampleFileIsValid(t *testing.T) {
 	def := Default()
 	if cfg.Limits.Buckets["sms"] != def.Limits.Buckets["sms"] || cfg.Breaker != def.Breaker ||
 		cfg.MaxBody != def.MaxBody || cfg.ShutdownTimeout != def.ShutdownTimeout || cfg.Server != def.Server ||
-		cfg.Upstream.Timeout != def.Upstream.Timeout || cfg.Listen != def.Listen || cfg.Log != def.Log {
+		cfg.Upstream.Timeout != def.Upstream.Timeout || cfg.Listen != def.Listen || cfg.Log != def.Log ||
+		cfg.Vault != def.Vault || cfg.Rotation != def.Rotation {
 		t.Errorf("config.example.yaml disagrees with the built-in defaults")
 	}
 }
@@ -77,6 +78,17 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"max body syntax", "max_body: lots\n" + account, "not a size"},
 		{"bad duration", "shutdown_timeout: soon\n" + account, "shutdown_timeout"},
 		{"two documents", account + "---\nlisten: x\n", "more than one YAML document"},
+		{"file without token file", "accounts:\n  - sid: a\n    credentials: {source: file, api_key_file: /k}\n", "accounts[0].credentials.api_token_file"},
+		{"env keys on a file source", "accounts:\n  - sid: a\n    credentials: {source: file, api_key_file: /k, api_token_file: /t, api_key_env: K}\n", "accounts[0].credentials.api_key_env: only applies to source env"},
+		{"vault block on env source", account[:len(account)-2] + ", vault: {path: x}}\n", "accounts[0].credentials.vault: only applies to source vault"},
+		{"vault without path", "accounts:\n  - sid: a\n    credentials: {source: vault, vault: {mount: secret}}\n", "accounts[0].credentials.vault.path"},
+		{"vault kv version", "accounts:\n  - sid: a\n    credentials: {source: vault, vault: {path: p, kv_version: 3}}\n", "accounts[0].credentials.vault.kv_version"},
+		{"vault method", "vault: {auth: {method: ldap}}\naccounts:\n  - sid: a\n    credentials: {source: vault, vault: {path: p}}\n", "vault.auth.method"},
+		{"approle without role id", "vault: {auth: {method: approle, secret_id_file: /s}}\naccounts:\n  - sid: a\n    credentials: {source: vault, vault: {path: p}}\n", "vault.auth.role_id_file"},
+		{"kubernetes without role", "vault: {auth: {method: kubernetes}}\naccounts:\n  - sid: a\n    credentials: {source: vault, vault: {path: p}}\n", "vault.auth.role"},
+		{"vault refresh", "vault: {refresh_interval: 0s}\naccounts:\n  - sid: a\n    credentials: {source: vault, vault: {path: p}}\n", "vault.refresh_interval"},
+		{"rotation grace", "rotation: {previous_grace: -1s}\n" + account, "rotation.previous_grace"},
+		{"vault secret in file", "vault: {token: s.abcdef}\n" + account, `unknown key "token"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
