@@ -184,6 +184,11 @@ func (v *vaultClient) run(ctx context.Context) {
 			continue
 		}
 		bo.reset()
+		// A refusal seen before this login was about the old token.
+		select {
+		case <-v.relogin:
+		default:
+		}
 		v.loginOnce.Do(func() { close(v.loggedIn) })
 		v.watch(ctx, secret)
 	}
@@ -196,6 +201,11 @@ func (v *vaultClient) login(ctx context.Context) (*api.Secret, error) {
 		secret *api.Secret
 		err    error
 	)
+	if a.Method != "token" {
+		// A login must not carry the old, maybe expired, token: Vault would
+		// judge the unwrap or the login by it.
+		v.client.ClearToken()
+	}
 	switch a.Method {
 	case "token":
 		tok, err := v.readToken()
@@ -222,20 +232,19 @@ func (v *vaultClient) login(ctx context.Context) (*api.Secret, error) {
 		if err != nil {
 			return nil, fmt.Errorf("role id: %w", err)
 		}
-		var sid approle.SecretID
+		// Read here, from the file or through getenv, at every login: the
+		// file may have been replaced, and the library would read the
+		// process environment rather than ours.
 		var raw string
 		if a.SecretIDFile != "" {
-			sid.FromFile = a.SecretIDFile
 			raw, err = readSecretFile(a.SecretIDFile)
-		} else {
-			sid.FromEnv = a.SecretIDEnv
-			if raw = v.getenv(a.SecretIDEnv); raw == "" {
-				err = fmt.Errorf("environment variable %s is not set", a.SecretIDEnv)
-			}
+		} else if raw = v.getenv(a.SecretIDEnv); raw == "" {
+			err = fmt.Errorf("environment variable %s is not set", a.SecretIDEnv)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("secret id: %w", err)
 		}
+		sid := approle.SecretID{FromString: raw}
 		opts := []approle.LoginOption{approle.WithMountPath(a.Mount)}
 		if a.SecretIDWrapped {
 			sum := sha256.Sum256([]byte(raw))
@@ -368,6 +377,12 @@ func (v *vaultClient) revoke(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := v.client.Auth().Token().RevokeSelfWithContext(ctx, ""); err != nil {
+		var re *api.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
+			// Already expired or revoked: nothing left to revoke.
+			v.client.ClearToken()
+			return nil
+		}
 		return fmt.Errorf("vault: revoking our token: %s", describeVaultError(err))
 	}
 	v.client.ClearToken()

@@ -22,6 +22,10 @@ go vet ./...
 echo "== unit, integration and end-to-end tests (race detector on)"
 go test -race -count=1 ./...
 
+echo "== credentials against a real Vault (in-process test cluster; separate module)"
+# The first run downloads Vault's module graph (~500 MB) and compiles it (~5 min).
+(cd integration/vault && go vet ./... && go test -count=1 ./...)
+
 echo "== fuzz targets, briefly"
 go test -run='^$' -fuzz='^FuzzClassify$' -fuzztime=10s ./internal/exotel/
 go test -run='^$' -fuzz='^FuzzParse$' -fuzztime=5s ./internal/config/

@@ -1,0 +1,252 @@
+package vault
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/exogate/exogate/credentials"
+	"github.com/exogate/exogate/internal/fakeexotel"
+	"github.com/exogate/exogate/proxy"
+)
+
+// load drives steady traffic at a gateway from a few clients until stop is
+// closed (or each client has sent max requests), counting failures.
+type load struct {
+	total, failed atomic.Int64
+	mu            sync.Mutex
+	failures      []string
+	stop          chan struct{}
+	wg            sync.WaitGroup
+}
+
+func startLoad(base, path string, clients, max int) *load {
+	l := &load{stop: make(chan struct{})}
+	for range clients {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := 0; i < max; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				resp, err := http.Post(base+path, "application/x-www-form-urlencoded", strings.NewReader("From=0999&To=0888&CallerId=0777"))
+				l.total.Add(1)
+				switch {
+				case err != nil:
+					l.fail(err.Error())
+				case resp.StatusCode != http.StatusOK:
+					l.fail(resp.Status + " " + resp.Header.Get("X-Exogate-Error"))
+				}
+				if resp != nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) fail(s string) {
+	l.failed.Add(1)
+	l.mu.Lock()
+	if len(l.failures) < 10 {
+		l.failures = append(l.failures, s)
+	}
+	l.mu.Unlock()
+}
+
+func (l *load) finish() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+// A sealed Vault must not fail a single call: the last good credentials keep
+// serving, and after unsealing a new version is picked up.
+func TestSealedVaultFailsNoCall(t *testing.T) {
+	v := startVault(t)
+	v.putPair(t, acmePath, "seal-key-1234", "seal-token-1")
+	roleID, secretID := v.appRole(t, "exogate", time.Hour, time.Hour)
+	store, logs := newStore(t, v, credentials.VaultAuth{Method: "approle", RoleIDEnv: "R", SecretIDEnv: "S"},
+		map[string]string{"R": roleID, "S": secretID}, credentials.VaultSecret{})
+	waitVersion(t, store, "v1")
+
+	fake := fakeexotel.New("exotel", fakeexotel.Account{SID: "acme", Key: "seal-key-1234", Token: "seal-token-1"})
+	upstream := httptest.NewTLSServer(fake)
+	defer upstream.Close()
+	u, _ := url.Parse(upstream.URL)
+	h, err := proxy.New(proxy.Config{
+		Accounts:   []proxy.Account{{SID: "acme", API: u, CCM: u}},
+		Authorizer: store,
+		Transport:  upstream.Client().Transport,
+		Logger:     newLogger(),
+	})
+	must(t, err)
+	gw := httptest.NewServer(h)
+	defer gw.Close()
+
+	l := startLoad(gw.URL, "/v1/Accounts/acme/Calls/connect.json", 4, 5000)
+	waitFor(t, 10*time.Second, func() bool { return l.total.Load() > 20 })
+	v.cluster.EnsureCoresSealed(t)
+	waitFor(t, 20*time.Second, func() bool { return strings.Contains(logs.String(), "cannot read the source") })
+	sealedAt := l.total.Load()
+	waitFor(t, 20*time.Second, func() bool { return l.total.Load() > sealedAt+200 })
+	v.cluster.UnsealCores(t)
+	l.finish()
+	if n := l.failed.Load(); n != 0 {
+		t.Fatalf("%d of %d calls failed while Vault was sealed: %v", n, l.total.Load(), l.failures)
+	}
+	t.Logf("sealed Vault: %d calls, %d failed (%d while sealed)", l.total.Load(), l.failed.Load(), l.total.Load()-sealedAt)
+
+	// After unsealing, a rotation is picked up again.
+	waitFor(t, 30*time.Second, func() bool {
+		_, err := v.root.KVv2("secret").Get(context.Background(), acmePath)
+		return err == nil
+	})
+	v.putPair(t, acmePath, "seal-key-1234", "seal-token-2")
+	waitVersion(t, store, "v2")
+}
+
+var addrRE = regexp.MustCompile(`"addr":"([^"]+)"`)
+
+// The whole story end to end with the built binary: steady traffic, the token
+// is rotated in Vault and at the same instant the fake Exotel stops accepting
+// the old one. No client call may fail.
+func TestBinaryRotationUnderLoad(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "exogate")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	v := startVault(t)
+	const key, oldToken, newToken = "e2e-key-0123456789", "e2e-token-old-0123456789", "e2e-token-new-0123456789"
+	v.putPair(t, acmePath, key, oldToken)
+	roleID, secretID := v.appRole(t, "exogate", time.Minute, time.Hour)
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "secret_id"), []byte(secretID), 0o600))
+
+	fake := fakeexotel.New("exotel", fakeexotel.Account{SID: "acme", Key: key, Token: oldToken})
+	upstream := httptest.NewTLSServer(fake)
+	defer upstream.Close()
+	caFile := filepath.Join(dir, "exotel-ca.pem")
+	must(t, os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: upstream.Certificate().Raw}), 0o600))
+
+	// A refresh interval far longer than the test: only the 401 path can
+	// pick up the rotation in time.
+	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
+upstream:
+  ca_file: %s
+  regions: {singapore: {api: %q, ccm: %q}}
+vault:
+  address: %s
+  ca_file: %s
+  refresh_interval: 1h
+  auth: {method: approle, role_id_env: EXOGATE_ROLE_ID, secret_id_file: %s}
+limits:
+  buckets: {voice_v1: {limit: 100000, period: 1s, burst: 100}}
+accounts:
+  - sid: acme
+    credentials: {source: vault, vault: {mount: secret, path: %s}}
+`, caFile, upstream.URL, upstream.URL, v.addr, v.caFile, filepath.Join(dir, "secret_id"), acmePath)
+	cfgFile := filepath.Join(dir, "exogate.yaml")
+	must(t, os.WriteFile(cfgFile, []byte(cfg), 0o600))
+
+	cmd := exec.Command(bin, "-config", cfgFile)
+	cmd.Env = []string{"EXOGATE_ROLE_ID=" + roleID, "PATH=" + os.Getenv("PATH")}
+	out, err := cmd.StderrPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	logs := &syncBuffer{}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text() + "\n"
+			_, _ = logs.Write([]byte(line))
+			_, _ = allLogs.Write([]byte(line))
+		}
+	}()
+	var base string
+	waitFor(t, 20*time.Second, func() bool {
+		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
+			base = "http://" + m[1]
+		}
+		return base != ""
+	})
+	waitFor(t, 30*time.Second, func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+
+	l := startLoad(base, "/v1/Accounts/acme/Calls/connect.json", 4, 5000)
+	waitFor(t, 10*time.Second, func() bool { return fake.Count() > 100 })
+	// Rotate centrally: Vault gets the new token and Exotel switches to it at
+	// the same instant.
+	v.putPair(t, acmePath, key, newToken)
+	fake.SetAccount(fakeexotel.Account{SID: "acme", Key: key, Token: newToken})
+	rotated := time.Now()
+	at := fake.Count()
+	waitFor(t, 20*time.Second, func() bool { return fake.Count() > at+300 })
+
+	// Then Vault is sealed for a while: still no failure.
+	v.cluster.EnsureCoresSealed(t)
+	at = fake.Count()
+	waitFor(t, 20*time.Second, func() bool { return fake.Count() > at+300 })
+	v.cluster.UnsealCores(t)
+	l.finish()
+
+	newAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte(key+":"+newToken))
+	var refused int
+	var firstNew time.Duration
+	for _, r := range fake.Requests() {
+		if r.At.Before(rotated) {
+			continue
+		}
+		if r.Header.Get("Authorization") == newAuth {
+			if firstNew == 0 {
+				firstNew = r.At.Sub(rotated)
+			}
+		} else {
+			refused++
+		}
+	}
+	t.Logf("Vault rotation under load (binary): %d client calls, %d failed; %d requests met Exotel's 401 with the old token (each replayed); first use of the new token %v after rotation",
+		l.total.Load(), l.failed.Load(), refused, firstNew)
+	if n := l.failed.Load(); n != 0 {
+		t.Errorf("%d client calls failed: %v", n, l.failures)
+	}
+	if firstNew == 0 {
+		t.Error("the new token was never used")
+	}
+	if refused > 4 {
+		t.Errorf("%d requests were sent with the old token after the rotation; at most the 4 in flight may be", refused)
+	}
+
+	// Graceful shutdown revokes the AppRole token exogate logged in with.
+	must(t, cmd.Process.Signal(os.Interrupt))
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(logs.String(), "vault: token revoked") })
+}
