@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -107,18 +110,24 @@ func (b *breaker) refusal() error {
 	return &errCircuitOpen{retryAfter: left}
 }
 
-// breakerTransport sends one account's requests to one upstream host: it asks
-// the breaker, injects the account's credentials as late as possible, and
-// reports the outcome. It never retries.
-type breakerTransport struct {
+// upstreamTransport sends one account's requests of one bucket to one
+// upstream host: it asks the breaker, injects the account's credentials as
+// late as possible, and reports the outcome. It never retries a request that
+// may have been acted on; it sends one again only after Exotel said it did
+// nothing with it (401 with newer credentials, 429 after the pause).
+type upstreamTransport struct {
 	breaker    *breaker
 	account    string
+	bucket     string
 	authorizer Authorizer
 	reauth     Reauthorizer // nil: no replay after a 401
+	limiter    Limiter
+	pauser     Pauser // nil: Exotel's 429s are passed on as they are
+	retryWait  time.Duration
 	next       http.RoundTripper
 }
 
-func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	done, err := t.breaker.cb.Allow()
 	if err != nil {
 		// Open, or half-open with its probes already out.
@@ -136,6 +145,13 @@ func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	resp, err := t.next.RoundTrip(req)
 	if err == nil && resp.StatusCode == http.StatusUnauthorized && t.reauth != nil {
 		resp = t.replayUnauthorized(req, resp, version)
+	}
+	if err == nil && t.pauser != nil {
+		if resp.StatusCode == http.StatusTooManyRequests {
+			resp = t.afterTooManyRequests(req, resp)
+		} else if resp.StatusCode < 400 {
+			t.pauser.Succeeded(t.account, t.bucket)
+		}
 	}
 	switch {
 	case err != nil && (req.Context().Err() != nil || errors.Is(err, errBodyTooLarge)):
@@ -156,16 +172,10 @@ func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 // reached Exotel before our poller saw it, or Exotel's own propagation lag).
 // A 401 means Exotel acted on nothing, so this holds for a POST too, as long
 // as its whole body was read and kept.
-func (t *breakerTransport) replayUnauthorized(req *http.Request, resp *http.Response, version string) *http.Response {
-	var body io.ReadCloser
-	if req.Body != nil {
-		lb, ok := req.Body.(*limitedBody)
-		if !ok {
-			return resp
-		}
-		if body, ok = lb.replay(); !ok {
-			return resp
-		}
+func (t *upstreamTransport) replayUnauthorized(req *http.Request, resp *http.Response, version string) *http.Response {
+	body, ok := replayBody(req)
+	if !ok {
+		return resp
 	}
 	retry := req.Clone(req.Context())
 	retry.Body = body
@@ -180,6 +190,81 @@ func (t *breakerTransport) replayUnauthorized(req *http.Request, resp *http.Resp
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
 	return second
+}
+
+// afterTooManyRequests handles Exotel's own 429: the whole fleet pauses the
+// bucket (for Exotel's Retry-After, or an exponential backoff), and if the
+// pause is short enough for the caller the request is sent once more after
+// it — a 429 means Exotel acted on nothing. Otherwise Exotel's 429 is passed
+// on unchanged.
+func (t *upstreamTransport) afterTooManyRequests(req *http.Request, resp *http.Response) *http.Response {
+	pause := t.pauser.Pause(t.account, t.bucket, parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
+	if pause > t.retryWait || t.retryWait < 0 {
+		return resp
+	}
+	body, ok := replayBody(req)
+	if !ok {
+		return resp
+	}
+	// Keep Exotel's answer to hand back if the second try cannot be made.
+	kept, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	if err != nil {
+		kept = nil
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(kept))
+	resp.ContentLength = int64(len(kept))
+	if t.limiter != nil {
+		// Admit honours the pause: it waits it out (or refuses).
+		if _, err := t.limiter.Admit(req.Context(), t.account, t.bucket); err != nil {
+			return resp
+		}
+	}
+	retry := req.Clone(req.Context())
+	retry.Body = body
+	second, err := t.next.RoundTrip(retry)
+	if err != nil {
+		return resp
+	}
+	if second.StatusCode == http.StatusTooManyRequests {
+		t.pauser.Pause(t.account, t.bucket, parseRetryAfter(second.Header.Get("Retry-After"), time.Now()))
+	} else if second.StatusCode < 400 {
+		t.pauser.Succeeded(t.account, t.bucket)
+	}
+	return second
+}
+
+// replayBody returns a fresh copy of the request's body for a second
+// attempt (nil for a request without one), or false if it cannot be had.
+func replayBody(req *http.Request) (io.ReadCloser, bool) {
+	if req.Body == nil {
+		return nil, true
+	}
+	lb, ok := req.Body.(*limitedBody)
+	if !ok {
+		return nil, false
+	}
+	return lb.replay()
+}
+
+// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP date.
+// It returns 0 when there is none or it cannot be read.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+		if secs <= 0 || secs > 24*3600 {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 && d <= 24*time.Hour {
+			return d
+		}
+	}
+	return 0
 }
 
 func closeBody(req *http.Request) {

@@ -25,9 +25,9 @@ func (okAuthorizer) Authorize(h http.Header, _ string) (string, error) {
 }
 func (okAuthorizer) Ready() bool { return true }
 
-// breakerRig is a breakerTransport over a scripted upstream.
+// breakerRig is a upstreamTransport over a scripted upstream.
 type breakerRig struct {
-	tr     *breakerTransport
+	tr     *upstreamTransport
 	status atomic.Int64 // what the upstream answers; 0 = connection error
 	calls  atomic.Int64
 	block  chan struct{} // when non-nil, the upstream waits on it
@@ -36,7 +36,7 @@ type breakerRig struct {
 func newBreakerRig(s BreakerSettings) *breakerRig {
 	r := &breakerRig{}
 	r.status.Store(200)
-	r.tr = &breakerTransport{
+	r.tr = &upstreamTransport{
 		breaker:    newBreaker("t", s, time.Now),
 		account:    "acme",
 		authorizer: okAuthorizer{},

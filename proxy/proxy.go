@@ -53,9 +53,20 @@ type Reauthorizer interface {
 
 // Limiter admits a request for an account's bucket, waiting in line when it
 // must. A rejection's error implements RetryAfter() time.Duration. It is
-// implemented by *ratelimit.Memory.
+// implemented by *ratelimit.Memory and *ratelimit.Redis.
 type Limiter interface {
 	Admit(ctx context.Context, account, bucket string) (waited time.Duration, err error)
+}
+
+// Pauser is implemented by a Limiter that can hold back an account's bucket
+// after Exotel itself answered 429 (for the whole fleet, with a shared
+// backend).
+type Pauser interface {
+	// Pause holds the bucket back for d (d <= 0: an exponential backoff)
+	// and returns the pause applied.
+	Pause(account, bucket string, d time.Duration) time.Duration
+	// Succeeded resets the backoff after Exotel accepted a request.
+	Succeeded(account, bucket string)
 }
 
 // Account is one account the gateway serves and its two upstream base URLs.
@@ -75,6 +86,10 @@ type Config struct {
 	// not replayable, and the handler makes sure none is).
 	Transport http.RoundTripper
 	Breaker   BreakerSettings
+	// RetryWait is the longest pause after Exotel's own 429 that a request
+	// waits out before it is sent once more (default 2s; negative: never).
+	// A 429 means Exotel acted on nothing, so the replay is safe.
+	RetryWait time.Duration
 	// MaxBody is the largest request body accepted, in bytes (default 1 MiB).
 	MaxBody int64
 	// Logger receives one access line per request (default: no logging).
@@ -87,6 +102,8 @@ type Config struct {
 type Handler struct {
 	accounts   map[string]*account
 	limiter    Limiter
+	pauser     Pauser // nil: Exotel's 429s pass straight through
+	retryWait  time.Duration
 	authorizer Authorizer
 	reauth     Reauthorizer // nil: Exotel's 401s pass straight through
 	maxBody    int64
@@ -104,10 +121,13 @@ type account struct {
 	upstreams [2]*upstream // indexed by exotel.Host
 }
 
+// upstream is one account's host (api or ccm) with its breaker, and a
+// ReverseProxy per rate-limit bucket, so that the transport knows the bucket
+// of every request without a per-request allocation.
 type upstream struct {
 	target  *url.URL
 	breaker *breaker
-	proxy   *httputil.ReverseProxy
+	proxies [exotel.NumBuckets]*httputil.ReverseProxy
 }
 
 // New makes a Handler.
@@ -127,6 +147,11 @@ func New(cfg Config) (*Handler, error) {
 		h.maxBody = 1 << 20
 	}
 	h.reauth, _ = cfg.Authorizer.(Reauthorizer)
+	h.pauser, _ = cfg.Limiter.(Pauser)
+	h.retryWait = cfg.RetryWait
+	if h.retryWait == 0 {
+		h.retryWait = 2 * time.Second
+	}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -159,20 +184,25 @@ func New(cfg Config) (*Handler, error) {
 func (h *Handler) newUpstream(sid string, target *url.URL, bs BreakerSettings, next http.RoundTripper) *upstream {
 	up := &upstream{target: target}
 	up.breaker = newBreaker(sid+"@"+target.Host, bs, h.now)
-	up.proxy = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) { rewrite(pr, target) },
-		Transport: &breakerTransport{
-			breaker:    up.breaker,
-			account:    sid,
-			authorizer: h.authorizer,
-			reauth:     h.reauth,
-			next:       next,
-		},
-		BufferPool:   &h.bufs,
-		ErrorHandler: h.proxyError,
-		// Exotel's answers stream back as they arrive (listings can be long).
-		FlushInterval: 0,
-		ErrorLog:      nil,
+	for _, b := range exotel.Buckets() {
+		up.proxies[b] = &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) { rewrite(pr, target) },
+			Transport: &upstreamTransport{
+				breaker:    up.breaker,
+				account:    sid,
+				bucket:     b.String(),
+				authorizer: h.authorizer,
+				reauth:     h.reauth,
+				limiter:    h.limiter,
+				pauser:     h.pauser,
+				retryWait:  h.retryWait,
+				next:       next,
+			},
+			BufferPool:   &h.bufs,
+			ErrorHandler: h.proxyError,
+			// Exotel's answers stream back as they arrive (listings can be long).
+			FlushInterval: 0,
+		}
 	}
 	return up
 }
@@ -342,10 +372,10 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		}
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		ex.body.rc, ex.body.left, ex.body.record = r.Body, h.maxBody, h.reauth != nil
+		ex.body.rc, ex.body.left, ex.body.record = r.Body, h.maxBody, h.reauth != nil || h.pauser != nil
 		r.Body = &ex.body
 	}
-	up.proxy.ServeHTTP(ex, r)
+	up.proxies[route.Bucket].ServeHTTP(ex, r)
 }
 
 // fail answers the request with err in the Exotel shape and records the kind.

@@ -36,15 +36,33 @@ const (
 	mumToken  = "fedcba9876543210fedcba9876543210fedcba98"
 )
 
-// fakeLimiter is a Limiter made of a function field.
+// fakeLimiter is a Limiter and Pauser made of function fields.
 type fakeLimiter struct {
-	admit func(ctx context.Context, account, bucket string) (time.Duration, error)
+	admit     func(ctx context.Context, account, bucket string) (time.Duration, error)
+	pause     func(account, bucket string, d time.Duration) time.Duration
+	succeeded func(account, bucket string)
 }
 
-var _ Limiter = (*fakeLimiter)(nil)
+var (
+	_ Limiter = (*fakeLimiter)(nil)
+	_ Pauser  = (*fakeLimiter)(nil)
+)
 
 func (f *fakeLimiter) Admit(ctx context.Context, account, bucket string) (time.Duration, error) {
 	return f.admit(ctx, account, bucket)
+}
+
+func (f *fakeLimiter) Pause(account, bucket string, d time.Duration) time.Duration {
+	if f.pause == nil {
+		return d
+	}
+	return f.pause(account, bucket, d)
+}
+
+func (f *fakeLimiter) Succeeded(account, bucket string) {
+	if f.succeeded != nil {
+		f.succeeded(account, bucket)
+	}
 }
 
 type limited struct{ d time.Duration }
@@ -937,4 +955,113 @@ func TestReplayAfterExotel401(t *testing.T) {
 			t.Errorf("Exotel saw %d requests after %d reauthorizations; want 2 after 1", n, reauths)
 		}
 	})
+}
+
+func TestExotel429PausesTheBucketAndRetriesOnce(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.RetryWait = 2 * time.Second })
+	var mu sync.Mutex
+	var pauses []string
+	admits, successes := 0, 0
+	r.limiter.admit = func(_ context.Context, account, bucket string) (time.Duration, error) {
+		mu.Lock()
+		admits++
+		mu.Unlock()
+		return 0, nil
+	}
+	r.limiter.pause = func(account, bucket string, d time.Duration) time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		pauses = append(pauses, fmt.Sprintf("%s/%s/%s", account, bucket, d))
+		if d == 0 {
+			return time.Second // the limiter's own backoff
+		}
+		return d
+	}
+	r.limiter.succeeded = func(string, string) {
+		mu.Lock()
+		successes++
+		mu.Unlock()
+	}
+	api := r.fakes["singapore-api"]
+	for _, tc := range []struct {
+		name       string
+		retryAfter string // what Exotel sends
+		wantPause  string
+		wantStatus int
+		wantExotel int
+		everyTime  bool
+	}{
+		{"retry-after within the caller's wait", "1", "acme/sms/1s", 200, 2, false},
+		{"no retry-after: backoff", "", "acme/sms/0s", 200, 2, false},
+		{"retry-after too long: Exotel's 429 passed on", "30", "acme/sms/30s", 429, 1, false},
+		{"second 429 is passed on", "1", "acme/sms/1s", 429, 2, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r.reset()
+			mu.Lock()
+			pauses, admits, successes = nil, 0, 0
+			mu.Unlock()
+			n := 0
+			api.SetOverride(func(fakeexotel.Request) (int, string, bool) {
+				n++
+				if n == 1 || tc.everyTime {
+					return 429, `{"RestException":{"Status":429,"Message":"Too Many Requests"}}`, true
+				}
+				return 0, "", false
+			})
+			if tc.retryAfter != "" {
+				api.SetHeader("Retry-After", tc.retryAfter)
+			} else {
+				api.SetHeader("Retry-After", "")
+			}
+			defer api.SetOverride(nil)
+			req, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Sms/send.json", strings.NewReader("From=1&To=2&Body=hi"))
+			resp, body := r.do(req)
+			if resp.StatusCode != tc.wantStatus || resp.Header.Get(HeaderError) != "" {
+				t.Fatalf("status %d %q: %s", resp.StatusCode, resp.Header.Get(HeaderError), body)
+			}
+			if tc.wantStatus == 429 && !strings.Contains(string(body), "Too Many Requests") {
+				t.Errorf("Exotel's 429 body not passed on: %s", body)
+			}
+			got := api.Requests()
+			if len(got) != tc.wantExotel {
+				t.Fatalf("Exotel saw %d requests, want %d", len(got), tc.wantExotel)
+			}
+			for _, g := range got {
+				if string(g.Body) != "From=1&To=2&Body=hi" {
+					t.Errorf("body %q", g.Body)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(pauses) == 0 || pauses[0] != tc.wantPause {
+				t.Errorf("pauses %v, want first %s", pauses, tc.wantPause)
+			}
+			if tc.wantExotel == 2 && admits != 2 {
+				t.Errorf("%d admissions, want 2: the replay must take a token of its own", admits)
+			}
+			if tc.wantStatus == 200 && successes != 1 {
+				t.Errorf("%d successes reported", successes)
+			}
+		})
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Duration{
+		"":                              0,
+		"5":                             5 * time.Second,
+		" 12 ":                          12 * time.Second,
+		"0":                             0,
+		"-3":                            0,
+		"junk":                          0,
+		"999999":                        0,
+		"Fri, 27 Nov 2026 12:00:30 GMT": 30 * time.Second,
+		"Fri, 27 Nov 2026 11:59:00 GMT": 0,
+	} {
+		if got := parseRetryAfter(in, now); got != want {
+			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
+		}
+	}
 }

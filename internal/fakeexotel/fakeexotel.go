@@ -45,6 +45,7 @@ type Server struct {
 	accounts map[string]Account
 	requests []Request
 	override func(Request) (status int, body string, ok bool)
+	headers  http.Header // added to every answer
 	count    atomic.Int64
 	aborted  atomic.Int64
 }
@@ -71,6 +72,21 @@ func (s *Server) SetOverride(f func(Request) (status int, body string, ok bool))
 	s.mu.Lock()
 	s.override = f
 	s.mu.Unlock()
+}
+
+// SetHeader adds a header to every answer (empty value: remove it), e.g.
+// Retry-After on injected 429s.
+func (s *Server) SetHeader(name, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.headers == nil {
+		s.headers = http.Header{}
+	}
+	if value == "" {
+		s.headers.Del(name)
+	} else {
+		s.headers.Set(name, value)
+	}
 }
 
 // Requests returns a copy of every request received so far.
@@ -125,6 +141,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests = append(s.requests, req)
 	override := s.override
+	for k, v := range s.headers {
+		w.Header()[k] = v
+	}
 	s.mu.Unlock()
 
 	path, _, _ := strings.Cut(r.RequestURI, "?")
