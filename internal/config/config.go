@@ -133,9 +133,26 @@ type VaultSecret struct {
 
 // Limits configures the per-account rate limits.
 type Limits struct {
-	MaxWait time.Duration   `yaml:"max_wait"`
-	Buckets map[string]Rule `yaml:"buckets"`
-	Account Rule            `yaml:"account"`
+	MaxWait          time.Duration   `yaml:"max_wait"`
+	Buckets          map[string]Rule `yaml:"buckets"`
+	Account          Rule            `yaml:"account"`
+	Backend          string          `yaml:"backend"` // memory | redis
+	Redis            Redis           `yaml:"redis"`
+	OnBackendFailure string          `yaml:"on_backend_failure"` // local | allow | deny
+	Replicas         int             `yaml:"replicas"`
+}
+
+// Redis says how to reach the Redis that holds the fleet's shared budget.
+// The username and password come from environment variables, never the file.
+type Redis struct {
+	Address     string        `yaml:"address"`
+	UsernameEnv string        `yaml:"username_env"`
+	PasswordEnv string        `yaml:"password_env"`
+	DB          int           `yaml:"db"`
+	TLS         bool          `yaml:"tls"`
+	CAFile      string        `yaml:"ca_file"`
+	KeyPrefix   string        `yaml:"key_prefix"`
+	Timeout     time.Duration `yaml:"timeout"`
 }
 
 // Rule is one budget: at most Limit requests in any window of Period.
@@ -189,6 +206,14 @@ func Default() Config {
 			MaxWait: 2 * time.Second,
 			Buckets: buckets,
 			Account: Rule{Limit: 0, Period: time.Minute},
+			Backend: "memory",
+			Redis: Redis{
+				Address:     "127.0.0.1:6379",
+				PasswordEnv: "REDIS_PASSWORD",
+				KeyPrefix:   "exogate:",
+				Timeout:     100 * time.Millisecond,
+			},
+			OnBackendFailure: "local",
 		},
 		Breaker: Breaker{
 			ConsecutiveFailures: 5,
@@ -539,6 +564,30 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Limits.Account.validate(); err != nil {
 		bad("limits.account", "%v", err)
+	}
+	switch c.Limits.Backend {
+	case "memory":
+	case "redis":
+		if _, _, err := net.SplitHostPort(c.Limits.Redis.Address); err != nil {
+			bad("limits.redis.address", "%q is not host:port", c.Limits.Redis.Address)
+		}
+		if c.Limits.Redis.DB < 0 {
+			bad("limits.redis.db", "must not be negative")
+		}
+		positive("limits.redis.timeout", c.Limits.Redis.Timeout)
+		if c.Limits.Redis.CAFile != "" && !c.Limits.Redis.TLS {
+			bad("limits.redis.ca_file", "set tls: true to use a CA file")
+		}
+	default:
+		bad("limits.backend", "%q is not memory or redis", c.Limits.Backend)
+	}
+	switch c.Limits.OnBackendFailure {
+	case "local", "allow", "deny":
+	default:
+		bad("limits.on_backend_failure", "%q is not local, allow or deny", c.Limits.OnBackendFailure)
+	}
+	if c.Limits.Replicas < 0 {
+		bad("limits.replicas", "must not be negative")
 	}
 
 	b := c.Breaker

@@ -22,7 +22,8 @@ func TestExampleFileIsValid(t *testing.T) {
 	if cfg.Limits.Buckets["sms"] != def.Limits.Buckets["sms"] || cfg.Breaker != def.Breaker ||
 		cfg.MaxBody != def.MaxBody || cfg.ShutdownTimeout != def.ShutdownTimeout || cfg.Server != def.Server ||
 		cfg.Upstream.Timeout != def.Upstream.Timeout || cfg.Listen != def.Listen || cfg.Log != def.Log ||
-		cfg.Vault != def.Vault || cfg.Rotation != def.Rotation {
+		cfg.Vault != def.Vault || cfg.Rotation != def.Rotation || cfg.Limits.Redis != def.Limits.Redis ||
+		cfg.Limits.Backend != def.Limits.Backend || cfg.Limits.OnBackendFailure != def.Limits.OnBackendFailure {
 		t.Errorf("config.example.yaml disagrees with the built-in defaults")
 	}
 }
@@ -87,6 +88,10 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"approle without role id", "vault: {auth: {method: approle, secret_id_file: /s}}\naccounts:\n  - sid: a\n    credentials: {source: vault, vault: {path: p}}\n", "vault.auth.role_id_file"},
 		{"kubernetes without role", "vault: {auth: {method: kubernetes}}\naccounts:\n  - sid: a\n    credentials: {source: vault, vault: {path: p}}\n", "vault.auth.role"},
 		{"vault refresh", "vault: {refresh_interval: 0s}\naccounts:\n  - sid: a\n    credentials: {source: vault, vault: {path: p}}\n", "vault.refresh_interval"},
+		{"limits backend", "limits: {backend: etcd}\n" + account, "limits.backend"},
+		{"redis address", "limits: {backend: redis, redis: {address: nowhere}}\n" + account, "limits.redis.address"},
+		{"redis failure mode", "limits: {on_backend_failure: panic}\n" + account, "limits.on_backend_failure"},
+		{"redis password in file", "limits: {redis: {password: hunter2}}\n" + account, `unknown key "password"`},
 		{"rotation grace", "rotation: {previous_grace: -1s}\n" + account, "rotation.previous_grace"},
 		{"vault secret in file", "vault: {token: s.abcdef}\n" + account, `unknown key "token"`},
 	}
