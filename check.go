@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/rs/zerolog"
 
 	"github.com/exogate/exogate/internal/config"
 	"github.com/exogate/exogate/proxy"
@@ -98,18 +96,5 @@ func (r *statusRecorder) Write(p []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
-	return len(p), nil
-}
-
-// newStdLogger routes net/http's own error log (TLS handshake failures,
-// malformed requests) into the structured log.
-func newStdLogger(l zerolog.Logger) *log.Logger {
-	return log.New(stdLogWriter{l}, "", 0)
-}
-
-type stdLogWriter struct{ l zerolog.Logger }
-
-func (w stdLogWriter) Write(p []byte) (int, error) {
-	w.l.Warn().Str("component", "http").Msg(strings.TrimSpace(string(p)))
 	return len(p), nil
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/exogate/exogate/credentials"
 	"github.com/exogate/exogate/internal/config"
+	"github.com/exogate/exogate/internal/logx"
 	"github.com/exogate/exogate/proxy"
 	"github.com/exogate/exogate/ratelimit"
 )
@@ -291,8 +292,11 @@ func serve(ctx context.Context, cfg config.Config, gw *gateway, log zerolog.Logg
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,
 		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
-		ErrorLog:          newStdLogger(log),
+		ReadTimeout:       cfg.Server.ReadTimeout,
+		ErrorLog:          logx.StdLogger(log, "http"),
 	}
+	// "OPTIONS *" would get a bare 200 from net/http; it is not an Exotel call.
+	srv.DisableGeneralOptionsHandler = true
 	sids := make([]string, 0, len(cfg.Accounts))
 	for _, a := range cfg.Accounts {
 		sids = append(sids, strings.ToLower(a.SID)+"@"+a.Region)

@@ -246,12 +246,11 @@ func (v *vaultClient) login(ctx context.Context) (*api.Secret, error) {
 		}
 		sid := approle.SecretID{FromString: raw}
 		opts := []approle.LoginOption{approle.WithMountPath(a.Mount)}
+		sum := sha256.Sum256([]byte(raw))
 		if a.SecretIDWrapped {
-			sum := sha256.Sum256([]byte(raw))
 			if sum == v.lastWrapped {
 				return nil, errors.New("the wrapped secret id was already used once; waiting for a new one")
 			}
-			v.lastWrapped = sum
 			opts = append(opts, approle.WithWrappingToken())
 		}
 		auth, err := approle.NewAppRoleAuth(roleID, &sid, opts...)
@@ -259,6 +258,12 @@ func (v *vaultClient) login(ctx context.Context) (*api.Secret, error) {
 			return nil, fmt.Errorf("approle: %w", err)
 		}
 		secret, err = v.client.Auth().Login(ctx, auth)
+		var re *api.ResponseError
+		if a.SecretIDWrapped && (err == nil || errors.As(err, &re)) {
+			// Vault answered, so the wrapping token was spent (or refused):
+			// never again. Had Vault been unreachable, it is still good.
+			v.lastWrapped = sum
+		}
 	case "kubernetes":
 		// A new auth value for each login: the kubelet rotates the file.
 		auth, err := kubernetes.NewKubernetesAuth(a.Role,

@@ -182,6 +182,12 @@ func (t *upstreamTransport) replayUnauthorized(req *http.Request, resp *http.Res
 	if !t.reauth.Reauthorize(req.Context(), retry.Header, t.account, version) {
 		return resp
 	}
+	// The replay is a request to Exotel like any other: it takes a token.
+	if t.limiter != nil {
+		if _, err := t.limiter.Admit(req.Context(), t.account, t.bucket); err != nil {
+			return resp
+		}
+	}
 	second, err := t.next.RoundTrip(retry)
 	if err != nil {
 		// The first answer stands: Exotel's own 401 is truer than our failure.

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -31,6 +32,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/exogate/exogate/internal/exotel"
+	"github.com/exogate/exogate/internal/logx"
 )
 
 // Authorizer writes an account's credentials onto an outgoing request's
@@ -114,6 +116,7 @@ type Handler struct {
 	idSeq      atomic.Uint64
 	pool       sync.Pool // *exchange
 	bufs       bufferPool
+	stdlog     *log.Logger // ReverseProxy's own messages, into the structured log
 }
 
 type account struct {
@@ -146,6 +149,7 @@ func New(cfg Config) (*Handler, error) {
 	if h.maxBody <= 0 {
 		h.maxBody = 1 << 20
 	}
+	h.stdlog = logx.StdLogger(cfg.Logger, "proxy")
 	h.reauth, _ = cfg.Authorizer.(Reauthorizer)
 	h.pauser, _ = cfg.Limiter.(Pauser)
 	h.retryWait = cfg.RetryWait
@@ -200,6 +204,7 @@ func (h *Handler) newUpstream(sid string, target *url.URL, bs BreakerSettings, n
 			},
 			BufferPool:   &h.bufs,
 			ErrorHandler: h.proxyError,
+			ErrorLog:     h.stdlog,
 			// Exotel's answers stream back as they arrive (listings can be long).
 			FlushInterval: 0,
 		}
@@ -307,20 +312,29 @@ func (e *exchange) Unwrap() http.ResponseWriter { return e.ResponseWriter }
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
 	ex := h.pool.Get().(*exchange)
-	*ex = exchange{ResponseWriter: w, method: r.Method}
+	*ex = exchange{ResponseWriter: w, method: r.Method, body: limitedBody{rec: ex.body.rec[:0]}}
 	ex.requestID = h.newRequestID(ex)
 	w.Header()["X-Request-Id"] = []string{ex.requestID}
+	defer func() {
+		if p := recover(); p != nil {
+			// ReverseProxy aborts the response with http.ErrAbortHandler when
+			// the upstream's body breaks mid-way: log the line, then let
+			// net/http close the connection. The exchange is not reused.
+			if ex.kind == "" {
+				ex.kind = KindUpstreamUnreachable
+			}
+			h.accessLog(ex, r, start)
+			panic(p)
+		}
+		h.accessLog(ex, r, start)
+		ex.ResponseWriter, ex.up, ex.cause = nil, nil, nil
+		if cap(ex.body.rec) > 64<<10 {
+			ex.body.rec = nil // don't keep a rare large body's buffer alive in the pool
+		}
+		h.pool.Put(ex)
+	}()
 
 	h.serve(ex, r)
-
-	h.accessLog(ex, r, start)
-	ex.ResponseWriter, ex.up, ex.cause = nil, nil, nil
-	rec := ex.body.rec[:0]
-	if cap(rec) > 64<<10 {
-		rec = nil // don't keep a rare large body's buffer alive in the pool
-	}
-	ex.body = limitedBody{rec: rec}
-	h.pool.Put(ex)
 }
 
 func (h *Handler) serve(ex *exchange, r *http.Request) {
@@ -358,6 +372,21 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		h.fail(ex, route.Shape, errBodyTooLarge)
 		return
 	}
+	hasBody := r.Body != nil && r.Body != http.NoBody
+	if hasBody && r.ContentLength < 0 {
+		// A chunked body of unknown length is read whole (up to MaxBody)
+		// before anything is sent, so an oversized one never reaches Exotel
+		// in part, and it is forwarded with its length.
+		if err := ex.body.preload(r.Body, h.maxBody); err != nil {
+			h.fail(ex, route.Shape, err)
+			return
+		}
+		r.ContentLength, r.TransferEncoding = int64(len(ex.body.rec)), nil
+		r.Body = &ex.body
+		if r.ContentLength == 0 {
+			r.Body = http.NoBody
+		}
+	}
 	// An open breaker answers at once, without queueing for the limiter.
 	if up.breaker.State() == gobreaker.StateOpen {
 		h.fail(ex, route.Shape, up.breaker.refusal())
@@ -371,7 +400,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 			return
 		}
 	}
-	if r.Body != nil && r.Body != http.NoBody {
+	if hasBody && !ex.body.preloaded {
 		ex.body.rc, ex.body.left, ex.body.record = r.Body, h.maxBody, h.reauth != nil || h.pauser != nil
 		r.Body = &ex.body
 	}
@@ -390,7 +419,7 @@ func (h *Handler) fail(ex *exchange, shape exotel.Shape, err error) {
 // refusal, missing credentials, or a body that grew past MaxBody.
 func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	ex := w.(*exchange)
-	if ex.body.exceeded {
+	if ex.body.exceeded.Load() {
 		err = errBodyTooLarge
 	}
 	ex.cause = err
@@ -434,25 +463,48 @@ func (h *Handler) newRequestID(ex *exchange) string {
 }
 
 // limitedBody passes the request body on and fails once more than MaxBody
-// bytes have been read, whatever Content-Length said (chunked bodies). When
-// record is set it keeps a copy of what it passed on, so that a request
-// Exotel refused with 401 can be sent again.
+// bytes have been read, whatever Content-Length said. When record is set it
+// keeps a copy of what it passed on, so that a request Exotel refused with
+// 401 or 429 can be sent again. A preloaded body (chunked on the way in) is
+// held whole in rec from the start.
 type limitedBody struct {
-	rc       io.ReadCloser
-	left     int64
-	exceeded bool
-	record   bool
-	rec      []byte
-	eof      atomic.Bool // the whole body was read: rec is complete
+	rc        io.ReadCloser
+	left      int64
+	record    bool
+	rec       []byte
+	preloaded bool
+	pre       bytes.Reader
+	exceeded  atomic.Bool
+	eof       atomic.Bool // the whole body was read: rec is complete
+}
+
+// preload reads the whole body, up to max bytes, into rec.
+func (b *limitedBody) preload(rc io.Reader, max int64) error {
+	buf := bytes.NewBuffer(b.rec[:0])
+	n, err := buf.ReadFrom(io.LimitReader(rc, max+1))
+	b.rec = buf.Bytes()
+	switch {
+	case n > max:
+		return errBodyTooLarge
+	case err != nil:
+		return fmt.Errorf("reading the request body: %w", context.Canceled)
+	}
+	b.preloaded, b.record = true, true
+	b.pre.Reset(b.rec)
+	b.eof.Store(true)
+	return nil
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.preloaded {
+		return b.pre.Read(p)
+	}
 	if b.left <= 0 {
 		// Read one byte more to tell "exactly MaxBody" from "more".
 		var one [1]byte
 		n, err := b.rc.Read(one[:])
 		if n > 0 {
-			b.exceeded = true
+			b.exceeded.Store(true)
 			return 0, errBodyTooLarge
 		}
 		if err == io.EOF {
@@ -465,7 +517,9 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	b.left -= int64(n)
-	if b.record {
+	// Only a read that brought bytes touches rec: the transport may read
+	// again after the end while a replay is already copying rec.
+	if b.record && n > 0 {
 		b.rec = append(b.rec, p[:n]...)
 	}
 	if err == io.EOF {

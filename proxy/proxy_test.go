@@ -538,10 +538,13 @@ func TestBodyTooLarge(t *testing.T) {
 		req, _ := http.NewRequest("POST", r.front.URL+"/v2/accounts/acme/calls", io.MultiReader(strings.NewReader(strings.Repeat("a", 200))))
 		resp, body := r.do(req)
 		assertShape(t, resp, body, exotel.ShapeV2, 413, KindBodyTooLarge)
-		// Some bytes may have left before the limit was seen, but the
-		// upload is cut off: Exotel never sees a complete request.
-		if n := r.total(); n != 0 {
-			t.Errorf("upstream received %d complete requests", n)
+		// Read whole before anything is sent: not a byte reaches Exotel.
+		var aborted int64
+		for _, f := range r.fakes {
+			aborted += f.Aborted()
+		}
+		if n := r.total(); n != 0 || aborted != 0 {
+			t.Errorf("upstream received %d complete and %d cut-off requests", n, aborted)
 		}
 	})
 	t.Run("exactly max", func(t *testing.T) {
@@ -1063,5 +1066,52 @@ func TestParseRetryAfter(t *testing.T) {
 		if got := parseRetryAfter(in, now); got != want {
 			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+// Exotel's answer breaking off mid-body: the client's connection is cut, and
+// the access line and ReverseProxy's own message still land in the
+// structured log.
+func TestUpstreamBodyBreaksOff(t *testing.T) {
+	broken := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(200)
+		_, _ = io.WriteString(w, `{"Calls":[`)
+		w.(http.Flusher).Flush()
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.Close()
+	}))
+	defer broken.Close()
+	r := newRig(t, func(c *Config) {
+		c.Transport = broken.Client().Transport
+		u, _ := url.Parse(broken.URL)
+		c.Accounts[0].API = u
+	})
+	resp, err := r.front.Client().Get(r.front.URL + "/v1/Accounts/acme/Calls.json")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Error("the client got a complete answer from a broken upstream body")
+	}
+	waitUntil(t, func() bool { return strings.Contains(r.logs.String(), `"message":"request"`) })
+	logs := r.logs.String()
+	if !strings.Contains(logs, `"error":"upstream_unreachable"`) || !strings.Contains(logs, `"component":"proxy"`) {
+		t.Errorf("log: %s", logs)
+	}
+}
+
+// waitUntil polls cond for up to 10s.
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		<-tick.C
 	}
 }

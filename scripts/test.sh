@@ -16,6 +16,17 @@ need_go() {
 }
 need_go
 
+# Real parts, not mocks: the Redis limiter's tests start redis-server on a
+# free loopback port. Install it from Debian's packages when it is missing.
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "== installing redis-server (Debian package)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  # The package starts a system-wide server on 6379; the tests use their own.
+  ($SUDO service redis-server stop || true) >/dev/null 2>&1
+fi
+
 echo "== go vet"
 go vet ./...
 

@@ -24,6 +24,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/exogate/exogate/internal/exotel"
+	"github.com/exogate/exogate/ratelimit"
 )
 
 // Config is the whole gateway configuration. The zero value is not useful:
@@ -85,6 +86,7 @@ type Log struct {
 // Server holds the listener's protective timeouts.
 type Server struct {
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 }
 
@@ -228,6 +230,7 @@ func Default() Config {
 		MaxHeaderBytes:  64 << 10,
 		Server: Server{
 			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
 			IdleTimeout:       120 * time.Second,
 		},
 		Vault: Vault{
@@ -383,9 +386,15 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("missing required environment variable %s (or pass -config FILE)", strings.Join(missing, ", "))
 	}
 	cfg := Default()
+	if sid := getenv(EnvAccountSID); !validSID(sid) {
+		return Config{}, fmt.Errorf("%s: %q is not an account SID (1-64 of A-Z a-z 0-9 _ -)", EnvAccountSID, sid)
+	}
 	region := strings.ToLower(strings.TrimSpace(getenv(EnvRegion)))
 	if region == "" {
 		region = RegionSingapore
+	}
+	if _, ok := cfg.Upstream.Regions[region]; !ok {
+		return Config{}, fmt.Errorf("%s: %q is not a region (singapore or mumbai)", EnvRegion, getenv(EnvRegion))
 	}
 	cfg.Accounts = []Account{{
 		SID:    getenv(EnvAccountSID),
@@ -598,9 +607,7 @@ func (c *Config) Validate() error {
 		bad("breaker", "set consecutive_failures, or failure_ratio with min_requests, or the breaker never opens")
 	}
 	positive("breaker.open_for", b.OpenFor)
-	if b.Interval < 0 {
-		bad("breaker.interval", "must not be negative")
-	}
+	positive("breaker.interval", b.Interval)
 	if b.HalfOpenRequests == 0 {
 		bad("breaker.half_open_requests", "must be at least 1")
 	}
@@ -615,25 +622,13 @@ func (c *Config) Validate() error {
 		bad("max_header_bytes", "must be at least 4KiB")
 	}
 	positive("server.read_header_timeout", c.Server.ReadHeaderTimeout)
+	positive("server.read_timeout", c.Server.ReadTimeout)
 	positive("server.idle_timeout", c.Server.IdleTimeout)
 	return errors.Join(errs...)
 }
 
-func (r Rule) validate() error {
-	switch {
-	case r.Limit < 0:
-		return fmt.Errorf("limit %d must not be negative", r.Limit)
-	case r.Limit == 0:
-		return nil
-	case r.Period <= 0:
-		return fmt.Errorf("period must be positive when limit is set")
-	case r.Burst < 0:
-		return fmt.Errorf("burst %d must not be negative", r.Burst)
-	case r.Burst >= r.Limit:
-		return fmt.Errorf("burst %d must be less than limit %d", r.Burst, r.Limit)
-	}
-	return nil
-}
+// validate checks a rule the way the limiter will.
+func (r Rule) validate() error { return ratelimit.Rule(r).Validate() }
 
 // validSID reports whether s can be an Exotel account SID.
 func validSID(s string) bool {

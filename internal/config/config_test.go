@@ -68,6 +68,8 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"burst not below limit", "limits: {buckets: {sms: {limit: 5, period: 1s, burst: 5}}}\n" + account, "limits.buckets.sms: burst 5 must be less than limit 5"},
 		{"no period", "limits: {buckets: {sms: {limit: 5, period: 0s}}}\n" + account, "limits.buckets.sms: period"},
 		{"account cap", "limits: {account: {limit: -1}}\n" + account, "limits.account"},
+		{"limit 1 burst 0", "limits: {buckets: {sms: {limit: 1, period: 1s}}}\n" + account, "limits.buckets.sms: burst 0 (meaning 1) must be less than limit 1"},
+		{"breaker interval", "breaker: {interval: 0s}\n" + account, "breaker.interval"},
 		{"ratio", "breaker: {failure_ratio: 2}\n" + account, "breaker.failure_ratio"},
 		{"half open", "breaker: {half_open_requests: 0}\n" + account, "breaker.half_open_requests"},
 		{"timeout", "upstream: {timeout: 0s}\n" + account, "upstream.timeout"},
@@ -154,10 +156,15 @@ func TestFromEnv(t *testing.T) {
 		t.Errorf("region %q", cfg.Accounts[0].Region)
 	}
 	env[EnvRegion] = "tokyo"
-	cfg, _ = FromEnv(getenv)
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "accounts[0].region") {
+	if _, err := FromEnv(getenv); err == nil || !strings.Contains(err.Error(), "EXOTEL_REGION") {
 		t.Errorf("bad EXOTEL_REGION: %v", err)
 	}
+	env[EnvRegion] = ""
+	env[EnvAccountSID] = "a/b"
+	if _, err := FromEnv(getenv); err == nil || !strings.Contains(err.Error(), "EXOTEL_ACCOUNT_SID") {
+		t.Errorf("bad EXOTEL_ACCOUNT_SID: %v", err)
+	}
+	env[EnvAccountSID] = "acme"
 	env[EnvListen] = "127.0.0.1:9999"
 	cfg.ApplyEnv(getenv)
 	if cfg.Listen != "127.0.0.1:9999" {

@@ -46,6 +46,10 @@ type Server struct {
 	requests []Request
 	override func(Request) (status int, body string, ok bool)
 	headers  http.Header // added to every answer
+	limit    int           // Exotel's own rate limit (0 = none) ...
+	window   time.Duration // ... over this sliding window
+	admitted []time.Time   // arrival times of the requests within the limit
+	excess   atomic.Int64  // requests over the limit, answered 429
 	count    atomic.Int64
 	aborted  atomic.Int64
 }
@@ -73,6 +77,18 @@ func (s *Server) SetOverride(f func(Request) (status int, body string, ok bool))
 	s.override = f
 	s.mu.Unlock()
 }
+
+// SetLimit makes the fake enforce Exotel's rate limit itself: a request
+// that would make more than n arrive within any sliding window is answered
+// 429 and counted as excess.
+func (s *Server) SetLimit(n int, window time.Duration) {
+	s.mu.Lock()
+	s.limit, s.window, s.admitted = n, window, nil
+	s.mu.Unlock()
+}
+
+// Excess returns how many requests arrived over the limit set by SetLimit.
+func (s *Server) Excess() int64 { return s.excess.Load() }
 
 // SetHeader adds a header to every answer (empty value: remove it), e.g.
 // Retry-After on injected 429s.
@@ -124,6 +140,10 @@ func (s *Server) Reset() {
 	s.mu.Unlock()
 	s.count.Store(0)
 	s.aborted.Store(0)
+	s.excess.Store(0)
+	s.mu.Lock()
+	s.admitted = nil
+	s.mu.Unlock()
 }
 
 // ServeHTTP implements http.Handler.
@@ -144,7 +164,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for k, v := range s.headers {
 		w.Header()[k] = v
 	}
+	over := false
+	if s.limit > 0 {
+		cut := 0
+		for cut < len(s.admitted) && at.Sub(s.admitted[cut]) > s.window {
+			cut++
+		}
+		s.admitted = s.admitted[cut:]
+		if len(s.admitted) >= s.limit {
+			over = true
+		} else {
+			s.admitted = append(s.admitted, at)
+		}
+	}
 	s.mu.Unlock()
+	if over {
+		s.excess.Add(1)
+		path, _, _ := strings.Cut(r.RequestURI, "?")
+		sh := shapeOf(path)
+		write(w, sh, http.StatusTooManyRequests, errorBody(sh, http.StatusTooManyRequests, "Too Many Requests"))
+		return
+	}
 
 	path, _, _ := strings.Cut(r.RequestURI, "?")
 	shape := shapeOf(path)
