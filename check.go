@@ -28,8 +28,8 @@ var checkHints = map[int]string{
 // limiter, breaker, credentials and transport as live traffic), one line per
 // account. It fails if any account does not answer 200.
 func check(ctx context.Context, cfg config.Config, gw *gateway, stdout io.Writer) error {
-	gw.store.Start(ctx)
-	defer func() { _ = gw.store.Close(context.WithoutCancel(ctx)) }()
+	gw.start(ctx)
+	defer func() { _ = gw.close(context.WithoutCancel(ctx)) }()
 	// Give file and Vault sources a moment to load; an account still without
 	// credentials then reports credentials_unavailable.
 	deadline := time.Now().Add(15 * time.Second)

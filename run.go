@@ -130,7 +130,27 @@ func newLogger(c config.Log, w io.Writer) (zerolog.Logger, error) {
 // stopped.
 type gateway struct {
 	*proxy.Handler
-	store *credentials.Store
+	store   *credentials.Store
+	limiter limiter
+}
+
+// start begins the background work: credentials loading and refresh, and
+// the shared limiter's heartbeats and pause subscription.
+func (g *gateway) start(ctx context.Context) {
+	g.store.Start(ctx)
+	if r, ok := g.limiter.(*ratelimit.Redis); ok {
+		r.Start(ctx)
+	}
+}
+
+// close stops the background work and revokes exogate's own Vault token.
+func (g *gateway) close(ctx context.Context) error {
+	var errs []error
+	if r, ok := g.limiter.(*ratelimit.Redis); ok {
+		errs = append(errs, r.Close())
+	}
+	errs = append(errs, g.store.Close(ctx))
+	return errors.Join(errs...)
 }
 
 // newGateway builds the credentials store, the limiter, the upstream
@@ -180,13 +200,9 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 	for name, r := range cfg.Limits.Buckets {
 		buckets[name] = ratelimit.Rule(r)
 	}
-	limiter, err := ratelimit.NewMemory(sids, ratelimit.Config{
-		MaxWait: cfg.Limits.MaxWait,
-		Buckets: buckets,
-		Account: ratelimit.Rule(cfg.Limits.Account),
-	})
+	limiter, err := newLimiter(cfg.Limits, sids, buckets, getenv, log)
 	if err != nil {
-		return nil, fmt.Errorf("limits: %w", err)
+		return nil, err
 	}
 
 	transport, err := newTransport(cfg.Upstream)
@@ -215,6 +231,7 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 		Accounts:   accounts,
 		Authorizer: store,
 		Limiter:    limiter,
+		RetryWait:  retryWait(cfg.Limits.MaxWait),
 		Transport:  transport,
 		Breaker: proxy.BreakerSettings{
 			ConsecutiveFailures: b.ConsecutiveFailures,
@@ -230,7 +247,82 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 	if err != nil {
 		return nil, err
 	}
-	return &gateway{Handler: h, store: store}, nil
+	return &gateway{Handler: h, store: store, limiter: limiter}, nil
+}
+
+// retryWait is how long a request may wait out Exotel's 429 before its one
+// retry: as long as it may wait for the limiter; never when it may not wait.
+func retryWait(maxWait time.Duration) time.Duration {
+	if maxWait <= 0 {
+		return -1
+	}
+	return maxWait
+}
+
+// limiter is what the gateway needs of either limiter backend.
+type limiter interface {
+	proxy.Limiter
+	proxy.Pauser
+}
+
+// newLimiter builds the in-memory limiter, or the Redis one shared by every
+// replica.
+func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rule, getenv func(string) string, log zerolog.Logger) (limiter, error) {
+	rc := ratelimit.Config{
+		MaxWait: l.MaxWait,
+		Buckets: buckets,
+		Account: ratelimit.Rule(l.Account),
+	}
+	if l.Backend != "redis" {
+		m, err := ratelimit.NewMemory(sids, rc)
+		if err != nil {
+			return nil, fmt.Errorf("limits: %w", err)
+		}
+		return m, nil
+	}
+	r := l.Redis
+	var tlsConf *tls.Config
+	if r.TLS {
+		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+		if r.CAFile != "" {
+			pem, err := os.ReadFile(r.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("limits.redis.ca_file: %w", err)
+			}
+			pool, err := x509.SystemCertPool()
+			if err != nil || pool == nil {
+				pool = x509.NewCertPool()
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("limits.redis.ca_file: %s holds no PEM certificate", r.CAFile)
+			}
+			tlsConf.RootCAs = pool
+		}
+	}
+	var user, pass string
+	if r.UsernameEnv != "" {
+		user = getenv(r.UsernameEnv)
+	}
+	if r.PasswordEnv != "" {
+		pass = getenv(r.PasswordEnv)
+	}
+	ratelimit.RouteRedisLogs(log)
+	red, err := ratelimit.NewRedis(sids, rc, ratelimit.RedisConfig{
+		Addr:      r.Address,
+		Username:  user,
+		Password:  pass,
+		DB:        r.DB,
+		TLS:       tlsConf,
+		KeyPrefix: r.KeyPrefix,
+		Timeout:   r.Timeout,
+		OnFailure: l.OnBackendFailure,
+		Replicas:  l.Replicas,
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("limits: %w", err)
+	}
+	return red, nil
 }
 
 // newTransport is the upstream transport: HTTPS with the system roots plus
@@ -274,12 +366,12 @@ func serve(ctx context.Context, cfg config.Config, gw *gateway, log zerolog.Logg
 	// Credentials from files and Vault load in the background: until every
 	// account has some, /readyz answers 503 and that account's requests 503
 	// credentials_unavailable, and exogate keeps trying.
-	gw.store.Start(context.WithoutCancel(ctx))
+	gw.start(context.WithoutCancel(ctx))
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := gw.store.Close(cctx); err != nil {
-			log.Warn().Str("error", err.Error()).Msg("closing credentials")
+		if err := gw.close(cctx); err != nil {
+			log.Warn().Str("error", err.Error()).Msg("shutting down")
 		}
 	}()
 

@@ -1,8 +1,9 @@
 // Package ratelimit keeps the requests exogate sends to Exotel within
 // Exotel's per-account limits (200 requests a minute for each API family, or
 // "bucket"), so that Exotel never has to answer 429. It knows nothing about
-// HTTP: the proxy asks [Memory.Admit] before it forwards a request and maps a
-// rejection to a 429 with a Retry-After header.
+// HTTP: the proxy asks [Memory.Admit] (or [Redis.Admit]) before it forwards a
+// request and maps a rejection to a 429 with a Retry-After header; when
+// Exotel answers 429 all the same, the proxy reports it with Pause.
 //
 // # Rules and the refill rate
 //
@@ -77,8 +78,107 @@
 // waits for its own busy bucket), so a backlog in one bucket does not hold up
 // the others.
 //
+// # Pauses
+//
+// Pause(account, bucket, d) stops admitting requests for that account×bucket
+// until d from now: Exotel's own 429 and its Retry-After. Without a
+// Retry-After (d <= 0) the pause is an exponential backoff: 1s for the first
+// pause since Exotel last accepted a request (Succeeded), doubling with each
+// further one up to 60s, jittered to between half and all of that step so
+// that replicas and buckets do not come back in step. A pause never shortens
+// a longer one. While it lasts, a caller's earliest turn is the later of its
+// place in line and the pause's end, and MaxWait and the deadline count
+// against that; callers already in line are moved past the end (in
+// [Memory], keeping their order and giving back the places they had). A
+// success reported during a pause answers a request sent before it, so it
+// does not reset the backoff.
+//
 // # Scope
 //
 // [Memory] keeps its state in process memory: each exogate replica enforces
-// the full limits on its own.
+// the full limits on its own. [Redis] keeps the buckets in Redis, shared by
+// every replica.
+//
+// # Sharing the limits through Redis
+//
+// [Redis] asks github.com/go-redis/redis_rate for each token, with
+//
+//	redis_rate.Limit{Rate: Limit − Burst, Burst: Burst, Period: Period}
+//
+// per account×bucket key, plus one key per account for Config.Account. The
+// script (redis_rate v10's allowN) computes T = Period/Rate and, at the
+// instant now read from Redis's TIME, allows a request when
+//
+//	now ≥ max(TAT, now) + T − Burst·T,  that is  now ≥ TAT − (Burst − 1)·T,
+//
+// and then stores TAT = max(TAT, now) + T. That is the virtual scheduling
+// above with I = T = Period/(Limit − Burst) and τ = (Burst − 1)·I, so a
+// window of Period holds at most Burst + Period/I = Limit requests across
+// the whole fleet, timed by Redis's clock when each script runs. The script
+// keeps TAT in floating-point seconds (since 2017, about 60ns resolution
+// today), not exact integers; that cannot let Limit + 1 requests into a
+// window, which would take the errors of Limit + 1 requests adding up to a
+// whole I (over a hundred milliseconds with Exotel's limits). What Exotel
+// sees is also shifted by each request's own trip from exogate to Exotel,
+// which no limiter controls.
+//
+// With the account cap on, a request takes a token from its bucket's key,
+// then from the account's key. If the account says no, the bucket's token
+// is lost: the bucket then lets through fewer requests than it could, never
+// more. redis_rate cannot give a token back cleanly: AllowN with a negative
+// n subtracts T from TAT, which, after the script's max(TAT, now) has
+// skipped idle time, leaves TAT earlier than if the request had never been
+// made (and the script writes nothing when the result is in the past), so
+// a refund could over-admit.
+//
+// A request admitted at its first try costs one Redis round trip (two with
+// the cap) and nothing else: pauses are known locally. In each replica, the
+// callers of one account×bucket wait in a line; only its head talks to
+// Redis, and when redis_rate says no it sleeps for the RetryAfter it gives
+// and asks again. With Burst 1 any lateness of that second call is lost for
+// good, and Go's timers can be a millisecond late, so the head wakes a
+// millisecond early and measures out the rest with PINGs (each one round
+// trip long): its call then reaches Redis less than a round trip after the
+// token. This costs about a millisecond's worth of PINGs per token, and
+// only while callers queue. A caller who would join the line is turned
+// away at once when its predicted wait (the head's RetryAfter, or the
+// tokens the head last saw, plus one interval for each caller ahead; at
+// least the end of a pause) is beyond MaxWait or its deadline. Lines of
+// different account×buckets never wait for each other, and a Redis call
+// takes at most RedisConfig.Timeout.
+//
+// A pause is written to Redis as the key prefix+"pause:"+account+":"+bucket
+// (the pause's end in unix milliseconds, by Redis's clock, expiring with the
+// pause) and published on the channel prefix+"pauses" as
+// "<account> <bucket> <milliseconds>". Every replica follows that channel
+// and keeps the pauses in a local table; whenever it subscribes (at Start,
+// after an outage) it also reads the pause keys in force. Both use the time
+// left, not the end, so that the replicas' clocks need not agree. Buckets
+// without an entry in Config.Buckets share one pause per account, named
+// "*". The backoff step is the key prefix+"pause-step:"+account+":"+bucket,
+// counted up by each pause in the same script (and forgotten five minutes
+// after the last), and deleted by Succeeded, which talks to Redis only when
+// this replica has seen a pause of that account×bucket since its last reset.
+//
+// Every 2s each replica records itself in the sorted set prefix+"replicas"
+// (score: Redis's time in milliseconds), drops the replicas not heard from
+// for 10s, and counts the rest: [Redis.Replicas].
+//
+// When Redis cannot be reached or cannot serve (a dial, timeout or
+// connection error, or LOADING, READONLY and the like), the replica switches
+// to RedisConfig.OnFailure until a PING, tried every 500ms, succeeds again;
+// it logs each switch once. With OnFailureLocal it limits itself to its
+// share of every rule, using a [Memory] with each Limit divided by the
+// replica count n (RedisConfig.Replicas, or the heartbeats' last count),
+// rounded down: at most Limit/n in a window of Period each, so never more
+// than Limit together (a share of 1 becomes one request per Period and a
+// nanosecond, as a Rule needs Burst < Limit; with Limit < n no such share
+// exists, and each replica gets its part of the rate, one request per
+// n·Period/(Limit − Burst)). The switch itself is not seamless: the
+// fallback starts with full buckets, and so does Redis when it comes back
+// empty, so a window that spans a switch can see more than Limit. Pauses
+// hold in the fallback too. An error that is Redis's answer to a bad
+// request (a script error, a wrong type, an ACL refusal) is logged (at most
+// every 10s) and that one request is answered by the OnFailure policy,
+// without a switch.
 package ratelimit

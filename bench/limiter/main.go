@@ -143,7 +143,18 @@ limits:
 	reqs := fake.Requests()
 	sort.Slice(reqs, func(i, j int) bool { return reqs[i].At.Before(reqs[j].At) })
 	maxWin := fake.MaxInWindow(period)
-	accepted := len(reqs) - int(fake.Excess())
+	// Delivered within the run's periods, counted from the first arrival
+	// (callers still queued when the demand stops arrive later).
+	accepted := 0
+	if len(reqs) > 0 {
+		end := reqs[0].At.Add(duration)
+		for _, r := range reqs {
+			if !r.At.After(end) {
+				accepted++
+			}
+		}
+	}
+	accepted -= int(fake.Excess())
 
 	p := func(ds []time.Duration, q float64) time.Duration {
 		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })

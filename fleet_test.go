@@ -1,0 +1,210 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/exogate/exogate/internal/fakeexotel"
+	"github.com/exogate/exogate/internal/redistest"
+)
+
+// fleet is three gateway replicas sharing one Redis, in front of a fake
+// Exotel that enforces the account's limit itself.
+type fleet struct {
+	farm     *exotelFarm
+	redis    *redistest.Server
+	replicas []*process
+}
+
+const (
+	fleetLimit  = 40
+	fleetPeriod = 2 * time.Second
+)
+
+func startFleet(t *testing.T, extra string) *fleet {
+	t.Helper()
+	f := &fleet{farm: newFarm(t), redis: redistest.Start(t)}
+	f.farm.fakes["singapore-api"].SetLimit(fleetLimit, fleetPeriod)
+	cfg := writeFile(t, "exogate.yaml", f.farm.config(fmt.Sprintf(`limits:
+  backend: redis
+  redis: {address: %q, key_prefix: "fleet:"}
+  replicas: 3
+  max_wait: 3s
+  buckets:
+    voice_v1: {limit: %d, period: %s, burst: 1}
+%s`, f.redis.Addr(), fleetLimit, fleetPeriod, extra)))
+	for range 3 {
+		f.replicas = append(f.replicas, startBinary(t, cfg))
+	}
+	return f
+}
+
+// demand sends n requests, spread evenly over d, round robin over the
+// replicas, each from its own goroutine, and returns the status counts.
+func (f *fleet) demand(n int, d time.Duration) map[int]int {
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	tick := time.NewTicker(d / time.Duration(n))
+	defer tick.Stop()
+	for i := range n {
+		<-tick.C
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code := -1
+			resp, err := http.Get(f.replicas[i%len(f.replicas)].base + "/v1/Accounts/acme/Calls.json")
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				code = resp.StatusCode
+			}
+			mu.Lock()
+			codes[code]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return codes
+}
+
+// delivered counts the requests Exotel accepted within the first span after
+// the first one arrived.
+func delivered(fake *fakeexotel.Server, span time.Duration) int {
+	reqs := fake.Requests()
+	if len(reqs) == 0 {
+		return 0
+	}
+	first := reqs[0].At
+	for _, r := range reqs {
+		if r.At.Before(first) {
+			first = r.At
+		}
+	}
+	n := 0
+	for _, r := range reqs {
+		if !r.At.After(first.Add(span)) {
+			n++
+		}
+	}
+	return n - int(fake.Excess())
+}
+
+// Three replicas, one account, three times the demand Exotel allows: Exotel
+// never sees the limit exceeded, and nearly the whole budget is used.
+func TestFleetSharesOneBudget(t *testing.T) {
+	f := startFleet(t, "")
+	api := f.farm.fakes["singapore-api"]
+	// 3x demand for two periods.
+	codes := f.demand(3*2*fleetLimit, 2*fleetPeriod)
+	if n := api.Excess(); n != 0 {
+		t.Errorf("Exotel saw %d requests over its limit", n)
+	}
+	if w := api.MaxInWindow(fleetPeriod); w > fleetLimit {
+		t.Errorf("Exotel saw %d requests in one %s window, limit %d", w, fleetPeriod, fleetLimit)
+	}
+	got := delivered(api, 2*fleetPeriod)
+	if want := (2 * fleetLimit * 95) / 100; got < want {
+		t.Errorf("delivered %d in two periods, want at least %d (95%% of the limit)", got, want)
+	}
+	for code := range codes {
+		if code != 200 && code != 429 {
+			t.Errorf("status %d seen (%d times): only 200 and the gateway's 429 are expected", code, codes[code])
+		}
+	}
+	t.Logf("fleet of 3, 3x demand for 2 periods: statuses %v; delivered %d of %d (%.1f%%); busiest window %d/%d; excess %d",
+		codes, got, 2*fleetLimit, 100*float64(got)/float64(2*fleetLimit), api.MaxInWindow(fleetPeriod), fleetLimit, api.Excess())
+}
+
+// Exotel answers 429 once with Retry-After: every replica holds the bucket
+// back until then, and the refused request is sent once more after it.
+func TestFleetPausesOnExotel429(t *testing.T) {
+	f := startFleet(t, "")
+	api := f.farm.fakes["singapore-api"]
+	var refusedAt atomic.Int64
+	api.SetOverride(func(r fakeexotel.Request) (int, string, bool) {
+		if refusedAt.CompareAndSwap(0, r.At.UnixNano()) {
+			return 429, "", true
+		}
+		return 0, "", false
+	})
+	api.SetHeader("Retry-After", "2")
+
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(f.replicas[0].base + "/v1/Accounts/acme/Calls.json")
+		if err != nil {
+			first <- -1
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	waitFor(t, func() bool { return refusedAt.Load() != 0 })
+	// The other replicas are asked meanwhile.
+	codes := f.demand(10, time.Second)
+	if code := <-first; code != 200 {
+		t.Errorf("the refused request ended %d, want 200 after its one retry", code)
+	}
+	pauseEnd := time.Unix(0, refusedAt.Load()).Add(2 * time.Second)
+	early := 0
+	for _, r := range api.Requests() {
+		if r.At.After(time.Unix(0, refusedAt.Load())) && r.At.Before(pauseEnd.Add(-50*time.Millisecond)) {
+			early++
+		}
+	}
+	if early != 0 {
+		t.Errorf("%d requests reached Exotel during the fleet-wide pause", early)
+	}
+	t.Logf("statuses of the other replicas' callers during the pause: %v", codes)
+}
+
+// Redis stops mid-run and comes back: no 5xx at any point, each replica
+// falls back to its share of the budget, then all return to Redis.
+func TestFleetSurvivesRedisOutage(t *testing.T) {
+	f := startFleet(t, "  on_backend_failure: local\n")
+	api := f.farm.fakes["singapore-api"]
+	before := f.demand(30, time.Second)
+	f.redis.Stop()
+	during := f.demand(3*fleetLimit, fleetPeriod)
+	api.Reset()
+	api.SetLimit(fleetLimit, fleetPeriod)
+	during2 := f.demand(3*fleetLimit, fleetPeriod)
+	inFallback, fallbackExcess := api.MaxInWindow(fleetPeriod), api.Excess()
+	f.redis.Restart()
+	waitFor(t, func() bool {
+		for _, p := range f.replicas {
+			if !strings.Contains(p.logs.String(), "Redis available again") {
+				return false
+			}
+		}
+		return true
+	})
+	after := f.demand(30, time.Second)
+	for name, codes := range map[string]map[int]int{"before": before, "during": during, "during2": during2, "after": after} {
+		for code, n := range codes {
+			if code != 200 && code != 429 {
+				t.Errorf("%s the outage: status %d seen %d times", name, code, n)
+			}
+		}
+	}
+	// Each replica holds a third of the budget: together no more than the limit.
+	if inFallback > fleetLimit || fallbackExcess != 0 {
+		t.Errorf("Exotel received %d in one period while Redis was down (%d over its limit), limit %d", inFallback, fallbackExcess, fleetLimit)
+	}
+	if inFallback == 0 {
+		t.Error("nothing was admitted while Redis was down")
+	}
+	for i, p := range f.replicas {
+		if n := strings.Count(p.logs.String(), "Redis unavailable, limiting without it"); n != 1 {
+			t.Errorf("replica %d logged the switch to the local fallback %d times, want once", i, n)
+		}
+	}
+	t.Logf("Redis outage: before %v, during %v / %v, after %v; busiest period of fallback %d/%d", before, during, during2, after, inFallback, fleetLimit)
+}

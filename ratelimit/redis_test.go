@@ -1,0 +1,693 @@
+package ratelimit_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/exogate/exogate/internal/redistest"
+	"github.com/exogate/exogate/ratelimit"
+)
+
+// The Redis tests run against a real redis-server (internal/redistest) in
+// real time. Instants are measured on this process's monotonic clock, which
+// all the replicas of a test share; Redis applies the limits on its own
+// clock, at the moment each script runs, which precedes the moment Admit
+// returns here by a round trip. The window checks below allow for that: a
+// window can only look too full if the round trips differ by a whole token
+// interval (over 100ms).
+
+// tenth is a token every 100ms, one at a time.
+var tenth = ratelimit.Rule{Limit: 11, Period: time.Second, Burst: 1}
+
+// TestRedisWindowFleetWide runs three replicas, each with its own client,
+// sharing one account's bucket, with three times the demand the rule allows
+// for two periods, and checks that no window of Period holds more than Limit
+// admits across the fleet, and that at least 95% of what the rule allows
+// was let through.
+func TestRedisWindowFleetWide(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rule := ratelimit.Rule{Limit: 20, Period: 2 * time.Second, Burst: 1}
+	cfg := ratelimit.Config{MaxWait: 150 * time.Millisecond, Buckets: map[string]ratelimit.Rule{"sms": rule}}
+	var logs logSink
+	replicas := make([]*ratelimit.Redis, 3)
+	for i := range replicas {
+		// A generous Timeout: this test is about the window, not outages.
+		replicas[i] = newRedis(t, cfg, ratelimit.RedisConfig{Addr: srv.Addr(), Timeout: time.Second, Logger: logs.logger()})
+	}
+
+	const d = 2 * 2 * time.Second // two periods
+	var (
+		mu     sync.Mutex
+		admits []time.Duration
+		wg     sync.WaitGroup
+	)
+	t0 := time.Now()
+	for _, r := range replicas {
+		for range 2 {
+			wg.Go(func() {
+				// Each caller asks every 150ms, or at once after waiting:
+				// six callers ask for 40 a second, four times the rule.
+				tick := time.NewTicker(150 * time.Millisecond)
+				defer tick.Stop()
+				for time.Since(t0) < d {
+					_, err := r.Admit(context.Background(), sid, "sms")
+					at := time.Since(t0)
+					switch {
+					case err == nil && at <= d:
+						mu.Lock()
+						admits = append(admits, at)
+						mu.Unlock()
+					case err != nil && !isRejection(err):
+						t.Errorf("Admit: %v", err)
+						return
+					}
+					<-tick.C
+				}
+			})
+		}
+	}
+	wg.Wait()
+
+	if got := maxInWindow(admits, rule.Period); got > rule.Limit {
+		t.Errorf("%d admits in one window of %v across the fleet, limit %d", got, rule.Period, rule.Limit)
+	}
+	// Burst 1: at most 1 + d/I in [0, d].
+	most := 1 + int(d/interval(rule))
+	if len(admits)*100 < 95*most {
+		t.Errorf("%d admits in %v, want at least 95%% of %d", len(admits), d, most)
+	}
+	t.Logf("%d admits in %v (at most %d possible); fullest window %d", len(admits), d, most, maxInWindow(admits, rule.Period))
+	if n := logs.count("warn", msgDown); n != 0 {
+		t.Errorf("%d switches to the fallback during the run, want none", n)
+	}
+
+	// Every key the limiters wrote starts with the prefix.
+	keys, err := inspect(t, srv.Addr()).Keys(context.Background(), "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "exogate:") {
+			t.Errorf("key %q lacks the prefix exogate:", k)
+		}
+	}
+	if len(keys) < 2 {
+		t.Errorf("keys %v, want the bucket and the heartbeats", keys)
+	}
+}
+
+// TestRedisFIFO checks that callers of one account×bucket in a replica are
+// let through in the order they came.
+func TestRedisFIFO(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	r := newRedis(t, ratelimit.Config{MaxWait: 2 * time.Second, Buckets: map[string]ratelimit.Rule{"sms": tenth}}, ratelimit.RedisConfig{Addr: srv.Addr(), Timeout: time.Second})
+	if _, err := r.Admit(context.Background(), sid, "sms"); err != nil {
+		t.Fatalf("first: %v", err)
+	}
+	const n = 6
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		order  []int
+		done   atomic.Int32
+		waited = make([]time.Duration, n)
+	)
+	for i := range n {
+		wg.Go(func() {
+			defer done.Add(1)
+			w, err := r.Admit(context.Background(), sid, "sms")
+			if err != nil {
+				t.Errorf("caller %d: %v", i, err)
+				return
+			}
+			waited[i] = w
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+		})
+		// Caller i is in line (or through it) before caller i+1 comes.
+		eventually(t, time.Second, "caller in line", func() bool { return r.InLine(sid, "sms")+int(done.Load()) >= i+1 })
+	}
+	wg.Wait()
+	for i, got := range order {
+		if got != i {
+			t.Fatalf("callers let through in order %v, want 0..%d", order, n-1)
+		}
+	}
+	for i := 1; i < n; i++ {
+		if waited[i] <= waited[i-1] {
+			t.Errorf("caller %d waited %v, caller %d %v: want longer", i, waited[i], i-1, waited[i-1])
+		}
+	}
+	// Six tokens 100ms apart after the first.
+	if last := waited[n-1]; !within(last, n*100*time.Millisecond, 80*time.Millisecond) {
+		t.Errorf("last caller waited %v, want about %v", last, n*100*time.Millisecond)
+	}
+}
+
+// TestRedisRejections checks the callers turned away: at once when the
+// predicted wait is beyond MaxWait or the deadline, with the wait as
+// RetryAfter; and a caller cancelled in line.
+func TestRedisRejections(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	const tol = 40 * time.Millisecond
+	tests := []struct {
+		name     string
+		maxWait  time.Duration
+		ahead    int           // callers put in line (after the first admit) before the one tested
+		deadline time.Duration // of the tested caller's context; 0: none
+		cancel   bool          // cancel the tested caller once it is in line
+		retry    time.Duration // the RetryAfter wanted; 0: admitted
+	}{
+		{"no waiting", 0, 0, 0, false, 100 * time.Millisecond},
+		{"token within MaxWait", 250 * time.Millisecond, 0, 0, false, 0},
+		{"second in line within MaxWait", 250 * time.Millisecond, 1, 0, false, 0},
+		{"third in line beyond MaxWait", 250 * time.Millisecond, 2, 0, false, 300 * time.Millisecond},
+		{"deadline before the token", time.Second, 0, 50 * time.Millisecond, false, 100 * time.Millisecond},
+		{"deadline before its turn in line", time.Second, 2, 250 * time.Millisecond, false, 300 * time.Millisecond},
+		{"cancelled in line", time.Second, 1, 0, true, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRedis(t, ratelimit.Config{MaxWait: tc.maxWait, Buckets: map[string]ratelimit.Rule{"sms": tenth}},
+				ratelimit.RedisConfig{Addr: srv.Addr(), Timeout: time.Second, KeyPrefix: "t:" + tc.name + ":"})
+			if _, err := r.Admit(context.Background(), sid, "sms"); err != nil {
+				t.Fatalf("first: %v", err)
+			}
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			for i := range tc.ahead {
+				wg.Go(func() { _, _ = r.Admit(context.Background(), sid, "sms") })
+				eventually(t, time.Second, "caller in line", func() bool { return r.InLine(sid, "sms") == i+1 })
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.deadline > 0 {
+				ctx, cancel = context.WithTimeout(ctx, tc.deadline)
+				defer cancel()
+			}
+			if tc.cancel {
+				go func() {
+					eventually(t, time.Second, "caller in line", func() bool { return r.InLine(sid, "sms") == tc.ahead+1 })
+					cancel()
+				}()
+			}
+			t0 := time.Now()
+			waited, err := r.Admit(ctx, sid, "sms")
+			took := time.Since(t0)
+			switch {
+			case tc.cancel:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("err = %v, want context.Canceled", err)
+				}
+			case tc.retry == 0:
+				if err != nil || waited == 0 {
+					t.Errorf("waited %v, err %v; want admitted after waiting", waited, err)
+				}
+			default:
+				if got := retryAfter(t, err); !within(got, tc.retry, tol) {
+					t.Errorf("RetryAfter = %v, want about %v", got, tc.retry)
+				}
+				if waited != 0 || took > 50*time.Millisecond {
+					t.Errorf("rejected after %v (waited %v), want at once", took, waited)
+				}
+			}
+		})
+	}
+}
+
+// TestRedisAccountCap checks that the cap is shared by an account's buckets
+// (and covers a bucket without a rule), and not by other accounts.
+func TestRedisAccountCap(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	r := newRedis(t, ratelimit.Config{
+		Buckets: map[string]ratelimit.Rule{"sms": tenth},
+		Account: ratelimit.Rule{Limit: 3, Period: time.Second, Burst: 1}, // a token every 500ms
+	}, ratelimit.RedisConfig{Addr: srv.Addr(), Timeout: time.Second})
+	steps := []struct {
+		account, bucket string
+		retry           time.Duration // 0: admitted
+	}{
+		{sid, "sms", 0},
+		{sid, "whatsapp", 500 * time.Millisecond}, // the cap's next token
+		{sid, "sms", 100 * time.Millisecond},      // the bucket's next token
+		{ac2, "sms", 0},
+		{ac2, "whatsapp", 500 * time.Millisecond},
+	}
+	for i, s := range steps {
+		_, err := r.Admit(context.Background(), s.account, s.bucket)
+		if s.retry == 0 {
+			if err != nil {
+				t.Errorf("step %d (%s %s): %v, want admitted", i, s.account, s.bucket, err)
+			}
+			continue
+		}
+		if got := retryAfter(t, err); !within(got, s.retry, 50*time.Millisecond) {
+			t.Errorf("step %d (%s %s): RetryAfter = %v, want about %v", i, s.account, s.bucket, got, s.retry)
+		}
+	}
+	if n, err := inspect(t, srv.Addr()).Exists(context.Background(), "exogate:cap:"+sid, "exogate:rate:"+sid+":sms").Result(); err != nil || n != 2 {
+		t.Errorf("EXISTS cap and bucket keys = %d, %v; want 2", n, err)
+	}
+}
+
+// TestRedisPausePropagation checks that a pause made on one replica holds
+// back the others until its end, and that buckets without a rule of their
+// own share one pause.
+func TestRedisPausePropagation(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	cfg := ratelimit.Config{Buckets: map[string]ratelimit.Rule{"sms": tenth}}
+	rc := ratelimit.RedisConfig{Addr: srv.Addr(), Timeout: time.Second}
+	a, c := newRedis(t, cfg, rc), newRedis(t, cfg, rc)
+	cfg.MaxWait = 3 * time.Second
+	b := newRedis(t, cfg, rc)
+
+	const pause = 1500 * time.Millisecond
+	t0 := time.Now()
+	if got := a.Pause(sid, "sms", pause); got != pause {
+		t.Fatalf("Pause = %v, want %v", got, pause)
+	}
+	eventually(t, time.Second, "B and C learn of the pause", func() bool {
+		return b.PauseLeft(sid, "sms") > 0 && c.PauseLeft(sid, "sms") > 0
+	})
+	if got := retryAfter(t, admitErr(c, sid, "sms")); got <= pause-500*time.Millisecond || got > pause {
+		t.Errorf("C (no waiting): RetryAfter = %v, want what is left of %v", got, pause)
+	}
+	if err := admitErr(c, ac2, "sms"); err != nil {
+		t.Errorf("another account: %v, want admitted", err)
+	}
+	if _, err := b.Admit(context.Background(), sid, "sms"); err != nil {
+		t.Errorf("B (waiting): %v, want admitted after the pause", err)
+	}
+	if took := time.Since(t0); took < pause-20*time.Millisecond {
+		t.Errorf("B admitted %v after the pause started, before its end at %v", took, pause)
+	}
+
+	// Buckets without a rule of their own share the account's other pause.
+	a.Pause(sid, "whatsapp", time.Second)
+	eventually(t, time.Second, "C learns of the pause", func() bool { return c.PauseLeft(sid, "other") > 0 })
+	if left := c.PauseLeft(sid, "sms"); left != 0 {
+		t.Errorf("sms: PauseLeft = %v, want 0", left)
+	}
+	if err := admitErr(c, sid, "voice_v1"); !isRejection(err) {
+		t.Errorf("voice_v1 during the shared pause: %v, want a rejection", err)
+	}
+}
+
+// admitErr returns Admit's error.
+func admitErr(r *ratelimit.Redis, account, bucket string) error {
+	_, err := r.Admit(context.Background(), account, bucket)
+	return err
+}
+
+// TestRedisPauseBackoff checks the backoff for pauses without a
+// Retry-After across the fleet: it doubles with each pause, whichever
+// replica makes it, a success during the pause changes nothing, and a
+// success after it starts it again at 1s.
+func TestRedisPauseBackoff(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	cfg := ratelimit.Config{Buckets: map[string]ratelimit.Rule{"sms": tenth}}
+	rc := ratelimit.RedisConfig{Addr: srv.Addr(), Timeout: time.Second}
+	a, b := newRedis(t, cfg, rc), newRedis(t, cfg, rc)
+	rdb := inspect(t, srv.Addr())
+	stepKey := "exogate:pause-step:" + sid + ":sms"
+	stepExists := func() bool {
+		n, err := rdb.Exists(context.Background(), stepKey).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+
+	if d := a.Pause(sid, "sms", 0); d < 500*time.Millisecond || d > time.Second {
+		t.Errorf("first pause: %v, want between 0.5s and 1s", d)
+	}
+	eventually(t, time.Second, "B learns of the pause", func() bool { return b.PauseLeft(sid, "sms") > 0 })
+	if d := b.Pause(sid, "sms", 0); d < time.Second || d > 2*time.Second {
+		t.Errorf("second pause (from B): %v, want between 1s and 2s", d)
+	}
+	a.Succeeded(sid, "sms") // during the pause: ignored
+	eventually(t, 3*time.Second, "the pause ends", func() bool {
+		return a.PauseLeft(sid, "sms") == 0 && b.PauseLeft(sid, "sms") == 0
+	})
+	if !stepExists() {
+		t.Fatal("the backoff step is gone after a success during the pause")
+	}
+	b.Succeeded(sid, "sms")
+	eventually(t, time.Second, "the backoff step is deleted", func() bool { return !stepExists() })
+	if d := a.Pause(sid, "sms", 0); d < 500*time.Millisecond || d > time.Second {
+		t.Errorf("pause after a success: %v, want between 0.5s and 1s", d)
+	}
+	// A Retry-After gives the pause asked for, and never shortens one.
+	if d := b.Pause(sid, "sms", 5*time.Second); d != 5*time.Second {
+		t.Errorf("Pause(5s) = %v, want 5s", d)
+	}
+	if d := a.Pause(sid, "sms", time.Second); d <= 4*time.Second {
+		t.Errorf("Pause(1s) during a 5s pause = %v, want what is left of the 5s", d)
+	}
+}
+
+// TestRedisStartDuringPause checks that a replica started while a pause is
+// in force honours it from the start.
+func TestRedisStartDuringPause(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	cfg := ratelimit.Config{Buckets: map[string]ratelimit.Rule{"sms": tenth}}
+	rc := ratelimit.RedisConfig{Addr: srv.Addr(), Timeout: time.Second}
+	a := newRedis(t, cfg, rc)
+	a.Pause(sid, "sms", 2*time.Second)
+	a.Pause(sid, "whatsapp", 2*time.Second)
+
+	late := newRedis(t, cfg, rc)
+	for _, bucket := range []string{"sms", "other"} {
+		left := late.PauseLeft(sid, bucket)
+		if left < time.Second || left > 2*time.Second {
+			t.Errorf("%s: PauseLeft right after Start = %v, want most of 2s", bucket, left)
+		}
+		if got := retryAfter(t, admitErr(late, sid, bucket)); !within(got, left, 50*time.Millisecond) {
+			t.Errorf("%s: RetryAfter = %v, want the pause left, %v", bucket, got, left)
+		}
+	}
+}
+
+// TestRedisOutageLocal stops Redis under three replicas: they switch to
+// their local share (logging it once each), Admit returns nothing but
+// rejections, and no replica lets more than Limit/3 into a window. Redis
+// comes back: they switch back (logging it once each) and share the budget
+// again.
+func TestRedisOutageLocal(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rule := ratelimit.Rule{Limit: 20, Period: 2 * time.Second, Burst: 1}
+	cfg := ratelimit.Config{Buckets: map[string]ratelimit.Rule{"sms": rule}}
+	logs := make([]*logSink, 3)
+	replicas := make([]*ratelimit.Redis, 3)
+	for i := range replicas {
+		logs[i] = &logSink{}
+		replicas[i] = newRedis(t, cfg, ratelimit.RedisConfig{Addr: srv.Addr(), Timeout: 200 * time.Millisecond, Logger: logs[i].logger()})
+	}
+	eventually(t, 5*time.Second, "the replicas see each other", func() bool {
+		for _, r := range replicas {
+			if r.Replicas() != 3 {
+				return false
+			}
+		}
+		return true
+	})
+
+	srv.Stop()
+	const d = 2 * 2 * time.Second
+	admits := make([][]time.Duration, len(replicas))
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for i, r := range replicas {
+		wg.Go(func() {
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for time.Since(t0) < d {
+				_, err := r.Admit(context.Background(), sid, "sms")
+				switch {
+				case err == nil:
+					admits[i] = append(admits[i], time.Since(t0))
+				case !isRejection(err):
+					t.Errorf("replica %d: Admit during the outage: %v", i, err)
+					return
+				}
+				<-tick.C
+			}
+		})
+	}
+	wg.Wait()
+	share := rule.Limit / len(replicas)
+	total := 0
+	for i, r := range replicas {
+		if got := maxInWindow(admits[i], rule.Period); got > share {
+			t.Errorf("replica %d: %d admits in one window of %v without Redis, share %d", i, got, rule.Period, share)
+		}
+		if len(admits[i]) < share {
+			t.Errorf("replica %d: %d admits in %v without Redis, want at least its share %d", i, len(admits[i]), d, share)
+		}
+		total += len(admits[i])
+		if b := r.Backend(); b != "local" {
+			t.Errorf("replica %d: Backend() = %q during the outage, want local", i, b)
+		}
+		if n := logs[i].count("warn", msgDown); n != 1 {
+			t.Errorf("replica %d: %d warnings of the switch, want 1", i, n)
+		}
+	}
+	t.Logf("admits without Redis: %d in %v", total, d)
+
+	srv.Restart()
+	eventually(t, 5*time.Second, "the replicas switch back", func() bool {
+		for _, r := range replicas {
+			if r.Backend() != "redis" {
+				return false
+			}
+		}
+		return true
+	})
+	for i := range replicas {
+		if n := logs[i].count("info", msgUp); n != 1 {
+			t.Errorf("replica %d: %d notes of the switch back, want 1", i, n)
+		}
+		if n := logs[i].count("warn", msgDown); n != 1 {
+			t.Errorf("replica %d: %d warnings of the switch after the restart, want still 1", i, n)
+		}
+	}
+	// The restarted Redis is empty: one token (Burst 1) for the whole fleet.
+	var (
+		mu       sync.Mutex
+		admitted int
+	)
+	for _, r := range replicas {
+		wg.Go(func() {
+			for _, err := range admitAll(r, 3, sid, "sms") {
+				switch {
+				case err == nil:
+					mu.Lock()
+					admitted++
+					mu.Unlock()
+				case !isRejection(err):
+					t.Errorf("after the restart: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if admitted != 1 {
+		t.Errorf("after the restart 9 callers on 3 replicas at once: %d admitted, want 1 (the shared burst)", admitted)
+	}
+	eventually(t, 5*time.Second, "the heartbeats resume", func() bool { return replicas[0].Replicas() == 3 })
+}
+
+// TestRedisOutagePolicies checks OnFailure allow and deny while Redis is
+// down, and that a pause still holds.
+func TestRedisOutagePolicies(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		policy string
+		retry  time.Duration // 0: admitted
+	}{
+		{ratelimit.OnFailureAllow, 0},
+		{ratelimit.OnFailureDeny, time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.policy, func(t *testing.T) {
+			t.Parallel()
+			srv := redistest.Start(t)
+			var logs logSink
+			r := newRedis(t, ratelimit.Config{Buckets: map[string]ratelimit.Rule{"sms": tenth}},
+				ratelimit.RedisConfig{Addr: srv.Addr(), Timeout: 200 * time.Millisecond, OnFailure: tc.policy, Logger: logs.logger()})
+			srv.Stop()
+			for i := range 30 {
+				_, err := r.Admit(context.Background(), sid, "sms")
+				if tc.retry == 0 && err != nil {
+					t.Fatalf("request %d: %v, want admitted", i, err)
+				}
+				if tc.retry != 0 && retryAfter(t, err) != tc.retry {
+					t.Fatalf("request %d: RetryAfter %v, want %v", i, retryAfter(t, err), tc.retry)
+				}
+			}
+			if b := r.Backend(); b != "local" {
+				t.Errorf("Backend() = %q, want local", b)
+			}
+			if n := logs.count("warn", msgDown); n != 1 {
+				t.Errorf("%d warnings of the switch, want 1", n)
+			}
+			if d := r.Pause(sid, "sms", 3*time.Second); d != 3*time.Second {
+				t.Errorf("Pause without Redis = %v, want 3s", d)
+			}
+			if got := retryAfter(t, admitErr(r, sid, "sms")); !within(got, 3*time.Second, 50*time.Millisecond) {
+				t.Errorf("during a pause: RetryAfter = %v, want about 3s", got)
+			}
+		})
+	}
+}
+
+// TestRedisSlowKey checks that a slow Redis call for one account×bucket
+// does not hold up the callers of another bucket or account, and that no
+// call holds a caller up much longer than Timeout.
+func TestRedisSlowKey(t *testing.T) {
+	t.Parallel()
+	rule := map[string]ratelimit.Rule{"sms": tenth, "whatsapp": tenth}
+	tests := []struct {
+		name     string
+		timeout  time.Duration
+		stall    time.Duration
+		slowTook time.Duration // the slow caller returns after at least this
+		slowMax  time.Duration // and at most this
+		switches int           // to the fallback
+	}{
+		{"slow call within Timeout", 2 * time.Second, 500 * time.Millisecond, 500 * time.Millisecond, 1500 * time.Millisecond, 0},
+		{"call stalled past a tiny Timeout", 50 * time.Millisecond, 3 * time.Second, 50 * time.Millisecond, 500 * time.Millisecond, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := redistest.Start(t)
+			proxy := newStallProxy(t, srv.Addr(), "rate:"+sid+":sms", tc.stall)
+			var logs logSink
+			r := newRedis(t, ratelimit.Config{Buckets: rule}, ratelimit.RedisConfig{Addr: proxy.Addr(), Timeout: tc.timeout, Logger: logs.logger()})
+			var (
+				slowErr  error
+				slowTook time.Duration
+				done     = make(chan struct{})
+			)
+			go func() {
+				t0 := time.Now()
+				_, slowErr = r.Admit(context.Background(), sid, "sms")
+				slowTook = time.Since(t0)
+				close(done)
+			}()
+			eventually(t, time.Second, "the slow call", func() bool { return proxy.stalled.Load() > 0 })
+			for _, other := range []struct{ account, bucket string }{{sid, "whatsapp"}, {ac2, "sms"}} {
+				t0 := time.Now()
+				_, err := r.Admit(context.Background(), other.account, other.bucket)
+				if took := time.Since(t0); err != nil || took > 100*time.Millisecond {
+					t.Errorf("%s %s while %s %s is slow: err %v after %v; want admitted at once", other.account, other.bucket, sid, "sms", err, took)
+				}
+			}
+			<-done
+			if slowErr != nil && !isRejection(slowErr) {
+				t.Errorf("slow caller: %v", slowErr)
+			}
+			if slowTook < tc.slowTook || slowTook > tc.slowMax {
+				t.Errorf("slow caller returned after %v, want between %v and %v", slowTook, tc.slowTook, tc.slowMax)
+			}
+			// (The health check may have switched back already.)
+			if n := logs.count("warn", msgDown); n != tc.switches {
+				t.Errorf("%d switches to the fallback, want %d", n, tc.switches)
+			}
+		})
+	}
+}
+
+// TestRedisSucceededCheap checks that Succeeded, with no backoff known, and
+// PauseLeft neither allocate nor talk to Redis.
+func TestRedisSucceededCheap(t *testing.T) {
+	srv := redistest.Start(t)
+	r := newRedis(t, ratelimit.Config{Buckets: map[string]ratelimit.Rule{"sms": tenth}}, ratelimit.RedisConfig{Addr: srv.Addr(), Timeout: time.Second})
+	rdb := inspect(t, srv.Addr())
+	before, err := rdb.Info(context.Background(), "stats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(1000, func() {
+		r.Succeeded(sid, "sms")
+		r.PauseLeft(sid, "sms")
+	})
+	if allocs != 0 {
+		t.Errorf("Succeeded and PauseLeft allocate %v times per call, want 0", allocs)
+	}
+	after, err := rdb.Info(context.Background(), "stats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The INFO calls themselves are the only commands in between (give or
+	// take a heartbeat).
+	if commands(after)-commands(before) > 3 {
+		t.Errorf("Redis processed %d commands during 2000 calls of Succeeded and PauseLeft", commands(after)-commands(before))
+	}
+}
+
+// commands returns total_commands_processed from INFO stats.
+func commands(info string) int {
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
+			n := 0
+			for _, c := range v {
+				n = n*10 + int(c-'0')
+			}
+			return n
+		}
+	}
+	return -1
+}
+
+// TestRedisUnknownAccount covers the account the limiter was not built
+// with.
+func TestRedisUnknownAccount(t *testing.T) {
+	r, err := ratelimit.NewRedis([]string{sid}, ratelimit.Config{}, ratelimit.RedisConfig{Addr: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Admit(context.Background(), "ac9", "sms"); !errors.Is(err, ratelimit.ErrUnknownAccount) {
+		t.Errorf("Admit: err = %v, want ErrUnknownAccount", err)
+	}
+	if d := r.Pause("ac9", "sms", time.Second); d != 0 {
+		t.Errorf("Pause = %v, want 0", d)
+	}
+	if d := r.PauseLeft("ac9", "sms"); d != 0 {
+		t.Errorf("PauseLeft = %v, want 0", d)
+	}
+	r.Succeeded("ac9", "sms")
+	// Without a rule there is nothing to ask Redis (which is not there).
+	if _, err := r.Admit(context.Background(), sid, "sms"); err != nil {
+		t.Errorf("Admit without a rule: %v", err)
+	}
+	if b := r.Backend(); b != "redis" {
+		t.Errorf("Backend() = %q, want redis (never asked)", b)
+	}
+}
+
+func TestNewRedisErrors(t *testing.T) {
+	good := ratelimit.RedisConfig{Addr: "127.0.0.1:6379"}
+	tests := []struct {
+		name     string
+		accounts []string
+		cfg      ratelimit.Config
+		rc       ratelimit.RedisConfig
+		want     string
+	}{
+		{"no addr", []string{sid}, ratelimit.Config{}, ratelimit.RedisConfig{}, "ratelimit: redis: addr is required"},
+		{"bad policy", []string{sid}, ratelimit.Config{}, ratelimit.RedisConfig{Addr: good.Addr, OnFailure: "open"}, `ratelimit: redis: on_failure "open" must be local, allow or deny`},
+		{"negative timeout", []string{sid}, ratelimit.Config{}, ratelimit.RedisConfig{Addr: good.Addr, Timeout: -time.Second}, "ratelimit: redis: timeout -1s must not be negative"},
+		{"negative replicas", []string{sid}, ratelimit.Config{}, ratelimit.RedisConfig{Addr: good.Addr, Replicas: -1}, "ratelimit: redis: replicas -1 must not be negative"},
+		{"SID with a colon", []string{"ac:1"}, ratelimit.Config{}, good, `ratelimit: account SID "ac:1" has characters other than a-z, 0-9, _ and -`},
+		{"upper-case SID", []string{"AC1"}, ratelimit.Config{}, good, `ratelimit: account SID "AC1" is not lower-case`},
+		{"bad rule", []string{sid}, ratelimit.Config{Buckets: map[string]ratelimit.Rule{"sms": {Limit: 5, Period: time.Second, Burst: 5}}}, good, `ratelimit: bucket "sms": burst 5 must be less than limit 5`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := ratelimit.NewRedis(tc.accounts, tc.cfg, tc.rc)
+			if err == nil {
+				r.Close()
+			}
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("NewRedis() error = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
