@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/exogate/exogate/internal/config"
 	"github.com/exogate/exogate/proxy"
 )

@@ -777,4 +777,3 @@ func startBinary(t *testing.T, cfgFile string) *process {
 	waitStatus(t, p.base+"/readyz", 200)
 	return p
 }
-

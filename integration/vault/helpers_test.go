@@ -195,9 +195,9 @@ func serviceAccountJWT(t *testing.T, namespace, name, uid string) string {
 	}
 	head := enc(map[string]string{"alg": "RS256", "typ": "JWT"})
 	body := enc(map[string]any{
-		"iss": "kubernetes/serviceaccount",
-		"sub": "system:serviceaccount:" + namespace + ":" + name,
-		"kubernetes.io/serviceaccount/namespace":            namespace,
+		"iss":                                    "kubernetes/serviceaccount",
+		"sub":                                    "system:serviceaccount:" + namespace + ":" + name,
+		"kubernetes.io/serviceaccount/namespace": namespace,
 		"kubernetes.io/serviceaccount/service-account.name": name,
 		"kubernetes.io/serviceaccount/service-account.uid":  uid,
 		"kubernetes.io/serviceaccount/secret.name":          name + "-token",

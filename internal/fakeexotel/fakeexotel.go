@@ -45,7 +45,7 @@ type Server struct {
 	accounts map[string]Account
 	requests []Request
 	override func(Request) (status int, body string, ok bool)
-	headers  http.Header // added to every answer
+	headers  http.Header   // added to every answer
 	limit    int           // Exotel's own rate limit (0 = none) ...
 	window   time.Duration // ... over this sliding window
 	admitted []time.Time   // arrival times of the requests within the limit
