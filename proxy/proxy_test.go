@@ -1115,3 +1115,25 @@ func waitUntil(t *testing.T, cond func() bool) {
 		<-tick.C
 	}
 }
+
+// An account whose credentials are not loaded yet (Vault still down at
+// start-up) is answered 503 credentials_unavailable; nothing goes upstream.
+func TestCredentialsUnavailable(t *testing.T) {
+	auth := &rotatingAuthorizer{
+		authorize: func(h http.Header, _ string) (string, error) {
+			delete(h, "Authorization")
+			return "", credentials.ErrUnavailable
+		},
+		reauthorize: func(context.Context, http.Header, string, string) bool { return false },
+	}
+	r := newRig(t, func(c *Config) { c.Authorizer = auth })
+	req, _ := http.NewRequest("POST", r.front.URL+"/v2/accounts/acme/calls", strings.NewReader("{}"))
+	resp, body := r.do(req)
+	assertShape(t, resp, body, exotel.ShapeV2, 503, KindCredentialsUnavailable)
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+	if n := r.total(); n != 0 {
+		t.Errorf("%d requests went upstream without credentials", n)
+	}
+}
