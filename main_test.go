@@ -112,6 +112,7 @@ func newFarm(t *testing.T) *exotelFarm {
 
 func (f *exotelFarm) config(extra string) string {
 	return fmt.Sprintf(`listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0}
 log: {level: info, format: json}
 upstream:
   ca_file: %s
@@ -403,7 +404,7 @@ func TestEndToEndCallersQueue(t *testing.T) {
 func TestZeroSetupFromEnvironment(t *testing.T) {
 	env := map[string]string{
 		"EXOTEL_API_KEY": acmeKey, "EXOTEL_API_TOKEN": acmeToken, "EXOTEL_ACCOUNT_SID": "acme",
-		"EXOGATE_LISTEN": "127.0.0.1:0",
+		"EXOGATE_LISTEN": "127.0.0.1:0", "EXOGATE_ADMIN_LISTEN": "-",
 	}
 	g := startGateway(t, nil, env)
 	resp, body := send(t, "GET", g.base+"/v2/accounts/other/calls", "", nil)
@@ -455,6 +456,7 @@ func TestInsecureHTTPOptIn(t *testing.T) {
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
 	cfg := writeFile(t, "c.yaml", fmt.Sprintf(`listen: 127.0.0.1:0
+admin: {listen: ""}
 upstream:
   allow_insecure_http: true
   regions: {singapore: {api: %q, ccm: %q}}

@@ -23,6 +23,7 @@ import (
 	"github.com/exogate/exogate/credentials"
 	"github.com/exogate/exogate/internal/config"
 	"github.com/exogate/exogate/internal/logx"
+	"github.com/exogate/exogate/internal/metrics"
 	"github.com/exogate/exogate/proxy"
 	"github.com/exogate/exogate/ratelimit"
 )
@@ -88,14 +89,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	gw, err := newGateway(cfg, getenv, log)
+	m := metrics.New(buildVersion())
+	gw, err := newGateway(cfg, getenv, log, m)
 	if err != nil {
 		return err
 	}
 	if cmd == "check" {
 		return check(ctx, cfg, gw, stdout)
 	}
-	return serve(ctx, cfg, gw, log)
+	return serve(ctx, cfg, gw, log, m)
 }
 
 func loadConfig(path string, getenv func(string) string) (config.Config, error) {
@@ -130,6 +132,7 @@ func newLogger(c config.Log, w io.Writer) (zerolog.Logger, error) {
 // stopped.
 type gateway struct {
 	*proxy.Handler
+	cfg     config.Config
 	store   *credentials.Store
 	limiter limiter
 }
@@ -155,7 +158,7 @@ func (g *gateway) close(ctx context.Context) error {
 
 // newGateway builds the credentials store, the limiter, the upstream
 // transport and the handler from a validated configuration.
-func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logger) (*gateway, error) {
+func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logger, m *metrics.Metrics) (*gateway, error) {
 	specs := make([]credentials.Spec, 0, len(cfg.Accounts))
 	sids := make([]string, 0, len(cfg.Accounts))
 	for _, a := range cfg.Accounts {
@@ -243,11 +246,12 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 		},
 		MaxBody: int64(cfg.MaxBody),
 		Logger:  log,
+		Metrics: m,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &gateway{Handler: h, store: store, limiter: limiter}, nil
+	return &gateway{Handler: h, cfg: cfg, store: store, limiter: limiter}, nil
 }
 
 // retryWait is how long a request may wait out Exotel's 429 before its one
@@ -263,6 +267,7 @@ func retryWait(maxWait time.Duration) time.Duration {
 type limiter interface {
 	proxy.Limiter
 	proxy.Pauser
+	PauseLeft(account, bucket string) time.Duration
 }
 
 // newLimiter builds the in-memory limiter, or the Redis one shared by every
@@ -359,7 +364,7 @@ func newTransport(u config.Upstream) (*http.Transport, error) {
 }
 
 // serve runs the listener until ctx ends or a signal arrives, then drains.
-func serve(ctx context.Context, cfg config.Config, gw *gateway, log zerolog.Logger) error {
+func serve(ctx context.Context, cfg config.Config, gw *gateway, log zerolog.Logger, m *metrics.Metrics) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -395,8 +400,28 @@ func serve(ctx context.Context, cfg config.Config, gw *gateway, log zerolog.Logg
 	}
 	log.Info().Str("addr", ln.Addr().String()).Strs("accounts", sids).Str("version", buildVersion()).Msg("listening")
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+
+	live := func() *gateway { return gw }
+	m.Register(newStateCollector(live))
+	if cfg.Admin.Listen != "" {
+		aln, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("admin listen: %w", err)
+		}
+		admin := &http.Server{
+			Handler:           adminHandler(live, m, nil),
+			ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+			ReadTimeout:       cfg.Server.ReadTimeout,
+			IdleTimeout:       cfg.Server.IdleTimeout,
+			ErrorLog:          logx.StdLogger(log, "admin"),
+		}
+		go func() { errc <- admin.Serve(aln) }()
+		defer admin.Close()
+		log.Info().Str("admin_addr", aln.Addr().String()).Msg("admin listening")
+	}
 
 	select {
 	case err := <-errc:

@@ -77,6 +77,8 @@ type slot struct {
 	prev      atomic.Pointer[Credential]
 	rotatedAt atomic.Int64 // unix nanoseconds of the last swap
 
+	refreshErrors atomic.Uint64 // failed reads of the source, for metrics
+
 	mu         sync.Mutex // guards the fields below
 	refreshing chan struct{}
 	lastForced time.Time
@@ -295,6 +297,23 @@ func (s *Store) swap(sl *slot, c *Credential) {
 	sl.rotatedAt.Store(s.now().UnixNano())
 }
 
+// RefreshErrors returns how many reads of the account's source failed.
+func (s *Store) RefreshErrors(account string) uint64 {
+	if sl, ok := s.accounts[account]; ok {
+		return sl.refreshErrors.Load()
+	}
+	return 0
+}
+
+// VaultTokenExpiresAt returns when exogate's Vault token expires: zero when
+// no account uses Vault, or the expiry is unknown or never.
+func (s *Store) VaultTokenExpiresAt() time.Time {
+	if s.vault == nil {
+		return time.Time{}
+	}
+	return s.vault.TokenExpiresAt()
+}
+
 // Ready reports whether every account has credentials.
 func (s *Store) Ready() bool {
 	for _, sl := range s.accounts {
@@ -403,6 +422,7 @@ func (s *Store) noteError(sl *slot, err error) {
 		sl.lastErr = ""
 		return
 	}
+	sl.refreshErrors.Add(1)
 	msg := err.Error()
 	if msg == sl.lastErr {
 		return

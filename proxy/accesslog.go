@@ -6,11 +6,16 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/exogate/exogate/internal/exotel"
+	"github.com/exogate/exogate/internal/metrics"
 )
 
 // accessLog writes the request's one access line. It logs no header value and
 // no body; query-string values (phone numbers) are replaced by "*".
 func (h *Handler) accessLog(ex *exchange, r *http.Request, start time.Time) {
+	elapsed := h.now().Sub(start)
+	h.observe(ex, elapsed)
 	ev := h.log.Info()
 	if ex.health {
 		// Probes every few seconds would drown the log.
@@ -27,7 +32,7 @@ func (h *Handler) accessLog(ex *exchange, r *http.Request, start time.Time) {
 		Str("method", r.Method).
 		Func(func(e *zerolog.Event) { e.Str("path", redactURI(r.RequestURI)) }).
 		Int("status", status).
-		Float64("duration_ms", float64(h.now().Sub(start))/float64(time.Millisecond))
+		Float64("duration_ms", float64(elapsed)/float64(time.Millisecond))
 	if ex.route.Account != "" {
 		ev.Str("account", ex.route.Account).
 			Str("family", ex.route.Family.String()).
@@ -82,4 +87,37 @@ func redactURI(uri string) string {
 		}
 	}
 	return b.String()
+}
+
+// observe records the request in the metrics.
+func (h *Handler) observe(ex *exchange, elapsed time.Duration) {
+	if h.metrics == nil || ex.health {
+		return
+	}
+	status := ex.status
+	if !ex.wroteHeader {
+		status = http.StatusOK
+	}
+	account, bucket := metrics.UnknownAccount, ""
+	if _, ok := h.accounts[ex.route.Account]; ok {
+		account = ex.route.Account
+		if ex.route.Family != exotel.FamilyUnknown {
+			bucket = ex.route.Bucket.String()
+		}
+	}
+	sent := ex.up != nil && ex.admitted && (ex.kind == "" || ex.kind == KindUpstreamUnreachable || ex.kind == KindUpstreamTimeout)
+	h.metrics.Observe(metrics.Request{
+		Account:           account,
+		Bucket:            bucket,
+		Method:            ex.method,
+		Status:            status,
+		FromGateway:       ex.kind != "",
+		Duration:          elapsed,
+		Admitted:          ex.admitted,
+		Rejected:          ex.kind == KindRateLimited,
+		Waited:            ex.waited,
+		Injected:          sent,
+		InjectFailed:      ex.kind == KindCredentialsUnavailable,
+		ClientAuthRemoved: ex.clientAuth && ex.up != nil,
+	})
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/exogate/exogate/internal/metrics"
 )
 
 // BreakerSettings configures the circuit breaker kept per account and
@@ -119,6 +121,8 @@ type upstreamTransport struct {
 	breaker    *breaker
 	account    string
 	bucket     string
+	host       string // "api" or "ccm", for metrics
+	metrics    *metrics.Metrics
 	authorizer Authorizer
 	reauth     Reauthorizer // nil: no replay after a 401
 	limiter    Limiter
@@ -142,7 +146,11 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		done(context.Canceled) // excluded: says nothing about the upstream
 		return nil, errors.Join(errCredentials, err)
 	}
+	start := time.Now()
 	resp, err := t.next.RoundTrip(req)
+	if err == nil {
+		t.metrics.Upstream(t.account, t.host, resp.StatusCode, time.Since(start))
+	}
 	if err == nil && resp.StatusCode == http.StatusUnauthorized && t.reauth != nil {
 		resp = t.replayUnauthorized(req, resp, version)
 	}

@@ -33,6 +33,7 @@ import (
 
 	"github.com/exogate/exogate/internal/exotel"
 	"github.com/exogate/exogate/internal/logx"
+	"github.com/exogate/exogate/internal/metrics"
 )
 
 // Authorizer writes an account's credentials onto an outgoing request's
@@ -96,6 +97,9 @@ type Config struct {
 	MaxBody int64
 	// Logger receives one access line per request (default: no logging).
 	Logger zerolog.Logger
+	// Metrics records requests, upstream timings and breaker states (nil:
+	// none).
+	Metrics *metrics.Metrics
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -117,6 +121,7 @@ type Handler struct {
 	pool       sync.Pool // *exchange
 	bufs       bufferPool
 	stdlog     *log.Logger // ReverseProxy's own messages, into the structured log
+	metrics    *metrics.Metrics
 }
 
 type account struct {
@@ -150,6 +155,7 @@ func New(cfg Config) (*Handler, error) {
 		h.maxBody = 1 << 20
 	}
 	h.stdlog = logx.StdLogger(cfg.Logger, "proxy")
+	h.metrics = cfg.Metrics
 	h.reauth, _ = cfg.Authorizer.(Reauthorizer)
 	h.pauser, _ = cfg.Limiter.(Pauser)
 	h.retryWait = cfg.RetryWait
@@ -178,15 +184,25 @@ func New(cfg Config) (*Handler, error) {
 			if target == nil || target.Host == "" || (target.Scheme != "https" && target.Scheme != "http") {
 				return nil, fmt.Errorf("proxy: account %q: %s upstream must be an absolute http(s) URL", a.SID, host)
 			}
-			acct.upstreams[host] = h.newUpstream(sid, target, cfg.Breaker, transport)
+			acct.upstreams[host] = h.newUpstream(sid, host, target, cfg.Breaker, transport)
 		}
 		h.accounts[sid] = acct
 	}
 	return h, nil
 }
 
-func (h *Handler) newUpstream(sid string, target *url.URL, bs BreakerSettings, next http.RoundTripper) *upstream {
+func (h *Handler) newUpstream(sid string, host exotel.Host, target *url.URL, bs BreakerSettings, next http.RoundTripper) *upstream {
 	up := &upstream{target: target}
+	hostLabel := host.String()
+	onChange := bs.OnStateChange
+	bs.OnStateChange = func(name string, from, to gobreaker.State) {
+		h.metrics.Breaker(sid, hostLabel, int(to), to.String(), true)
+		h.log.Warn().Str("account", sid).Str("host", target.Host).Str("from", from.String()).Str("to", to.String()).Msg("circuit breaker changed state")
+		if onChange != nil {
+			onChange(name, from, to)
+		}
+	}
+	h.metrics.Breaker(sid, hostLabel, int(gobreaker.StateClosed), "", false)
 	up.breaker = newBreaker(sid+"@"+target.Host, bs, h.now)
 	for _, b := range exotel.Buckets() {
 		up.proxies[b] = &httputil.ReverseProxy{
@@ -195,6 +211,8 @@ func (h *Handler) newUpstream(sid string, target *url.URL, bs BreakerSettings, n
 				breaker:    up.breaker,
 				account:    sid,
 				bucket:     b.String(),
+				host:       hostLabel,
+				metrics:    h.metrics,
 				authorizer: h.authorizer,
 				reauth:     h.reauth,
 				limiter:    h.limiter,
@@ -260,6 +278,9 @@ func rawPath(requestURI string) string {
 // then on, while requests keep being served.
 func (h *Handler) SetDraining() { h.draining.Store(true) }
 
+// Draining reports whether SetDraining was called.
+func (h *Handler) Draining() bool { return h.draining.Load() }
+
 // Ready reports whether the gateway should receive traffic.
 func (h *Handler) Ready() bool { return !h.draining.Load() && h.authorizer.Ready() }
 
@@ -285,6 +306,8 @@ type exchange struct {
 	method      string
 	requestID   string
 	waited      time.Duration
+	admitted    bool // the limiter let it through
+	clientAuth  bool // the caller sent Authorization or Proxy-Authorization
 	up          *upstream
 	body        limitedBody
 	idBuf       [32]byte
@@ -354,6 +377,9 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		return
 	}
 
+	_, a1 := r.Header["Authorization"]
+	_, a2 := r.Header["Proxy-Authorization"]
+	ex.clientAuth = a1 || a2
 	route, err := exotel.Classify(r.Method, raw)
 	ex.route = route
 	if err != nil {
@@ -399,6 +425,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 			h.fail(ex, route.Shape, err)
 			return
 		}
+		ex.admitted = true
 	}
 	if hasBody && !ex.body.preloaded {
 		ex.body.rc, ex.body.left, ex.body.record = r.Body, h.maxBody, h.reauth != nil || h.pauser != nil

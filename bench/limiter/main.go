@@ -81,6 +81,7 @@ func run(bin string, limit int, period time.Duration, periods, replicas, latency
 	config := func(name, backend string, limit int, period time.Duration) (string, error) {
 		p := filepath.Join(dir, name+".yaml")
 		return p, os.WriteFile(p, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
+admin: {listen: ""}
 upstream: {ca_file: %s, regions: {singapore: {api: %q, ccm: %q}}}
 accounts: [{sid: acme, credentials: {source: env, api_key_env: K, api_token_env: T}}]
 limits:

@@ -154,6 +154,7 @@ func TestBinaryRotationUnderLoad(t *testing.T) {
 	// A refresh interval far longer than the test: only the 401 path can
 	// pick up the rotation in time.
 	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
+admin: {listen: "127.0.0.1:0"}
 upstream:
   ca_file: %s
   regions: {singapore: {api: %q, ccm: %q}}

@@ -31,6 +31,7 @@ import (
 // start from Default.
 type Config struct {
 	Listen          string        `yaml:"listen"`
+	Admin           Admin         `yaml:"admin"`
 	Log             Log           `yaml:"log"`
 	Upstream        Upstream      `yaml:"upstream"`
 	Accounts        []Account     `yaml:"accounts"`
@@ -75,6 +76,12 @@ type Rotation struct {
 	FilePollInterval time.Duration `yaml:"file_poll_interval"`
 	PreviousGrace    time.Duration `yaml:"previous_grace"`
 	MinForcedRefresh time.Duration `yaml:"min_forced_refresh"`
+}
+
+// Admin is the operator's listener: /metrics, /status, /healthz, /readyz,
+// POST /-/reload. Never on the Exotel-facing listener.
+type Admin struct {
+	Listen string `yaml:"listen"` // "" disables it
 }
 
 // Log configures the logger.
@@ -196,6 +203,7 @@ func Default() Config {
 	}
 	return Config{
 		Listen: "127.0.0.1:8080",
+		Admin:  Admin{Listen: "127.0.0.1:9901"},
 		Log:    Log{Level: "info", Format: "json"},
 		Upstream: Upstream{
 			Timeout:             30 * time.Second,
@@ -363,11 +371,12 @@ func fieldAtLine(n *yaml.Node, line int, prefix string) string {
 
 // Environment variable names of the zero-setup mode, as in Exotel's own samples.
 const (
-	EnvAPIKey     = "EXOTEL_API_KEY"
-	EnvAPIToken   = "EXOTEL_API_TOKEN"
-	EnvAccountSID = "EXOTEL_ACCOUNT_SID"
-	EnvRegion     = "EXOTEL_REGION"
-	EnvListen     = "EXOGATE_LISTEN"
+	EnvAPIKey      = "EXOTEL_API_KEY"
+	EnvAPIToken    = "EXOTEL_API_TOKEN"
+	EnvAccountSID  = "EXOTEL_ACCOUNT_SID"
+	EnvRegion      = "EXOTEL_REGION"
+	EnvListen      = "EXOGATE_LISTEN"
+	EnvAdminListen = "EXOGATE_ADMIN_LISTEN"
 )
 
 // FromEnv builds the zero-setup configuration: one account from
@@ -413,6 +422,19 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 	if v := getenv(EnvListen); v != "" {
 		c.Listen = v
 	}
+	if v, ok := lookup(getenv, EnvAdminListen); ok {
+		c.Admin.Listen = v
+	}
+}
+
+// lookup reports a variable's value and whether it is set to anything,
+// "-" meaning the empty value (to switch a listener off).
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	if v == "-" {
+		return "", true
+	}
+	return v, v != ""
 }
 
 // Validate checks the whole configuration and reports every problem found,
@@ -425,6 +447,13 @@ func (c *Config) Validate() error {
 
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "%q is not host:port", c.Listen)
+	}
+	if c.Admin.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
+			bad("admin.listen", "%q is not host:port", c.Admin.Listen)
+		} else if c.Admin.Listen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+			bad("admin.listen", "must differ from listen: the admin endpoints never share Exotel's path space")
+		}
 	}
 	switch c.Log.Level {
 	case "trace", "debug", "info", "warn", "error":
