@@ -1,0 +1,204 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/exogate/exogate/internal/fakeexotel"
+)
+
+var adminRE = regexp.MustCompile(`"admin_addr":"([^"]+)"`)
+
+// scrape fetches /metrics and parses it with Prometheus's own text parser.
+func scrape(t *testing.T, admin string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v", err)
+	}
+	return fams
+}
+
+// value returns the value of the sample of family name whose labels include
+// all of want (0 if there is none).
+func value(fams map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
+	f, ok := fams[name]
+	if !ok {
+		return 0
+	}
+	total := 0.0
+	for _, m := range f.GetMetric() {
+		match := true
+		for k, v := range want {
+			found := false
+			for _, l := range m.GetLabel() {
+				if l.GetName() == k && l.GetValue() == v {
+					found = true
+				}
+			}
+			match = match && found
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			total += m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			total += m.GetGauge().GetValue()
+		case m.Histogram != nil:
+			total += float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return total
+}
+
+// The built binary's /metrics moves as traffic flows: requests by source and
+// code, limiter admissions and rejections, Exotel's own 401 and 429, an open
+// breaker, credentials injected and client auth removed.
+func TestMetricsOnTheBinary(t *testing.T) {
+	farm := newFarm(t)
+	cfg := writeFile(t, "exogate.yaml", farm.config(`limits:
+  max_wait: 0s
+  buckets:
+    sms: {limit: 3, period: 1h, burst: 1}
+    voice_v1: {limit: 1000, period: 1s, burst: 100}
+    voice_v2: {limit: 1000, period: 1s, burst: 100}
+breaker: {consecutive_failures: 2, open_for: 1h}
+`))
+	p := startBinary(t, cfg)
+	m := adminRE.FindStringSubmatch(p.logs.String())
+	if m == nil {
+		t.Fatalf("no admin address logged:\n%s", p.logs.String())
+	}
+	admin := "http://" + m[1]
+	before := scrape(t, admin)
+	if value(before, "exogate_build_info", nil) != 1 || before["go_goroutines"] == nil || before["process_resident_memory_bytes"] == nil {
+		t.Error("build info or runtime collectors missing")
+	}
+	if value(before, "exogate_credentials_info", map[string]string{"account": "acme", "source": "env"}) != 1 {
+		t.Error("credentials_info missing for acme")
+	}
+	if value(before, "exogate_limiter_backend", map[string]string{"backend": "memory"}) != 1 {
+		t.Error("limiter backend gauge wrong")
+	}
+
+	get := func(path string, hdr map[string]string) int {
+		resp, _ := send(t, "GET", p.base+path, "", hdr)
+		return resp.StatusCode
+	}
+	// Three good calls, one carrying stale client credentials.
+	get("/v1/Accounts/acme/Calls.json", map[string]string{"Authorization": basicOf("old", "creds")})
+	get("/v1/Accounts/acme/Calls.json", nil)
+	get("/v2/accounts/acme/calls", nil)
+	// A limiter rejection: the sms bucket allows one now.
+	send(t, "POST", p.base+"/v1/Accounts/acme/Sms/send.json", "To=1", map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+	if code, _ := send(t, "POST", p.base+"/v1/Accounts/acme/Sms/send.json", "To=1", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}); code.StatusCode != 429 {
+		t.Fatalf("second sms: %d, want the limiter's 429", code.StatusCode)
+	}
+	// Exotel's own 401 (a wrong token for acme1m on the Mumbai host).
+	farm.fakes["mumbai-api"].SetAccount(fakeexotel.Account{SID: "acme1m", Key: mumKey, Token: "other"})
+	get("/v1/Accounts/acme1m/Calls.json", nil)
+	// Two 5xx open acme's ccm breaker; the next is refused by the gateway.
+	farm.fakes["singapore-ccm"].SetOverride(func(fakeexotel.Request) (int, string, bool) { return 503, "", true })
+	get("/v3/accounts/acme/calls", nil)
+	get("/v3/accounts/acme/calls", nil)
+	if c := get("/v3/accounts/acme/calls", nil); c != 503 {
+		t.Fatalf("breaker did not open: %d", c)
+	}
+	// An unknown account.
+	get("/v1/Accounts/stranger/Calls.json", nil)
+
+	after := scrape(t, admin)
+	delta := func(name string, labels map[string]string) float64 {
+		return value(after, name, labels) - value(before, name, labels)
+	}
+	checks := []struct {
+		name   string
+		metric string
+		labels map[string]string
+		want   float64
+	}{
+		{"upstream 200s for voice_v1", "exogate_requests_total", map[string]string{"account": "acme", "bucket": "voice_v1", "code": "200", "source": "upstream"}, 2},
+		{"upstream 200 for voice_v2", "exogate_requests_total", map[string]string{"account": "acme", "bucket": "voice_v2", "code": "200", "source": "upstream"}, 1},
+		{"gateway 429", "exogate_requests_total", map[string]string{"account": "acme", "bucket": "sms", "code": "429", "source": "gateway"}, 1},
+		{"gateway 503 circuit open", "exogate_requests_total", map[string]string{"account": "acme", "code": "503", "source": "gateway"}, 1},
+		{"unknown account bounded", "exogate_requests_total", map[string]string{"account": "unknown", "code": "404"}, 1},
+		{"limiter admitted sms", "exogate_limiter_admitted_total", map[string]string{"account": "acme", "bucket": "sms"}, 1},
+		{"limiter rejected sms", "exogate_limiter_rejected_total", map[string]string{"account": "acme", "bucket": "sms"}, 1},
+		{"limiter wait observed", "exogate_limiter_wait_seconds", map[string]string{"account": "acme", "bucket": "voice_v1"}, 2},
+		{"exotel 401", "exogate_exotel_responses_total", map[string]string{"account": "acme1m", "code": "401"}, 1},
+		{"breaker open", "exogate_breaker_state", map[string]string{"account": "acme", "host": "ccm"}, 2},
+		{"breaker transition", "exogate_breaker_transitions_total", map[string]string{"account": "acme", "host": "ccm", "to": "open"}, 1},
+		{"api breaker still closed", "exogate_breaker_state", map[string]string{"account": "acme", "host": "api"}, 0},
+		{"credentials injected", "exogate_credentials_injected_total", map[string]string{"account": "acme"}, 6},
+		{"client auth removed", "exogate_client_auth_removed_total", map[string]string{"account": "acme"}, 1},
+		{"upstream durations", "exogate_upstream_duration_seconds", map[string]string{"account": "acme", "host": "api"}, 3},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			got := delta(c.metric, c.labels)
+			if c.metric == "exogate_breaker_state" {
+				got = value(after, c.metric, c.labels)
+			}
+			if got != c.want {
+				t.Errorf("%s%v moved by %v, want %v", c.metric, c.labels, got, c.want)
+			}
+		})
+	}
+	if value(after, "exogate_credentials_age_seconds", map[string]string{"account": "acme"}) <= 0 {
+		t.Error("credential age not reported")
+	}
+	for _, fam := range after {
+		for _, mt := range fam.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == "account" && l.GetValue() == "stranger" {
+					t.Errorf("an unconfigured SID became a label value in %s", fam.GetName())
+				}
+			}
+		}
+	}
+
+	// /status: the state an operator asks for, and never a secret.
+	resp, err := http.Get(admin + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var st Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatalf("status: %v\n%s", err, body)
+	}
+	if !st.Ready || st.Limiter.Backend != "memory" || len(st.Accounts) != 2 {
+		t.Errorf("status %+v", st)
+	}
+	acme := st.Accounts[0]
+	if acme.SID != "acme" || acme.Breakers["ccm"] != "open" || acme.Breakers["api"] != "closed" ||
+		!acme.Credentials.Loaded || acme.Credentials.Source != "env" || acme.Buckets["sms"].Limit != 3 {
+		t.Errorf("acme status %+v", acme)
+	}
+	for _, s := range secrets {
+		if strings.Contains(string(body), s) || strings.Contains(string(body), basicOf(acmeKey, s)[6:]) {
+			t.Errorf("/status contains a secret")
+		}
+	}
+	// The admin endpoints are not on the Exotel listener.
+	if c := get("/metrics", nil); c != 404 {
+		t.Errorf("/metrics on the Exotel listener: %d", c)
+	}
+}
