@@ -17,8 +17,10 @@ RUN CGO_ENABLED=0 GOOS=linux go build -trimpath \
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/exogate /exogate
 USER nonroot:nonroot
-EXPOSE 8080
-# Inside a container the listener must not be loopback-only.
-ENV EXOGATE_LISTEN=0.0.0.0:8080
+EXPOSE 8080 9901
+# Inside a container the listeners must not be loopback-only.
+ENV EXOGATE_LISTEN=0.0.0.0:8080 EXOGATE_ADMIN_LISTEN=0.0.0.0:9901
+# No shell in the image: the binary checks its own readiness.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 CMD ["/exogate", "health"]
 ENTRYPOINT ["/exogate"]
 CMD ["serve"]

@@ -36,6 +36,7 @@ const usage = `exogate: an authenticating gateway for the Exotel API
 Usage:
   exogate [serve] [-config FILE] [-listen ADDR]   run the gateway
   exogate check   [-config FILE]                  test every account's credentials against Exotel
+  exogate health  [-config FILE] [-url URL]       exit 0 when the running gateway is ready (for HEALTHCHECK)
   exogate version                                 print the version
 
 Without -config, one account is served from the environment:
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "help":
 		_, err := io.WriteString(stdout, usage)
 		return err
+	case "health":
+		return health(ctx, rest, getenv, stdout, stderr)
 	case "serve", "check":
 	default:
 		fmt.Fprint(stderr, usage)
@@ -98,6 +101,58 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return check(ctx, cfg, gw, stdout)
 	}
 	return serve(ctx, cfg, gw, log, m)
+}
+
+// health asks a running gateway's /readyz (on the admin listener, else the
+// main one) and succeeds only on 200: the container HEALTHCHECK, which needs
+// no shell or curl in the image.
+func health(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("exogate health", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file, to find the admin address")
+	url := fs.String("url", "", "readiness URL (default: /readyz on the configured admin or main listener)")
+	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *url == "" {
+		cfg := config.Default()
+		if *configPath != "" {
+			if c, err := config.Load(*configPath); err == nil {
+				cfg = c
+			}
+		}
+		cfg.ApplyEnv(getenv)
+		addr := cfg.Admin.Listen
+		if addr == "" {
+			addr = cfg.Listen
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return fmt.Errorf("health: %q is not host:port", addr)
+		}
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		*url = "http://" + net.JoinHostPort(host, port) + "/readyz"
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health: not ready: %d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	_, err = fmt.Fprintf(stdout, "ready\n")
+	return err
 }
 
 func loadConfig(path string, getenv func(string) string) (config.Config, error) {

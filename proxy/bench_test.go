@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/exogate/exogate/credentials"
+	"github.com/exogate/exogate/internal/metrics"
 )
 
 // memUpstream answers every request at once with a small Exotel body, in
@@ -32,7 +33,7 @@ func (memUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
 	}, nil
 }
 
-func benchHandler(b *testing.B, log zerolog.Logger) *Handler {
+func benchHandler(b *testing.B, log zerolog.Logger, m ...*metrics.Metrics) *Handler {
 	b.Helper()
 	store, err := credentials.NewStore([]credentials.Spec{{Account: "acme", Source: "env", APIKeyEnv: "K", APITokenEnv: "T"}},
 		func(k string) string { return map[string]string{"K": testKey, "T": testToken}[k] })
@@ -46,6 +47,7 @@ func benchHandler(b *testing.B, log zerolog.Logger) *Handler {
 		Authorizer: store,
 		Transport:  memUpstream{},
 		Logger:     log,
+		Metrics:    append(m, nil)[0],
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -57,14 +59,17 @@ func benchHandler(b *testing.B, log zerolog.Logger) *Handler {
 // breaker, rewrite, credentials, ReverseProxy copy, access log.
 func BenchmarkHandler(b *testing.B) {
 	for _, bc := range []struct {
-		name string
-		log  zerolog.Logger
+		name    string
+		log     zerolog.Logger
+		metrics *metrics.Metrics
 	}{
-		{"nolog", zerolog.Nop()},
-		{"jsonlog", zerolog.New(io.Discard)},
+		{"nolog", zerolog.Nop(), nil},
+		{"jsonlog", zerolog.New(io.Discard), nil},
+		{"nolog+metrics", zerolog.Nop(), metrics.New("bench")},
+		{"jsonlog+metrics", zerolog.New(io.Discard), metrics.New("bench")},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			h := benchHandler(b, bc.log)
+			h := benchHandler(b, bc.log, bc.metrics)
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
