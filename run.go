@@ -15,6 +15,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -77,30 +79,123 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 
-	cfg, err := loadConfig(*configPath, getenv)
+	load := func() (config.Config, error) {
+		cfg, err := loadConfig(*configPath, getenv)
+		if err != nil {
+			return config.Config{}, err
+		}
+		if *listen != "" {
+			cfg.Listen = *listen
+		}
+		if err := cfg.Validate(); err != nil {
+			return config.Config{}, fmt.Errorf("invalid configuration:\n%w", err)
+		}
+		return cfg, nil
+	}
+	cfg, err := load()
 	if err != nil {
 		return err
 	}
-	if *listen != "" {
-		cfg.Listen = *listen
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-
 	log, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		return err
 	}
 	m := metrics.New(buildVersion())
-	gw, err := newGateway(cfg, getenv, log, m)
+	gw, err := newGateway(cfg, getenv, log, m, nil)
 	if err != nil {
 		return err
 	}
 	if cmd == "check" {
 		return check(ctx, cfg, gw, stdout)
 	}
-	return serve(ctx, cfg, gw, log, m)
+	s := &server{getenv: getenv, stderr: stderr, metrics: m, log: log}
+	s.live.Store(gw)
+	if *configPath != "" {
+		s.load = load
+	}
+	return s.serve(ctx)
+}
+
+// server is the running gateway and what a reload needs to replace it.
+type server struct {
+	live    atomic.Pointer[gateway]
+	load    func() (config.Config, error) // nil: no file to reload
+	getenv  func(string) string
+	stderr  io.Writer
+	metrics *metrics.Metrics
+	log     zerolog.Logger // the first gateway's logger, for the server's own lines
+
+	mu  sync.Mutex // serializes reloads
+	ctx context.Context
+}
+
+// ServeHTTP hands each request to the gateway live when it arrives; a
+// request keeps the gateway it started on until it ends.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.live.Load().ServeHTTP(w, r)
+}
+
+// reload re-reads the configuration file and swaps a new gateway in
+// atomically. Accounts, limits, breaker settings, log level and credential
+// sources change; limiter and breaker state and loaded credentials of
+// unchanged accounts carry over; requests in flight finish on the old
+// gateway. Listen addresses need a restart and are refused. On any error the
+// old configuration keeps serving.
+func (s *server) reload() (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.live.Load()
+	defer func() {
+		s.metrics.Reload(err == nil)
+		if err != nil {
+			old.log.Error().Str("error", err.Error()).Msg("reload refused; the running configuration keeps serving")
+		}
+	}()
+	if s.load == nil {
+		return errors.New("no configuration file to reload (started from environment variables)")
+	}
+	if old.Draining() {
+		return errors.New("shutting down")
+	}
+	cfg, err := s.load()
+	if err != nil {
+		return err
+	}
+	if cfg.Listen != old.cfg.Listen {
+		return fmt.Errorf("listen: changing %s to %s needs a restart", old.cfg.Listen, cfg.Listen)
+	}
+	if cfg.Admin.Listen != old.cfg.Admin.Listen {
+		return fmt.Errorf("admin.listen: changing %q to %q needs a restart", old.cfg.Admin.Listen, cfg.Admin.Listen)
+	}
+	log, err := newLogger(cfg.Log, s.stderr)
+	if err != nil {
+		return err
+	}
+	gw, err := newGateway(cfg, s.getenv, log, s.metrics, old)
+	if err != nil {
+		return err
+	}
+	gw.start(s.ctx)
+	s.live.Store(gw)
+	sids := make([]string, 0, len(cfg.Accounts))
+	for _, a := range cfg.Accounts {
+		sids = append(sids, strings.ToLower(a.SID)+"@"+a.Region)
+	}
+	log.Info().Strs("accounts", sids).Msg("configuration reloaded")
+	// The old gateway's requests may still be in flight: stop its background
+	// work once they have had the time a shutdown would give them.
+	go func() {
+		t := time.NewTimer(old.cfg.ShutdownTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = old.close(cctx)
+	}()
+	return nil
 }
 
 // health asks a running gateway's /readyz (on the admin listener, else the
@@ -190,6 +285,7 @@ type gateway struct {
 	cfg     config.Config
 	store   *credentials.Store
 	limiter limiter
+	log     zerolog.Logger
 }
 
 // start begins the background work: credentials loading and refresh, and
@@ -213,7 +309,7 @@ func (g *gateway) close(ctx context.Context) error {
 
 // newGateway builds the credentials store, the limiter, the upstream
 // transport and the handler from a validated configuration.
-func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logger, m *metrics.Metrics) (*gateway, error) {
+func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logger, m *metrics.Metrics, prev *gateway) (*gateway, error) {
 	specs := make([]credentials.Spec, 0, len(cfg.Accounts))
 	sids := make([]string, 0, len(cfg.Accounts))
 	for _, a := range cfg.Accounts {
@@ -249,6 +345,7 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 		MinForcedRefresh: cfg.Rotation.MinForcedRefresh,
 		Getenv:           getenv,
 		Logger:           log,
+		Previous:         prevStore(prev),
 	})
 	if err != nil {
 		return nil, err
@@ -258,7 +355,7 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 	for name, r := range cfg.Limits.Buckets {
 		buckets[name] = ratelimit.Rule(r)
 	}
-	limiter, err := newLimiter(cfg.Limits, sids, buckets, getenv, log)
+	limiter, err := newLimiter(cfg.Limits, sids, buckets, getenv, log, prev)
 	if err != nil {
 		return nil, err
 	}
@@ -299,14 +396,29 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 			OpenFor:             b.OpenFor,
 			HalfOpenRequests:    b.HalfOpenRequests,
 		},
-		MaxBody: int64(cfg.MaxBody),
-		Logger:  log,
-		Metrics: m,
+		MaxBody:  int64(cfg.MaxBody),
+		Logger:   log,
+		Metrics:  m,
+		Previous: prevHandler(prev),
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &gateway{Handler: h, cfg: cfg, store: store, limiter: limiter}, nil
+	return &gateway{Handler: h, cfg: cfg, store: store, limiter: limiter, log: log}, nil
+}
+
+func prevStore(g *gateway) *credentials.Store {
+	if g == nil {
+		return nil
+	}
+	return g.store
+}
+
+func prevHandler(g *gateway) *proxy.Handler {
+	if g == nil {
+		return nil
+	}
+	return g.Handler
 }
 
 // retryWait is how long a request may wait out Exotel's 429 before its one
@@ -327,13 +439,22 @@ type limiter interface {
 
 // newLimiter builds the in-memory limiter, or the Redis one shared by every
 // replica.
-func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rule, getenv func(string) string, log zerolog.Logger) (limiter, error) {
+func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rule, getenv func(string) string, log zerolog.Logger, prev *gateway) (limiter, error) {
 	rc := ratelimit.Config{
 		MaxWait: l.MaxWait,
 		Buckets: buckets,
 		Account: ratelimit.Rule(l.Account),
 	}
 	if l.Backend != "redis" {
+		if prev != nil {
+			if old, ok := prev.limiter.(*ratelimit.Memory); ok {
+				m, err := old.Reconfigured(sids, rc)
+				if err != nil {
+					return nil, fmt.Errorf("limits: %w", err)
+				}
+				return m, nil
+			}
+		}
 		m, err := ratelimit.NewMemory(sids, rc)
 		if err != nil {
 			return nil, fmt.Errorf("limits: %w", err)
@@ -418,19 +539,23 @@ func newTransport(u config.Upstream) (*http.Transport, error) {
 	}, nil
 }
 
-// serve runs the listener until ctx ends or a signal arrives, then drains.
-func serve(ctx context.Context, cfg config.Config, gw *gateway, log zerolog.Logger, m *metrics.Metrics) error {
+// serve runs the listeners until ctx ends or SIGINT/SIGTERM arrives, then
+// drains. SIGHUP and POST /-/reload reload the configuration file.
+func (s *server) serve(ctx context.Context) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	s.ctx = context.WithoutCancel(ctx)
+	gw := s.live.Load()
+	cfg, log := gw.cfg, s.log
 
 	// Credentials from files and Vault load in the background: until every
 	// account has some, /readyz answers 503 and that account's requests 503
 	// credentials_unavailable, and exogate keeps trying.
-	gw.start(context.WithoutCancel(ctx))
+	gw.start(s.ctx)
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := gw.close(cctx); err != nil {
+		if err := s.live.Load().close(cctx); err != nil {
 			log.Warn().Str("error", err.Error()).Msg("shutting down")
 		}
 	}()
@@ -440,7 +565,7 @@ func serve(ctx context.Context, cfg config.Config, gw *gateway, log zerolog.Logg
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           gw,
+		Handler:           s,
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,
 		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
@@ -458,16 +583,19 @@ func serve(ctx context.Context, cfg config.Config, gw *gateway, log zerolog.Logg
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 
-	live := func() *gateway { return gw }
-	m.Register(newStateCollector(live))
+	s.metrics.Register(newStateCollector(s.live.Load))
 	if cfg.Admin.Listen != "" {
 		aln, err := net.Listen("tcp", cfg.Admin.Listen)
 		if err != nil {
 			_ = srv.Close()
 			return fmt.Errorf("admin listen: %w", err)
 		}
+		var reload func() error
+		if s.load != nil {
+			reload = s.reload
+		}
 		admin := &http.Server{
-			Handler:           adminHandler(live, m, nil),
+			Handler:           adminHandler(s.live.Load, s.metrics, reload),
 			ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
 			ReadTimeout:       cfg.Server.ReadTimeout,
 			IdleTimeout:       cfg.Server.IdleTimeout,
@@ -478,12 +606,22 @@ func serve(ctx context.Context, cfg config.Config, gw *gateway, log zerolog.Logg
 		log.Info().Str("admin_addr", aln.Addr().String()).Msg("admin listening")
 	}
 
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for running := true; running; {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve: %w", err)
+		case <-hup:
+			_ = s.reload()
+		case <-ctx.Done():
+			running = false
+		}
 	}
 	stop() // a second signal kills the process the default way
+	gw = s.live.Load()
+	cfg = gw.cfg
 	gw.SetDraining()
 	log.Info().Dur("delay", cfg.ShutdownDelay).Dur("timeout", cfg.ShutdownTimeout).Msg("draining: /readyz answers 503")
 	if cfg.ShutdownDelay > 0 {

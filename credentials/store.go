@@ -51,6 +51,11 @@ type Config struct {
 	Logger zerolog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Previous, on a configuration reload, is the store being replaced:
+	// accounts whose Spec is unchanged start with its credentials (current
+	// and previous), so they are ready at once and no request waits for a
+	// new read.
+	Previous *Store
 }
 
 // Store holds the live credential of every configured account. Its set of
@@ -171,6 +176,21 @@ func New(cfg Config) (*Store, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if p := cfg.Previous; p != nil {
+		for sid, sl := range s.accounts {
+			old, ok := p.accounts[sid]
+			if !ok || old.spec != sl.spec || sl.spec.Source == "env" {
+				continue
+			}
+			if c := old.cur.Load(); c != nil {
+				sl.cur.Store(c)
+			}
+			if c := old.prev.Load(); c != nil {
+				sl.prev.Store(c)
+			}
+			sl.rotatedAt.Store(old.rotatedAt.Load())
+		}
 	}
 	return s, nil
 }

@@ -14,7 +14,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -159,9 +158,9 @@ func (b *bundle) named(kind, name string) (object, bool) {
 	return object{}, false
 }
 
-func (b *bundle) pod() *podSpec         { return &b.dep.Spec.Template.Spec }
-func (b *bundle) podLabels() labels     { return b.dep.Spec.Template.Metadata.Labels }
-func (b *bundle) replicas() int         { return b.dep.Spec.replicas() }
+func (b *bundle) pod() *podSpec            { return &b.dep.Spec.Template.Spec }
+func (b *bundle) podLabels() labels        { return b.dep.Spec.Template.Metadata.Labels }
+func (b *bundle) replicas() int            { return b.dep.Spec.replicas() }
 func (b *bundle) listenPort() (int, error) { return portOf(b.cfg.cfg.Listen) }
 func (b *bundle) adminPort() (int, error)  { return portOf(b.cfg.adminListen) }
 
@@ -170,13 +169,21 @@ func (b *bundle) adminPort() (int, error)  { return portOf(b.cfg.adminListen) }
 // read as empty (their values are not in the manifests).
 func (b *bundle) getenv(c *container) func(string) string {
 	return func(name string) string {
-		for _, e := range c.Env {
-			if e.Name == name {
-				return e.Value
-			}
-		}
-		return b.imageEnv[name]
+		v, _ := b.envFrom(c, name)
+		return v
 	}
+}
+
+// envFrom returns a variable's value in the container and where it is set:
+// "the container", "the image" or "".
+func (b *bundle) envFrom(c *container, name string) (value, from string) {
+	if e := c.env(name); e != nil {
+		return e.Value, "the container"
+	}
+	if v, ok := b.imageEnv[name]; ok {
+		return v, "the image"
+	}
+	return "", ""
 }
 
 // resolveConfig follows exo's -config flag to a ConfigMap key through the
@@ -221,6 +228,7 @@ func (b *bundle) resolveConfig() (*exoConfig, error) {
 	}
 	ec.source = fmt.Sprintf("ConfigMap %q key %q", cm.Metadata.Name, key)
 	ec.cfg.ApplyEnv(b.getenv(b.exo))
+	ec.adminListen = ec.cfg.Admin.Listen
 	return ec, nil
 }
 
@@ -241,79 +249,20 @@ func flagValue(args []string, name string) (string, bool) {
 
 // exoConfig is an exogate configuration file embedded in a ConfigMap.
 type exoConfig struct {
-	cfg           config.Config // parsed over the defaults; not validated
-	fileListen    string        // listen as the file says, before the environment
-	adminListen   string        // admin.listen, read from the raw YAML
-	adminStripped bool          // see parseConfig
-	source        string
+	cfg         config.Config // parsed over the defaults; not validated
+	fileListen  string        // listen as the file says, before the environment
+	fileAdmin   string        // admin.listen as the file says, before the environment
+	adminListen string        // admin.listen after the environment; "" = off
+	source      string
 }
 
-// defaultAdminListen is the admin listener's address when the file sets none.
-const defaultAdminListen = "127.0.0.1:9901"
-
-// onlyUnknownAdmin matches Parse's error when its one complaint is the key
-// "admin" (config.cleanYAMLError's wording; several errors are joined by "; ").
-var onlyUnknownAdmin = regexp.MustCompile(`^config: (line \d+: )?unknown key "admin"$`)
-
 // parseConfig parses an exogate.yaml with exogate's own config package.
-//
-// TEMPORARY: the admin listener (`admin: {listen: ...}`) is being added to
-// internal/config at the same time as these manifests. Until it lands, Parse
-// rejects `admin` as an unknown key. If, and only if, that is Parse's one
-// complaint, the `admin` block is removed and the file parsed again
-// (adminStripped reports it, and the test logs it). Any other error, another
-// unknown key included, still fails. Once internal/config knows `admin`, the
-// workaround is simply never taken; delete it then. The admin address the
-// checks use is always read from the raw YAML, so they do not depend on it.
 func parseConfig(data []byte) (*exoConfig, error) {
-	var raw struct {
-		Listen string `yaml:"listen"`
-		Admin  struct {
-			Listen string `yaml:"listen"`
-		} `yaml:"admin"`
-	}
-	if err := yaml.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("not YAML: %w", err)
-	}
-	ec := &exoConfig{adminListen: raw.Admin.Listen}
-	if ec.adminListen == "" {
-		ec.adminListen = defaultAdminListen
-	}
 	cfg, err := config.Parse(data)
-	if err != nil && onlyUnknownAdmin.MatchString(err.Error()) {
-		stripped, serr := withoutTopKey(data, "admin")
-		if serr != nil {
-			return nil, serr
-		}
-		cfg, err = config.Parse(stripped)
-		ec.adminStripped = true
-	}
 	if err != nil {
 		return nil, err
 	}
-	ec.cfg = cfg
-	ec.fileListen = cfg.Listen
-	return ec, nil
-}
-
-// withoutTopKey returns the YAML document with one top-level key removed.
-func withoutTopKey(data []byte, key string) ([]byte, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, err
-	}
-	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil, errors.New("the file is not a YAML mapping")
-	}
-	m := doc.Content[0]
-	var kept []*yaml.Node
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value != key {
-			kept = append(kept, m.Content[i], m.Content[i+1])
-		}
-	}
-	m.Content = kept
-	return yaml.Marshal(&doc)
+	return &exoConfig{cfg: cfg, fileListen: cfg.Listen, fileAdmin: cfg.Admin.Listen, adminListen: cfg.Admin.Listen}, nil
 }
 
 // dockerfileEnv returns the ENV settings of a Dockerfile's last stage (the

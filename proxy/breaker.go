@@ -39,6 +39,18 @@ type BreakerSettings struct {
 	OnStateChange func(name string, from, to gobreaker.State)
 }
 
+// breakerKey is BreakerSettings without the callback, to compare.
+type breakerKey struct {
+	consecutive, minRequests, halfOpen uint32
+	ratio                              float64
+	interval, openFor                  time.Duration
+}
+
+func (s BreakerSettings) comparable() breakerKey {
+	s = s.withDefaults()
+	return breakerKey{s.ConsecutiveFailures, s.MinRequests, s.HalfOpenRequests, s.FailureRatio, s.Interval, s.OpenFor}
+}
+
 func (s BreakerSettings) withDefaults() BreakerSettings {
 	if s.ConsecutiveFailures == 0 && s.FailureRatio == 0 {
 		s.ConsecutiveFailures = 5
@@ -66,14 +78,15 @@ var errUpstream5xx = errors.New("upstream answered 5xx")
 // so that a refusal can say how long is left.
 type breaker struct {
 	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
+	settings breakerKey
 	openFor  time.Duration
 	openedAt atomic.Int64 // unix nanoseconds of the last transition to open
 	now      func() time.Time
 }
 
 func newBreaker(name string, s BreakerSettings, now func() time.Time) *breaker {
+	b := &breaker{openFor: s.withDefaults().OpenFor, now: now, settings: s.comparable()}
 	s = s.withDefaults()
-	b := &breaker{openFor: s.OpenFor, now: now}
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        name,
 		MaxRequests: s.HalfOpenRequests,

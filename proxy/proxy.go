@@ -102,6 +102,10 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Previous, on a configuration reload, is the handler being replaced:
+	// an account whose upstream hosts and breaker settings are unchanged
+	// keeps its breakers (open stays open).
+	Previous *Handler
 }
 
 // Handler is the gateway's http.Handler. Safe for concurrent use.
@@ -184,15 +188,22 @@ func New(cfg Config) (*Handler, error) {
 			if target == nil || target.Host == "" || (target.Scheme != "https" && target.Scheme != "http") {
 				return nil, fmt.Errorf("proxy: account %q: %s upstream must be an absolute http(s) URL", a.SID, host)
 			}
-			acct.upstreams[host] = h.newUpstream(sid, host, target, cfg.Breaker, transport)
+			var keep *breaker
+			if cfg.Previous != nil {
+				if old, ok := cfg.Previous.accounts[sid]; ok && old.upstreams[host].target.String() == target.String() &&
+					old.upstreams[host].breaker.settings == cfg.Breaker.comparable() {
+					keep = old.upstreams[host].breaker
+				}
+			}
+			acct.upstreams[host] = h.newUpstream(sid, host, target, cfg.Breaker, transport, keep)
 		}
 		h.accounts[sid] = acct
 	}
 	return h, nil
 }
 
-func (h *Handler) newUpstream(sid string, host exotel.Host, target *url.URL, bs BreakerSettings, next http.RoundTripper) *upstream {
-	up := &upstream{target: target}
+func (h *Handler) newUpstream(sid string, host exotel.Host, target *url.URL, bs BreakerSettings, next http.RoundTripper, keep *breaker) *upstream {
+	up := &upstream{target: target, breaker: keep}
 	hostLabel := host.String()
 	onChange := bs.OnStateChange
 	bs.OnStateChange = func(name string, from, to gobreaker.State) {
@@ -202,8 +213,10 @@ func (h *Handler) newUpstream(sid string, host exotel.Host, target *url.URL, bs 
 			onChange(name, from, to)
 		}
 	}
-	h.metrics.Breaker(sid, hostLabel, int(gobreaker.StateClosed), "", false)
-	up.breaker = newBreaker(sid+"@"+target.Host, bs, h.now)
+	if up.breaker == nil {
+		h.metrics.Breaker(sid, hostLabel, int(gobreaker.StateClosed), "", false)
+		up.breaker = newBreaker(sid+"@"+target.Host, bs, h.now)
+	}
 	for _, b := range exotel.Buckets() {
 		up.proxies[b] = &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) { rewrite(pr, target) },

@@ -48,6 +48,7 @@ type Config struct {
 // returns [ErrUnknownAccount]. Memory is safe for concurrent use.
 type Memory struct {
 	timebase
+	cfg      Config // as given, to tell whether a reload changed the limits
 	maxWait  time.Duration
 	buckets  map[string]int      // bucket name in Config.Buckets → index into lanes
 	accounts map[string]*account // by lower-case SID
@@ -109,6 +110,7 @@ func NewMemory(accounts []string, cfg Config) (*Memory, error) {
 	}
 	m := &Memory{
 		timebase: newTimebase(cfg.Now),
+		cfg:      cfg,
 		maxWait:  cfg.MaxWait,
 		buckets:  make(map[string]int, len(names)),
 		accounts: make(map[string]*account, len(accounts)),
@@ -136,6 +138,38 @@ func NewMemory(accounts []string, cfg Config) (*Memory, error) {
 		m.accounts[sid] = a
 	}
 	return m, nil
+}
+
+// Reconfigured returns a Memory for a reloaded configuration. When the
+// limits themselves (MaxWait, Buckets, Account) are unchanged, the accounts
+// present in both keep their state — tokens used, callers in line, pauses —
+// shared with m, so that a reload never hands out a fresh budget; accounts
+// that are new start fresh. When the limits changed, every account starts
+// fresh under the new rules.
+func (m *Memory) Reconfigured(accounts []string, cfg Config) (*Memory, error) {
+	n, err := NewMemory(accounts, cfg)
+	if err != nil || !sameLimits(m.cfg, cfg) {
+		return n, err
+	}
+	n.timebase = m.timebase
+	for sid := range n.accounts {
+		if old, ok := m.accounts[sid]; ok {
+			n.accounts[sid] = old
+		}
+	}
+	return n, nil
+}
+
+func sameLimits(a, b Config) bool {
+	if a.MaxWait != b.MaxWait || a.Account != b.Account || len(a.Buckets) != len(b.Buckets) {
+		return false
+	}
+	for name, r := range a.Buckets {
+		if o, ok := b.Buckets[name]; !ok || o != r {
+			return false
+		}
+	}
+	return true
 }
 
 // checkConfig validates what NewMemory and NewRedis are given and returns

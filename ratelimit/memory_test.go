@@ -789,3 +789,37 @@ func TestNewMemoryErrors(t *testing.T) {
 		t.Errorf("NewMemory with no accounts: %v, want nil", err)
 	}
 }
+
+// TestReconfigured checks that a reload with the same limits keeps each
+// remaining account's state, adds new accounts fresh, and that changed
+// limits start every account fresh.
+func TestReconfigured(t *testing.T) {
+	clock, _ := newFakeClock()
+	cfg := ratelimit.Config{Buckets: map[string]ratelimit.Rule{"sms": {Limit: 2, Period: time.Hour, Burst: 1}}, Now: clock.Now}
+	m1 := newMemory(t, cfg)
+	if _, err := m1.Admit(context.Background(), sid, "sms"); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := m1.Reconfigured([]string{sid, "beta"}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m2.Admit(context.Background(), sid, "sms"); !errors.Is(err, ratelimit.ErrLimited) {
+		t.Errorf("a reload handed out a fresh budget: %v", err)
+	}
+	if _, err := m2.Admit(context.Background(), "beta", "sms"); err != nil {
+		t.Errorf("a new account did not start fresh: %v", err)
+	}
+	changed := cfg
+	changed.Buckets = map[string]ratelimit.Rule{"sms": {Limit: 5, Period: time.Hour, Burst: 2}}
+	m3, err := m2.Reconfigured([]string{sid}, changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m3.Admit(context.Background(), sid, "sms"); err != nil {
+		t.Errorf("new limits did not apply: %v", err)
+	}
+	if _, err := m3.Admit(context.Background(), "beta", "sms"); !errors.Is(err, ratelimit.ErrUnknownAccount) {
+		t.Errorf("a removed account is still served: %v", err)
+	}
+}

@@ -1,0 +1,1108 @@
+package deploy
+
+// TestManifests checks each directory of Kubernetes manifests against itself
+// and against exogate's own config package, offline: every check is a named
+// subtest. TestChecksCatchBreakage breaks the manifests one way at a time and
+// asserts the check responsible notices, so that no check passes vacuously.
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// A target says what one directory of manifests must be.
+type target struct {
+	dir        string // under deploy/
+	deployment string // the Deployment that runs exogate
+	container  string // exogate's container in it
+	app        string // the container that calls exogate over loopback; "" = exogate runs alone
+
+	listenHost       string        // the Exotel listener's host, after EXOGATE_LISTEN
+	backend          string        // limits.backend
+	minReplicas      int           // spec.replicas at least
+	maxMemoryRequest string        // exogate's memory request at most ("sized small")
+	minShutdownDelay time.Duration // shutdown_delay at least
+
+	service, networkPolicy, pdb, spread bool // whether it has (or must not have) one
+
+	clientLabels        labels // the callers NetworkPolicy lets reach the listener
+	monitoringNamespace string // the namespace NetworkPolicy lets reach the admin port
+
+	tokenOnlyInExogate bool // the service-account token reaches exogate's container only
+}
+
+var targets = []target{
+	{
+		dir: "kubernetes/sidecar", deployment: "example-app", container: "exogate", app: "app",
+		listenHost: "127.0.0.1", backend: "memory", minReplicas: 1, maxMemoryRequest: "64Mi",
+		minShutdownDelay: time.Second, tokenOnlyInExogate: true,
+	},
+	{
+		dir: "kubernetes/central", deployment: "exogate", container: "exogate",
+		listenHost: "0.0.0.0", backend: "redis", minReplicas: 3, maxMemoryRequest: "256Mi",
+		minShutdownDelay: 5 * time.Second,
+		service:          true, networkPolicy: true, pdb: true, spread: true,
+		clientLabels:        labels{"exogate.io/client": "true"},
+		monitoringNamespace: "monitoring",
+	},
+}
+
+// apiVersions are the kinds a directory may hold, with their API version.
+var apiVersions = map[string]string{
+	"ServiceAccount":      "v1",
+	"ConfigMap":           "v1",
+	"Service":             "v1",
+	"Deployment":          "apps/v1",
+	"NetworkPolicy":       "networking.k8s.io/v1",
+	"PodDisruptionBudget": "policy/v1",
+}
+
+// defaultTokenDir is where Kubernetes mounts the service-account token when
+// automountServiceAccountToken is not false.
+const defaultTokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+// A report collects one check's problems.
+type report struct {
+	problems []string
+	notes    []string
+	skipped  string
+}
+
+func (r *report) errorf(format string, args ...any) {
+	r.problems = append(r.problems, fmt.Sprintf(format, args...))
+}
+
+// need reports why a check cannot run when the Deployment, exogate's
+// container or its configuration is missing, and says whether it can.
+func (r *report) need(b *bundle, cfg bool) bool {
+	switch {
+	case b.dep == nil || b.exo == nil:
+		r.errorf("%v", b.cfgErr)
+		return false
+	case cfg && b.cfg == nil:
+		r.errorf("exogate's configuration: %v", b.cfgErr)
+		return false
+	}
+	return true
+}
+
+type check struct {
+	name string
+	run  func(b *bundle, r *report)
+}
+
+var checks = []check{
+	{"documents have apiVersion, kind and metadata.name", checkDocuments},
+	{"kinds and API versions are the expected ones", checkKinds},
+	{"kustomization lists exactly the manifests", checkKustomization},
+	{"probes use declared container ports", checkProbePorts},
+	{"exogate probes use the admin endpoints", checkAdminProbes},
+	{"embedded exogate.yaml parses and validates", checkConfigValid},
+	{"-config names the mounted ConfigMap", checkConfigMount},
+	{"listen address matches the container port", checkListen},
+	{"deployment selects its own pods", checkDeployment},
+	{"service routes to the listener", checkService},
+	{"network policy admits only clients and monitoring", checkNetworkPolicy},
+	{"pod disruption budget leaves room", checkPDB},
+	{"grace period covers the shutdown", checkShutdown},
+	{"exogate container is hardened", checkHardening},
+	{"resources are set and small", checkResources},
+	{"vault kubernetes auth has its token", checkVault},
+	{"limiter backend fits the replicas", checkLimiter},
+	{"prometheus annotations point at the admin port", checkPrometheus},
+	{"app calls exogate over loopback without credentials", checkApp},
+	{"replicas are spread over nodes", checkSpread},
+}
+
+func loadTarget(t *testing.T, tg target) *bundle {
+	t.Helper()
+	files, err := readDir(tg.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := dockerfileEnv("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newBundle(tg, files, env)
+}
+
+func TestManifests(t *testing.T) {
+	for _, tg := range targets {
+		t.Run(tg.dir, func(t *testing.T) {
+			b := loadTarget(t, tg)
+			for _, c := range checks {
+				t.Run(c.name, func(t *testing.T) {
+					var r report
+					c.run(b, &r)
+					for _, n := range r.notes {
+						t.Log(n)
+					}
+					for _, p := range r.problems {
+						t.Error(p)
+					}
+					if r.skipped != "" && len(r.problems) == 0 {
+						t.Skip(r.skipped)
+					}
+				})
+			}
+		})
+	}
+}
+
+func checkDocuments(b *bundle, r *report) {
+	for _, e := range b.loadErrs {
+		r.errorf("%s", e)
+	}
+	if len(b.objects) == 0 {
+		r.errorf("no manifests in %s", b.dir)
+	}
+	for _, o := range b.objects {
+		if o.APIVersion == "" {
+			r.errorf("%s: no apiVersion", o)
+		}
+		if o.Kind == "" {
+			r.errorf("%s: no kind", o)
+		}
+		if o.Metadata.Name == "" {
+			r.errorf("%s: no metadata.name", o)
+		}
+	}
+}
+
+func checkKinds(b *bundle, r *report) {
+	seen := map[string]bool{}
+	for _, o := range b.objects {
+		want, ok := apiVersions[o.Kind]
+		switch {
+		case !ok:
+			r.errorf("%s: kind %s is not one of %s", o, o.Kind, strings.Join(sortedKeys(apiVersions), ", "))
+		case o.APIVersion != want:
+			r.errorf("%s: apiVersion %s, want %s", o, o.APIVersion, want)
+		}
+		id := o.Kind + "/" + o.Metadata.Name
+		if seen[id] {
+			r.errorf("%s: %s is defined twice", o, id)
+		}
+		seen[id] = true
+	}
+	if _, ok := b.named("Deployment", b.deployment); !ok {
+		r.errorf("no Deployment %q", b.deployment)
+	}
+}
+
+func checkKustomization(b *bundle, r *report) {
+	data, ok := b.files["kustomization.yaml"]
+	if !ok {
+		r.errorf("no kustomization.yaml")
+		return
+	}
+	var k kustomization
+	if err := yaml.Unmarshal(data, &k); err != nil {
+		r.errorf("kustomization.yaml: %v", err)
+		return
+	}
+	if k.APIVersion != "kustomize.config.k8s.io/v1beta1" || k.Kind != "Kustomization" {
+		r.errorf("kustomization.yaml: apiVersion %q kind %q, want kustomize.config.k8s.io/v1beta1 Kustomization", k.APIVersion, k.Kind)
+	}
+	listed := map[string]bool{}
+	for _, res := range k.Resources {
+		if listed[res] {
+			r.errorf("kustomization.yaml lists %s twice", res)
+		}
+		listed[res] = true
+		if _, ok := b.files[res]; !ok {
+			r.errorf("kustomization.yaml lists %s, which is not in %s", res, b.dir)
+		}
+	}
+	for name := range b.files {
+		if isManifest(name) && !listed[name] {
+			r.errorf("%s is not listed in kustomization.yaml resources", name)
+		}
+	}
+	if b.exo == nil {
+		return
+	}
+	image, _, _ := strings.Cut(b.exo.Image, ":")
+	for _, im := range k.Images {
+		if im.Name == image {
+			if im.NewName == "" && im.NewTag == "" && im.Digest == "" {
+				r.errorf("kustomization.yaml images entry %q sets neither newName, newTag nor digest", im.Name)
+			}
+			return
+		}
+	}
+	r.errorf("kustomization.yaml images has no entry for exogate's image %q", image)
+}
+
+func checkProbePorts(b *bundle, r *report) {
+	for _, o := range b.of("Deployment") {
+		d, err := decode[deployment](o)
+		if err != nil {
+			r.errorf("%v", err)
+			continue
+		}
+		for _, c := range d.Spec.Template.Spec.allContainers() {
+			for kind, p := range map[string]*probe{"readinessProbe": c.ReadinessProbe, "livenessProbe": c.LivenessProbe, "startupProbe": c.StartupProbe} {
+				if p == nil {
+					continue
+				}
+				var ref intOrString
+				switch {
+				case p.HTTPGet != nil:
+					ref = p.HTTPGet.Port
+				case p.TCPSocket != nil:
+					ref = p.TCPSocket.Port
+				case p.GRPC != nil:
+					ref = intOrString(fmt.Sprint(p.GRPC.Port))
+				default:
+					continue // exec
+				}
+				if _, ok := c.port(ref); !ok {
+					r.errorf("%s: container %q %s uses port %q, which the container does not declare", o, c.Name, kind, ref)
+				}
+			}
+		}
+	}
+}
+
+func checkAdminProbes(b *bundle, r *report) {
+	if !r.need(b, true) {
+		return
+	}
+	if b.cfg.adminListen == "" {
+		r.errorf("the admin listener is off (admin.listen empty): nothing serves the probes and /metrics")
+		return
+	}
+	if v, from := b.envFrom(b.exo, "EXOGATE_ADMIN_LISTEN"); from != "" && v != b.cfg.fileAdmin {
+		r.errorf("EXOGATE_ADMIN_LISTEN=%q from %s overrides the file's admin.listen %q: one of them is dead", v, from, b.cfg.fileAdmin)
+	}
+	host, _, _ := splitHostPort(b.cfg.adminListen)
+	if isLoopback(host) {
+		r.errorf("admin.listen %q is loopback: the kubelet's probes and Prometheus connect to the pod IP", b.cfg.adminListen)
+	}
+	admin, err := b.adminPort()
+	if err != nil {
+		r.errorf("admin.listen: %v", err)
+		return
+	}
+	if p, ok := b.exo.port("admin"); !ok || p.ContainerPort != admin {
+		r.errorf("exogate's container has no port named admin with containerPort %d (admin.listen %s)", admin, b.cfg.adminListen)
+	}
+	for _, pr := range []struct {
+		kind  string
+		p     *probe
+		paths []string
+		need  bool
+	}{
+		{"readinessProbe", b.exo.ReadinessProbe, []string{"/readyz"}, true},
+		{"livenessProbe", b.exo.LivenessProbe, []string{"/healthz"}, true},
+		{"startupProbe", b.exo.StartupProbe, []string{"/healthz", "/readyz"}, false},
+	} {
+		switch {
+		case pr.p == nil && pr.need:
+			r.errorf("exogate has no %s", pr.kind)
+			continue
+		case pr.p == nil:
+			continue
+		case pr.p.HTTPGet == nil:
+			r.errorf("exogate's %s is not httpGet", pr.kind)
+			continue
+		}
+		g := pr.p.HTTPGet
+		if !slices.Contains(pr.paths, g.Path) {
+			r.errorf("exogate's %s path %q, want %s", pr.kind, g.Path, strings.Join(pr.paths, " or "))
+		}
+		if g.Scheme != "" && g.Scheme != "HTTP" {
+			r.errorf("exogate's %s scheme %s: the admin listener speaks plain HTTP", pr.kind, g.Scheme)
+		}
+		if p, ok := b.exo.port(g.Port); !ok || p.ContainerPort != admin {
+			r.errorf("exogate's %s port %q is not the admin port %d", pr.kind, g.Port, admin)
+		}
+	}
+}
+
+func checkConfigValid(b *bundle, r *report) {
+	n := 0
+	for _, o := range b.of("ConfigMap") {
+		cm, err := decode[configMap](o)
+		if err != nil {
+			r.errorf("%v", err)
+			continue
+		}
+		for _, key := range sortedKeys(cm.Data) {
+			if !strings.HasSuffix(key, ".yaml") && !strings.HasSuffix(key, ".yml") {
+				continue
+			}
+			n++
+			ec, err := parseConfig([]byte(cm.Data[key]))
+			if err != nil {
+				r.errorf("%s key %s: %v", o, key, err)
+				continue
+			}
+			if err := ec.cfg.Validate(); err != nil {
+				r.errorf("%s key %s: %v", o, key, err)
+			}
+		}
+	}
+	if n == 0 {
+		r.errorf("no ConfigMap holds an exogate .yaml file")
+	}
+	// The configuration exogate actually runs with: the file plus the
+	// container's environment (EXOGATE_LISTEN), as run.go applies it.
+	if r.need(b, true) {
+		if err := b.cfg.cfg.Validate(); err != nil {
+			r.errorf("%s with the container's environment: %v", b.cfg.source, err)
+		}
+	}
+}
+
+func checkConfigMount(b *bundle, r *report) {
+	if !r.need(b, true) {
+		return
+	}
+	file, _ := flagValue(append(append([]string{}, b.exo.Command...), b.exo.Args...), "config")
+	m, _ := b.exo.mountFor(file)
+	if m.SubPath != "" {
+		r.errorf("-config %s is mounted with subPath: a subPath never sees ConfigMap updates, so a reload would read the old file", file)
+	}
+	if !m.ReadOnly {
+		r.errorf("the config volume %q is not mounted readOnly", m.Name)
+	}
+}
+
+func checkListen(b *bundle, r *report) {
+	if !r.need(b, true) {
+		return
+	}
+	listen := b.cfg.cfg.Listen
+	host, _, err := splitHostPort(listen)
+	port, perr := b.listenPort()
+	if err != nil || perr != nil {
+		r.errorf("listen %q is not host:port", listen)
+		return
+	}
+	if host != b.listenHost {
+		r.errorf("exogate listens on %s (after EXOGATE_LISTEN), want host %s", listen, b.listenHost)
+	}
+	if v, from := b.envFrom(b.exo, "EXOGATE_LISTEN"); from != "" && v != b.cfg.fileListen {
+		r.errorf("EXOGATE_LISTEN=%q from %s overrides the file's listen %q: one of them is dead", v, from, b.cfg.fileListen)
+	}
+	if p, ok := b.exo.port("http"); !ok || p.ContainerPort != port {
+		r.errorf("exogate's container has no port named http with containerPort %d (listen %s)", port, listen)
+	}
+	for _, o := range b.of("Service") {
+		s, err := decode[service](o)
+		if err != nil {
+			r.errorf("%v", err)
+			continue
+		}
+		for _, sp := range s.Spec.Ports {
+			if p, ok := b.exo.port(sp.TargetPort); !ok || p.ContainerPort != port {
+				r.errorf("%s: port %d targetPort %q is not exogate's listener port %d", o, sp.Port, sp.TargetPort, port)
+			}
+		}
+	}
+}
+
+func checkDeployment(b *bundle, r *report) {
+	if !r.need(b, false) {
+		return
+	}
+	if err := b.dep.Spec.Selector.selects(b.podLabels()); err != nil {
+		r.errorf("Deployment %q selector %v (pod template labels %v)", b.deployment, err, b.podLabels())
+	}
+	if n := b.replicas(); n < b.minReplicas {
+		r.errorf("Deployment %q has replicas %d, want at least %d", b.deployment, n, b.minReplicas)
+	}
+}
+
+func checkService(b *bundle, r *report) {
+	svcs := b.of("Service")
+	if !b.service {
+		for _, o := range svcs {
+			r.errorf("%s: this directory must have no Service (exogate listens on loopback)", o)
+		}
+		return
+	}
+	if len(svcs) != 1 {
+		r.errorf("want exactly one Service, have %d", len(svcs))
+		return
+	}
+	if !r.need(b, true) {
+		return
+	}
+	s, err := decode[service](svcs[0])
+	if err != nil {
+		r.errorf("%v", err)
+		return
+	}
+	if err := subset(s.Spec.Selector, b.podLabels()); err != nil {
+		r.errorf("%s: selector %v", svcs[0], err)
+	}
+	listen, _ := b.listenPort()
+	admin, _ := b.adminPort()
+	found := false
+	for _, sp := range s.Spec.Ports {
+		p, ok := b.exo.port(sp.TargetPort)
+		switch {
+		case !ok:
+			r.errorf("%s: targetPort %q is not a port of exogate's container", svcs[0], sp.TargetPort)
+		case p.ContainerPort == admin:
+			r.errorf("%s: publishes the admin port %d; Prometheus scrapes the pods", svcs[0], admin)
+		case p.ContainerPort == listen:
+			found = true
+		}
+	}
+	if !found {
+		r.errorf("%s: no port targets exogate's listener port %d", svcs[0], listen)
+	}
+}
+
+func checkNetworkPolicy(b *bundle, r *report) {
+	nps := b.of("NetworkPolicy")
+	if !b.networkPolicy {
+		for _, o := range nps {
+			r.errorf("%s: this directory must have no NetworkPolicy", o)
+		}
+		return
+	}
+	if len(nps) != 1 {
+		r.errorf("want exactly one NetworkPolicy, have %d", len(nps))
+		return
+	}
+	if !r.need(b, true) {
+		return
+	}
+	o := nps[0]
+	np, err := decode[networkPolicy](o)
+	if err != nil {
+		r.errorf("%v", err)
+		return
+	}
+	if err := np.Spec.PodSelector.selects(b.podLabels()); err != nil {
+		r.errorf("%s: podSelector %v", o, err)
+	}
+	if !slices.Contains(np.Spec.PolicyTypes, "Ingress") {
+		r.errorf("%s: policyTypes %v lacks Ingress", o, np.Spec.PolicyTypes)
+	}
+	listen, _ := b.listenPort()
+	admin, _ := b.adminPort()
+	covered := map[int]bool{}
+	for i, rule := range np.Spec.Ingress {
+		if len(rule.Ports) == 0 {
+			r.errorf("%s: ingress[%d] has no ports, so it opens every port", o, i)
+		}
+		if len(rule.From) == 0 {
+			r.errorf("%s: ingress[%d] has no from, so it admits any source", o, i)
+		}
+		for _, p := range rule.Ports {
+			if p.Port == nil {
+				r.errorf("%s: ingress[%d] has a port entry without port, which opens every port", o, i)
+				continue
+			}
+			cp, ok := b.exo.port(*p.Port)
+			if !ok {
+				r.errorf("%s: ingress[%d] port %q is not a port of exogate's container", o, i, *p.Port)
+				continue
+			}
+			covered[cp.ContainerPort] = true
+			for j, f := range rule.From {
+				switch cp.ContainerPort {
+				case listen:
+					if f.PodSelector == nil || f.NamespaceSelector != nil || f.IPBlock != nil {
+						r.errorf("%s: ingress[%d].from[%d] to the listener must be a podSelector alone", o, i, j)
+					} else if fmt.Sprint(f.PodSelector.MatchLabels) != fmt.Sprint(b.clientLabels) || len(f.PodSelector.MatchExpressions) > 0 {
+						r.errorf("%s: ingress[%d].from[%d] admits %v to the listener, want exactly %v", o, i, j, f.PodSelector.MatchLabels, b.clientLabels)
+					}
+				case admin:
+					ns := labels{"kubernetes.io/metadata.name": b.monitoringNamespace}
+					if f.NamespaceSelector == nil || f.PodSelector != nil || f.IPBlock != nil ||
+						fmt.Sprint(f.NamespaceSelector.MatchLabels) != fmt.Sprint(ns) {
+						r.errorf("%s: ingress[%d].from[%d] to the admin port must be the namespace %s alone", o, i, j, b.monitoringNamespace)
+					}
+				default:
+					r.errorf("%s: ingress[%d] opens port %d, which is neither the listener nor the admin port", o, i, cp.ContainerPort)
+				}
+			}
+		}
+	}
+	for _, p := range []int{listen, admin} {
+		if !covered[p] {
+			r.errorf("%s: no ingress rule admits anyone to port %d", o, p)
+		}
+	}
+}
+
+func checkPDB(b *bundle, r *report) {
+	pdbs := b.of("PodDisruptionBudget")
+	if !b.pdb {
+		for _, o := range pdbs {
+			r.errorf("%s: this directory must have no PodDisruptionBudget", o)
+		}
+		return
+	}
+	if len(pdbs) != 1 {
+		r.errorf("want exactly one PodDisruptionBudget, have %d", len(pdbs))
+		return
+	}
+	if !r.need(b, false) {
+		return
+	}
+	o := pdbs[0]
+	p, err := decode[podDisruptionBudget](o)
+	if err != nil {
+		r.errorf("%v", err)
+		return
+	}
+	if err := p.Spec.Selector.selects(b.podLabels()); err != nil {
+		r.errorf("%s: selector %v", o, err)
+	}
+	if p.Spec.MinAvailable == nil {
+		r.errorf("%s: no minAvailable", o)
+		return
+	}
+	n, ok := p.Spec.MinAvailable.int()
+	switch {
+	case !ok:
+		r.errorf("%s: minAvailable %q, want a whole number", o, *p.Spec.MinAvailable)
+	case n < 1 || n >= b.replicas():
+		r.errorf("%s: minAvailable %d, want 1 <= minAvailable < replicas (%d), or no disruption is ever allowed", o, n, b.replicas())
+	}
+}
+
+func checkShutdown(b *bundle, r *report) {
+	if !r.need(b, true) {
+		return
+	}
+	grace := 30 // Kubernetes' default
+	if g := b.pod().TerminationGracePeriodSeconds; g != nil {
+		grace = *g
+	}
+	c := b.cfg.cfg
+	if need := c.ShutdownDelay + c.ShutdownTimeout; time.Duration(grace)*time.Second <= need {
+		r.errorf("terminationGracePeriodSeconds %d is not more than shutdown_delay (%s) + shutdown_timeout (%s) = %s: the kubelet would kill exogate mid-drain",
+			grace, c.ShutdownDelay, c.ShutdownTimeout, need)
+	}
+	if c.ShutdownDelay < b.minShutdownDelay {
+		r.errorf("shutdown_delay %s, want at least %s so that callers stop sending before the listener closes", c.ShutdownDelay, b.minShutdownDelay)
+	}
+}
+
+func checkHardening(b *bundle, r *report) {
+	if !r.need(b, false) {
+		return
+	}
+	sc := effective(b.pod().SecurityContext, b.exo.SecurityContext)
+	if sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+		r.errorf("exogate: runAsNonRoot is not true")
+	}
+	if sc.RunAsUser == nil || *sc.RunAsUser == 0 {
+		r.errorf("exogate: runAsUser is not a non-zero number (the image's USER is a name, which the kubelet cannot check against runAsNonRoot)")
+	}
+	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		r.errorf("exogate: readOnlyRootFilesystem is not true")
+	}
+	if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		r.errorf("exogate: allowPrivilegeEscalation is not false")
+	}
+	if sc.Privileged != nil && *sc.Privileged {
+		r.errorf("exogate: privileged")
+	}
+	if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
+		r.errorf("exogate: capabilities.drop does not contain ALL")
+	} else if len(sc.Capabilities.Add) > 0 {
+		r.errorf("exogate: capabilities.add %v; exogate needs none", sc.Capabilities.Add)
+	}
+}
+
+func checkResources(b *bundle, r *report) {
+	if !r.need(b, false) {
+		return
+	}
+	for _, c := range b.pod().allContainers() {
+		for _, res := range []struct{ kind, name string }{{"requests", "cpu"}, {"requests", "memory"}, {"limits", "memory"}} {
+			m := c.Resources.Requests
+			if res.kind == "limits" {
+				m = c.Resources.Limits
+			}
+			if _, ok := m[res.name]; !ok {
+				r.errorf("container %q: no resources.%s.%s", c.Name, res.kind, res.name)
+			}
+		}
+		for name, req := range c.Resources.Requests {
+			lim, ok := c.Resources.Limits[name]
+			if !ok {
+				continue
+			}
+			rq, err1 := quantity(req)
+			lm, err2 := quantity(lim)
+			if err1 != nil || err2 != nil {
+				r.errorf("container %q: resources.%s: %v %v", c.Name, name, err1, err2)
+			} else if rq > lm {
+				r.errorf("container %q: resources.requests.%s %s is above its limit %s", c.Name, name, req, lim)
+			}
+		}
+		if e := c.env("GOMEMLIMIT"); e != nil {
+			gl, err1 := goMemLimit(e.Value)
+			lm, err2 := quantity(c.Resources.Limits["memory"])
+			if err1 != nil || err2 != nil {
+				r.errorf("container %q: GOMEMLIMIT %q / limits.memory: %v %v", c.Name, e.Value, err1, err2)
+			} else if gl >= lm {
+				r.errorf("container %q: GOMEMLIMIT %s is not below limits.memory %s", c.Name, e.Value, c.Resources.Limits["memory"])
+			}
+		}
+	}
+	req, err1 := quantity(b.exo.Resources.Requests["memory"])
+	most, err2 := quantity(b.maxMemoryRequest)
+	if err1 == nil && err2 == nil && req > most {
+		r.errorf("exogate requests %s of memory, want at most %s", b.exo.Resources.Requests["memory"], b.maxMemoryRequest)
+	}
+}
+
+func checkVault(b *bundle, r *report) {
+	if !r.need(b, true) {
+		return
+	}
+	c := b.cfg.cfg
+	vault := false
+	for _, a := range c.Accounts {
+		vault = vault || a.Credentials.Source == "vault"
+	}
+	if !vault {
+		r.errorf("no account takes its credentials from Vault")
+		return
+	}
+	if c.Vault.Auth.Method != "kubernetes" || c.Vault.Auth.Role == "" {
+		r.errorf("vault.auth: method %q role %q, want kubernetes with a role", c.Vault.Auth.Method, c.Vault.Auth.Role)
+		return
+	}
+	pod := b.pod()
+	saName := pod.ServiceAccountName
+	var sa serviceAccount
+	if o, ok := b.named("ServiceAccount", saName); !ok || saName == "" || saName == "default" {
+		r.errorf("serviceAccountName %q: want this directory's own ServiceAccount (Vault's role is bound to it)", saName)
+	} else if sa, _ = decode[serviceAccount](o); sa.Metadata.Name == "" {
+		r.errorf("%s: cannot decode", o)
+	}
+	automount := pod.AutomountServiceAccountToken == nil && (sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken) ||
+		pod.AutomountServiceAccountToken != nil && *pod.AutomountServiceAccountToken
+
+	file := c.Vault.Auth.ServiceAccountTokenFile
+	if m, rel := b.exo.mountFor(file); m != nil {
+		v := pod.volume(m.Name)
+		ok := false
+		if v != nil && v.Projected != nil {
+			for _, s := range v.Projected.Sources {
+				ok = ok || s.ServiceAccountToken != nil && s.ServiceAccountToken.Path == rel
+			}
+		}
+		if !ok {
+			r.errorf("service_account_token_file %s: volume %q has no serviceAccountToken at path %q", file, m.Name, rel)
+		}
+		for _, oc := range pod.allContainers() {
+			for _, om := range oc.VolumeMounts {
+				if oc.Name != b.container && om.Name == m.Name && b.tokenOnlyInExogate {
+					r.errorf("container %q mounts the Vault token volume %q: it could log in to Vault and read the Exotel credentials", oc.Name, m.Name)
+				}
+			}
+		}
+	} else if !underDir(file, defaultTokenDir) || !automount {
+		r.errorf("service_account_token_file %s: no projected token is mounted there and the automounted token (%s, automount %v) is not it", file, defaultTokenDir, automount)
+	}
+	if b.tokenOnlyInExogate && automount {
+		r.errorf("the service-account token is automounted into every container (set automountServiceAccountToken: false): the app could log in to Vault")
+	}
+}
+
+func checkLimiter(b *bundle, r *report) {
+	if !r.need(b, true) {
+		return
+	}
+	l := b.cfg.cfg.Limits
+	if l.Backend != b.backend {
+		r.errorf("limits.backend %q, want %q", l.Backend, b.backend)
+	}
+	if n := b.replicas(); n > 1 && l.Backend != "redis" {
+		r.errorf("%d replicas with limits.backend %q: each replica would spend the account's whole budget; use redis", n, l.Backend)
+	}
+	if l.Backend != "redis" {
+		return
+	}
+	if l.Replicas != 0 && l.Replicas != b.replicas() {
+		r.errorf("limits.replicas %d disagrees with the Deployment's %d replicas (the local fallback's share would be wrong)", l.Replicas, b.replicas())
+	}
+	if l.Redis.PasswordEnv == "" {
+		r.errorf("limits.redis.password_env is empty")
+		return
+	}
+	e := b.exo.env(l.Redis.PasswordEnv)
+	switch {
+	case e == nil:
+		r.errorf("limits.redis.password_env %s is not set in exogate's container", l.Redis.PasswordEnv)
+	case e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name == "" || e.ValueFrom.SecretKeyRef.Key == "":
+		r.errorf("%s must come from a Secret (valueFrom.secretKeyRef), not the manifest", l.Redis.PasswordEnv)
+	case e.ValueFrom.SecretKeyRef.Optional != nil && *e.ValueFrom.SecretKeyRef.Optional:
+		r.errorf("%s's secretKeyRef is optional: a missing Secret would start exogate without a Redis password", l.Redis.PasswordEnv)
+	}
+}
+
+func checkPrometheus(b *bundle, r *report) {
+	if !r.need(b, true) {
+		return
+	}
+	a := b.dep.Spec.Template.Metadata.Annotations
+	admin, _ := b.adminPort()
+	if a["prometheus.io/scrape"] != "true" {
+		r.errorf("pod annotation prometheus.io/scrape %q, want \"true\"", a["prometheus.io/scrape"])
+	}
+	if a["prometheus.io/port"] != fmt.Sprint(admin) {
+		r.errorf("pod annotation prometheus.io/port %q, want the admin port %d", a["prometheus.io/port"], admin)
+	}
+	if a["prometheus.io/path"] != "/metrics" {
+		r.errorf("pod annotation prometheus.io/path %q, want /metrics", a["prometheus.io/path"])
+	}
+}
+
+func checkApp(b *bundle, r *report) {
+	if !r.need(b, true) {
+		return
+	}
+	pod := b.pod()
+	if b.app == "" {
+		if len(pod.Containers) != 1 {
+			r.errorf("the central gateway's pod must run exogate alone, has %d containers", len(pod.Containers))
+		}
+		return
+	}
+	app := pod.container(b.app)
+	if app == nil {
+		r.errorf("no container %q", b.app)
+		return
+	}
+	port, _ := b.listenPort()
+	want := fmt.Sprintf("http://127.0.0.1:%d", port)
+	if e := app.env("EXOTEL_BASE_URL"); e == nil || e.Value != want {
+		r.errorf("container %q: EXOTEL_BASE_URL must be %s (exogate's loopback listener)", b.app, want)
+	}
+	secret := []string{"EXOTEL_API_KEY", "EXOTEL_API_TOKEN", "VAULT_TOKEN"}
+	for _, a := range b.cfg.cfg.Accounts {
+		secret = append(secret, a.Credentials.APIKeyEnv, a.Credentials.APITokenEnv)
+	}
+	for _, e := range app.Env {
+		if e.Name != "" && slices.Contains(secret, e.Name) {
+			r.errorf("container %q: has %s; the app must hold no Exotel or Vault credentials", b.app, e.Name)
+		}
+	}
+}
+
+func checkSpread(b *bundle, r *report) {
+	if !b.spread {
+		r.skipped = "a single pod: nothing to spread"
+		return
+	}
+	if !r.need(b, false) {
+		return
+	}
+	pod := b.pod()
+	hostname := false
+	for i, c := range pod.TopologySpreadConstraints {
+		if err := c.LabelSelector.selects(b.podLabels()); err != nil {
+			r.errorf("topologySpreadConstraints[%d].labelSelector %v", i, err)
+		}
+		hostname = hostname || c.TopologyKey == "kubernetes.io/hostname"
+	}
+	if pod.Affinity != nil && pod.Affinity.PodAntiAffinity != nil {
+		terms := pod.Affinity.PodAntiAffinity.Required
+		for _, p := range pod.Affinity.PodAntiAffinity.Preferred {
+			terms = append(terms, p.Term)
+		}
+		for i, t := range terms {
+			if err := t.LabelSelector.selects(b.podLabels()); err != nil {
+				r.errorf("podAntiAffinity term %d labelSelector %v", i, err)
+			}
+			hostname = hostname || t.TopologyKey == "kubernetes.io/hostname"
+		}
+	}
+	if !hostname {
+		r.errorf("neither a topology spread constraint nor pod anti-affinity on kubernetes.io/hostname: all replicas may land on one node")
+	}
+}
+
+// A breakage is one edit to a directory that one check must notice.
+type breakage struct {
+	dir, check string
+	file       string
+	old, new   string
+	all        bool   // replace every occurrence, not only the first
+	want       string // a problem of the check must contain this
+	imageEnv   string // skip unless the image (../Dockerfile) sets this variable
+}
+
+var breakages = []breakage{
+	// documents
+	{dir: "central", check: "documents have apiVersion, kind and metadata.name", file: "service.yaml",
+		old: "metadata:\n  name: exogate\n", new: "metadata:\n", want: "no metadata.name"},
+	{dir: "central", check: "documents have apiVersion, kind and metadata.name", file: "service.yaml",
+		old: "apiVersion: v1\nkind: Service", new: "kind: Service", want: "no apiVersion"},
+	{dir: "central", check: "documents have apiVersion, kind and metadata.name", file: "service.yaml",
+		old: "kind: Service", new: "kind: Service\nspec: [", want: "not YAML"},
+	{dir: "sidecar", check: "documents have apiVersion, kind and metadata.name", file: "serviceaccount.yaml",
+		old: "kind: ServiceAccount\n", new: "", want: "no kind"},
+	// kinds
+	{dir: "central", check: "kinds and API versions are the expected ones", file: "poddisruptionbudget.yaml",
+		old: "apiVersion: policy/v1", new: "apiVersion: policy/v1beta1", want: "want policy/v1"},
+	{dir: "central", check: "kinds and API versions are the expected ones", file: "configmap.yaml",
+		old: "apiVersion: v1\nkind: ConfigMap", new: "apiVersion: v1\nkind: Secret\nmetadata: {name: exogate-redis}\n---\napiVersion: v1\nkind: ConfigMap", want: "kind Secret"},
+	{dir: "sidecar", check: "kinds and API versions are the expected ones", file: "serviceaccount.yaml",
+		old: "automountServiceAccountToken: false\n", new: "automountServiceAccountToken: false\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: example-app}\n", want: "defined twice"},
+	{dir: "sidecar", check: "kinds and API versions are the expected ones", file: "deployment.yaml",
+		old: "kind: Deployment\nmetadata:\n  name: example-app", new: "kind: Deployment\nmetadata:\n  name: other-app", want: `no Deployment "example-app"`},
+	// kustomization
+	{dir: "central", check: "kustomization lists exactly the manifests", file: "kustomization.yaml",
+		old: "  - poddisruptionbudget.yaml\n", new: "", want: "poddisruptionbudget.yaml is not listed"},
+	{dir: "central", check: "kustomization lists exactly the manifests", file: "kustomization.yaml",
+		old: "  - service.yaml\n", new: "  - service.yaml\n  - redis.yaml\n", want: "redis.yaml, which is not in"},
+	{dir: "sidecar", check: "kustomization lists exactly the manifests", file: "kustomization.yaml",
+		old: "  - name: exogate\n", new: "  - name: exogate-gateway\n", want: "no entry for exogate's image"},
+	{dir: "sidecar", check: "kustomization lists exactly the manifests", file: "kustomization.yaml",
+		old: "kind: Kustomization", new: "kind: Component", want: "want kustomize.config.k8s.io/v1beta1 Kustomization"},
+	// probes use declared ports
+	{dir: "central", check: "probes use declared container ports", file: "deployment.yaml",
+		old: "path: /healthz\n              port: admin", new: "path: /healthz\n              port: metrics", want: `port "metrics"`},
+	{dir: "sidecar", check: "probes use declared container ports", file: "deployment.yaml",
+		old: "path: /readyz\n              port: admin", new: "path: /readyz\n              port: 9902", want: `port "9902"`},
+	// admin probes
+	{dir: "sidecar", check: "exogate probes use the admin endpoints", file: "deployment.yaml",
+		old: "path: /readyz", new: "path: /ready", want: "want /readyz"},
+	{dir: "sidecar", check: "exogate probes use the admin endpoints", file: "deployment.yaml",
+		old: "path: /healthz", new: "path: /livez", want: "want /healthz"},
+	{dir: "central", check: "exogate probes use the admin endpoints", file: "deployment.yaml",
+		old: "path: /readyz\n              port: admin", new: "path: /readyz\n              port: http", want: "is not the admin port"},
+	{dir: "central", check: "exogate probes use the admin endpoints", file: "deployment.yaml",
+		old: "          livenessProbe:\n", new: "          livenessProbeX:\n", want: "no livenessProbe"},
+	{dir: "sidecar", check: "exogate probes use the admin endpoints", file: "deployment.yaml",
+		old: "            - name: GOMEMLIMIT\n", new: "            - name: EXOGATE_ADMIN_LISTEN\n              value: 127.0.0.1:9901\n            - name: GOMEMLIMIT\n", want: "is loopback"},
+	{dir: "sidecar", check: "exogate probes use the admin endpoints", file: "deployment.yaml",
+		old: "            - name: GOMEMLIMIT\n", new: "            - name: EXOGATE_ADMIN_LISTEN\n              value: \"-\"\n            - name: GOMEMLIMIT\n", want: "the admin listener is off"},
+	{dir: "central", check: "exogate probes use the admin endpoints", file: "configmap.yaml",
+		old: "listen: 0.0.0.0:9901", new: "listen: 0.0.0.0:9902", want: "overrides the file's admin.listen"},
+	{dir: "central", check: "exogate probes use the admin endpoints", file: "deployment.yaml",
+		old: "            - name: GOMEMLIMIT\n", new: "            - name: EXOGATE_ADMIN_LISTEN\n              value: 0.0.0.0:9902\n            - name: GOMEMLIMIT\n", want: "no port named admin with containerPort 9902"},
+	// config validates
+	{dir: "sidecar", check: "embedded exogate.yaml parses and validates", file: "configmap.yaml",
+		old: "region: singapore", new: "region: mars", want: "accounts[0].region"},
+	{dir: "central", check: "embedded exogate.yaml parses and validates", file: "configmap.yaml",
+		old: "      on_backend_failure: local", new: "      on_backend_failure: local\n      maxwait: 1s", want: `unknown key "maxwait"`},
+	{dir: "central", check: "embedded exogate.yaml parses and validates", file: "configmap.yaml",
+		old: "        role: exogate\n", new: "", want: "vault.auth.role"},
+	{dir: "central", check: "embedded exogate.yaml parses and validates", file: "deployment.yaml",
+		old: "- name: EXOGATE_LISTEN\n              value: 0.0.0.0:8080", new: "- name: EXOGATE_LISTEN\n              value: \"8080\"", want: "with the container's environment"},
+	// -config
+	{dir: "central", check: "-config names the mounted ConfigMap", file: "deployment.yaml",
+		old: `"/etc/exogate/exogate.yaml"`, new: `"/etc/exogate/gateway.yaml"`, want: `no key "gateway.yaml"`},
+	{dir: "sidecar", check: "-config names the mounted ConfigMap", file: "deployment.yaml",
+		old: "mountPath: /etc/exogate\n", new: "mountPath: /etc/exo\n", want: "no volume is mounted there"},
+	{dir: "sidecar", check: "-config names the mounted ConfigMap", file: "deployment.yaml",
+		old: "mountPath: /etc/exogate\n", new: "mountPath: /etc/exogate/exogate.yaml\n              subPath: exogate.yaml\n", want: "subPath"},
+	{dir: "central", check: "-config names the mounted ConfigMap", file: "deployment.yaml",
+		old: "mountPath: /etc/exogate\n              readOnly: true", new: "mountPath: /etc/exogate\n              readOnly: false", want: "not mounted readOnly"},
+	{dir: "central", check: "-config names the mounted ConfigMap", file: "deployment.yaml",
+		old: "          configMap:\n            name: exogate\n", new: "          emptyDir: {}\n", want: "is not a ConfigMap"},
+	// listen
+	{dir: "sidecar", check: "listen address matches the container port", file: "deployment.yaml",
+		old: "- name: EXOGATE_LISTEN\n              value: 127.0.0.1:8080", new: "- name: EXOGATE_LISTEN\n              value: 0.0.0.0:8080", want: "want host 127.0.0.1"},
+	{dir: "central", check: "listen address matches the container port", file: "configmap.yaml",
+		old: "listen: 0.0.0.0:8080", new: "listen: 0.0.0.0:8081", want: "overrides the file's listen"},
+	{dir: "sidecar", check: "listen address matches the container port", file: "deployment.yaml",
+		old: "            - name: EXOGATE_LISTEN\n              value: 127.0.0.1:8080\n", new: "", want: "from the image overrides", imageEnv: "EXOGATE_LISTEN"},
+	{dir: "central", check: "listen address matches the container port", file: "deployment.yaml",
+		old: "- name: http\n              containerPort: 8080", new: "- name: http\n              containerPort: 8081", want: "no port named http with containerPort 8080"},
+	{dir: "central", check: "listen address matches the container port", file: "service.yaml",
+		old: "targetPort: http", new: "targetPort: 9901", want: `targetPort "9901" is not exogate's listener port`},
+	// deployment
+	{dir: "central", check: "deployment selects its own pods", file: "deployment.yaml",
+		old: "replicas: 3", new: "replicas: 2", want: "want at least 3"},
+	{dir: "central", check: "deployment selects its own pods", file: "deployment.yaml",
+		old: "  selector:\n    matchLabels:\n      app.kubernetes.io/name: exogate\n", new: "  selector:\n    matchLabels:\n      app.kubernetes.io/name: gateway\n", want: "selector wants app.kubernetes.io/name"},
+	// service
+	{dir: "central", check: "service routes to the listener", file: "service.yaml",
+		old: "  selector:\n    app.kubernetes.io/name: exogate", new: "  selector:\n    app.kubernetes.io/name: gateway", want: "selector wants"},
+	{dir: "central", check: "service routes to the listener", file: "service.yaml",
+		old: "targetPort: http", new: "targetPort: admin", want: "publishes the admin port"},
+	{dir: "central", check: "service routes to the listener", file: "service.yaml",
+		old: "targetPort: http", new: "targetPort: web", want: `targetPort "web" is not a port`},
+	{dir: "sidecar", check: "service routes to the listener", file: "serviceaccount.yaml",
+		old: "automountServiceAccountToken: false\n", new: "automountServiceAccountToken: false\n---\napiVersion: v1\nkind: Service\nmetadata: {name: example-app}\nspec: {selector: {app.kubernetes.io/name: example-app}, ports: [{port: 8080, targetPort: http}]}\n", want: "must have no Service"},
+	// network policy
+	{dir: "central", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
+		old: "  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: exogate", new: "  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: gateway", want: "podSelector wants"},
+	{dir: "central", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
+		old: "              exogate.io/client: \"true\"", new: "              exogate.io/client: \"yes\"", want: "want exactly map[exogate.io/client:true]"},
+	{dir: "central", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
+		old: "      ports:\n        - protocol: TCP\n          port: 8080\n", new: "", want: "opens every port"},
+	{dir: "central", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
+		old: "    - from:\n        - podSelector:\n            matchLabels:\n              exogate.io/client: \"true\"\n", new: "    - from: []\n", want: "admits any source"},
+	{dir: "central", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
+		old: "          port: 8080\n", new: "          port: 8080\n        - protocol: TCP\n          port: 9901\n", want: "to the admin port must be the namespace monitoring"},
+	{dir: "central", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
+		old: "kubernetes.io/metadata.name: monitoring", new: "kubernetes.io/metadata.name: default", want: "must be the namespace monitoring"},
+	{dir: "central", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
+		old: "          port: 9901", new: "          port: 9902", want: `port "9902" is not a port`},
+	{dir: "central", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
+		old: "    - from:\n        - namespaceSelector:", new: "    - from:\n        - podSelector: {}\n          namespaceSelector:", want: "to the admin port must be"},
+	{dir: "central", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
+		old: "    - Ingress", new: "    - Egress", want: "lacks Ingress"},
+	// pdb
+	{dir: "central", check: "pod disruption budget leaves room", file: "poddisruptionbudget.yaml",
+		old: "minAvailable: 2", new: "minAvailable: 3", want: "minAvailable 3"},
+	{dir: "central", check: "pod disruption budget leaves room", file: "poddisruptionbudget.yaml",
+		old: "minAvailable: 2", new: `minAvailable: "50%"`, want: "want a whole number"},
+	{dir: "central", check: "pod disruption budget leaves room", file: "poddisruptionbudget.yaml",
+		old: "      app.kubernetes.io/instance: exogate-central", new: "      app.kubernetes.io/instance: exogate", want: "selector wants"},
+	// shutdown
+	{dir: "central", check: "grace period covers the shutdown", file: "deployment.yaml",
+		old: "terminationGracePeriodSeconds: 40", new: "terminationGracePeriodSeconds: 30", want: "terminationGracePeriodSeconds 30"},
+	{dir: "sidecar", check: "grace period covers the shutdown", file: "deployment.yaml",
+		old: "      terminationGracePeriodSeconds: 40\n", new: "", want: "terminationGracePeriodSeconds 30"},
+	{dir: "central", check: "grace period covers the shutdown", file: "configmap.yaml",
+		old: "shutdown_delay: 5s", new: "shutdown_delay: 0s", want: "want at least 5s"},
+	{dir: "central", check: "grace period covers the shutdown", file: "configmap.yaml",
+		old: "shutdown_timeout: 25s", new: "shutdown_timeout: 40s", want: "kill exogate mid-drain"},
+	// hardening
+	{dir: "central", check: "exogate container is hardened", file: "deployment.yaml",
+		old: "readOnlyRootFilesystem: true", new: "readOnlyRootFilesystem: false", want: "readOnlyRootFilesystem"},
+	{dir: "central", check: "exogate container is hardened", file: "deployment.yaml",
+		old: "allowPrivilegeEscalation: false", new: "allowPrivilegeEscalation: true", want: "allowPrivilegeEscalation"},
+	{dir: "central", check: "exogate container is hardened", file: "deployment.yaml",
+		old: `drop: ["ALL"]`, new: `drop: ["NET_RAW"]`, want: "does not contain ALL"},
+	{dir: "central", check: "exogate container is hardened", file: "deployment.yaml",
+		old: `drop: ["ALL"]`, new: `drop: ["ALL"]` + "\n              add: [\"NET_ADMIN\"]", want: "capabilities.add"},
+	{dir: "central", check: "exogate container is hardened", file: "deployment.yaml",
+		old: "runAsUser: 65532", new: "runAsUser: 0", want: "runAsUser"},
+	{dir: "central", check: "exogate container is hardened", file: "deployment.yaml",
+		old: "          securityContext:\n            runAsNonRoot: true", new: "          securityContext:\n            runAsNonRoot: false", want: "runAsNonRoot"},
+	{dir: "central", check: "exogate container is hardened", file: "deployment.yaml",
+		old: "          securityContext:\n            runAsNonRoot: true", new: "          securityContext:\n            privileged: true\n            runAsNonRoot: true", want: "privileged"},
+	// resources
+	{dir: "sidecar", check: "resources are set and small", file: "deployment.yaml",
+		old: "memory: 32Mi", new: "memory: 96Mi", want: "want at most 64Mi"},
+	{dir: "central", check: "resources are set and small", file: "deployment.yaml",
+		old: "cpu: 50m", new: "cpu: \"2\"", want: "above its limit"},
+	{dir: "central", check: "resources are set and small", file: "deployment.yaml",
+		old: "value: 100MiB", new: "value: 200MiB", want: "GOMEMLIMIT 200MiB is not below"},
+	{dir: "sidecar", check: "resources are set and small", file: "deployment.yaml",
+		old: "            limits:\n              memory: 64Mi\n", new: "", want: `container "app": no resources.limits.memory`},
+	// vault
+	{dir: "central", check: "vault kubernetes auth has its token", file: "configmap.yaml",
+		old: "method: kubernetes", new: "method: token", want: "want kubernetes"},
+	{dir: "central", check: "vault kubernetes auth has its token", file: "deployment.yaml",
+		old: "serviceAccountName: exogate", new: "serviceAccountName: gateway", want: `serviceAccountName "gateway"`},
+	{dir: "central", check: "vault kubernetes auth has its token", file: "serviceaccount.yaml",
+		old: "    app.kubernetes.io/instance: exogate-central\n", new: "    app.kubernetes.io/instance: exogate-central\nautomountServiceAccountToken: false\n", want: "automount false"},
+	{dir: "sidecar", check: "vault kubernetes auth has its token", file: "deployment.yaml",
+		old: "          env:\n            - name: EXOTEL_BASE_URL", new: "          volumeMounts:\n            - {name: vault-token, mountPath: /var/run/secrets/vault}\n          env:\n            - name: EXOTEL_BASE_URL", want: `container "app" mounts the Vault token`},
+	{dir: "sidecar", check: "vault kubernetes auth has its token", file: "deployment.yaml",
+		old: "      automountServiceAccountToken: false", new: "      automountServiceAccountToken: true", want: "automounted into every container"},
+	{dir: "sidecar", check: "vault kubernetes auth has its token", file: "configmap.yaml",
+		old: "/var/run/secrets/vault/token", new: "/var/run/secrets/vault/jwt", want: `no serviceAccountToken at path "jwt"`},
+	{dir: "sidecar", check: "vault kubernetes auth has its token", file: "configmap.yaml",
+		old: "source: vault\n", new: "source: file\n", all: true, want: "no account takes its credentials from Vault"},
+	// limiter
+	{dir: "central", check: "limiter backend fits the replicas", file: "configmap.yaml",
+		old: "backend: redis", new: "backend: memory", want: "each replica would spend"},
+	{dir: "central", check: "limiter backend fits the replicas", file: "deployment.yaml",
+		old: "- name: REDIS_PASSWORD\n              valueFrom:\n                secretKeyRef:\n                  name: exogate-redis\n                  key: password",
+		new: "- name: REDIS_PASSWORD\n              value: hunter2", want: "must come from a Secret"},
+	{dir: "central", check: "limiter backend fits the replicas", file: "deployment.yaml",
+		old: "                  key: password", new: "                  key: password\n                  optional: true", want: "is optional"},
+	{dir: "central", check: "limiter backend fits the replicas", file: "configmap.yaml",
+		old: "password_env: REDIS_PASSWORD", new: "password_env: REDIS_PASS", want: "REDIS_PASS is not set"},
+	{dir: "central", check: "limiter backend fits the replicas", file: "configmap.yaml",
+		old: "replicas: 0 ", new: "replicas: 2 ", want: "limits.replicas 2 disagrees"},
+	{dir: "sidecar", check: "limiter backend fits the replicas", file: "deployment.yaml",
+		old: "replicas: 1", new: "replicas: 2", want: "2 replicas with limits.backend \"memory\""},
+	// prometheus
+	{dir: "central", check: "prometheus annotations point at the admin port", file: "deployment.yaml",
+		old: `prometheus.io/port: "9901"`, new: `prometheus.io/port: "8080"`, want: "want the admin port 9901"},
+	{dir: "sidecar", check: "prometheus annotations point at the admin port", file: "deployment.yaml",
+		old: `prometheus.io/scrape: "true"`, new: `prometheus.io/scrape: "false"`, want: "prometheus.io/scrape"},
+	{dir: "sidecar", check: "prometheus annotations point at the admin port", file: "deployment.yaml",
+		old: "prometheus.io/path: /metrics", new: "prometheus.io/path: /status", want: "want /metrics"},
+	// app
+	{dir: "sidecar", check: "app calls exogate over loopback without credentials", file: "deployment.yaml",
+		old: "value: http://127.0.0.1:8080", new: "value: http://127.0.0.1:8081", want: "EXOTEL_BASE_URL must be http://127.0.0.1:8080"},
+	{dir: "sidecar", check: "app calls exogate over loopback without credentials", file: "deployment.yaml",
+		old: "          env:\n            - name: EXOTEL_BASE_URL", new: "          env:\n            - name: EXOTEL_API_TOKEN\n              value: x\n            - name: EXOTEL_BASE_URL", want: "has EXOTEL_API_TOKEN"},
+	{dir: "central", check: "app calls exogate over loopback without credentials", file: "deployment.yaml",
+		old: "      volumes:\n", new: "        - name: extra\n          image: busybox\n      volumes:\n", want: "must run exogate alone"},
+	// spread
+	{dir: "central", check: "replicas are spread over nodes", file: "deployment.yaml",
+		old: "topologyKey: kubernetes.io/hostname", new: "topologyKey: example.com/rack", all: true, want: "on kubernetes.io/hostname"},
+	{dir: "central", check: "replicas are spread over nodes", file: "deployment.yaml",
+		old: "          labelSelector:\n            matchLabels:\n              app.kubernetes.io/name: exogate\n", new: "          labelSelector:\n            matchLabels:\n              app.kubernetes.io/name: other\n", want: "topologySpreadConstraints[0].labelSelector"},
+	{dir: "central", check: "replicas are spread over nodes", file: "deployment.yaml",
+		old: "                labelSelector:\n                  matchLabels:\n                    app.kubernetes.io/name: exogate\n", new: "                labelSelector:\n                  matchLabels:\n                    app.kubernetes.io/name: other\n", want: "podAntiAffinity term 0"},
+}
+
+// TestChecksCatchBreakage applies each breakage to a fresh copy of its
+// directory and requires the named check to report it.
+func TestChecksCatchBreakage(t *testing.T) {
+	byDir := map[string]target{}
+	for _, tg := range targets {
+		byDir[strings.TrimPrefix(tg.dir, "kubernetes/")] = tg
+	}
+	byName := map[string]check{}
+	for _, c := range checks {
+		byName[c.name] = c
+	}
+	env, err := dockerfileEnv("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	covered := map[string]bool{}
+	for _, br := range breakages {
+		t.Run(br.dir+"/"+br.check+"/"+br.want, func(t *testing.T) {
+			tg, ok := byDir[br.dir]
+			c, ok2 := byName[br.check]
+			if !ok || !ok2 {
+				t.Fatalf("unknown dir %q or check %q", br.dir, br.check)
+			}
+			covered[br.check] = true
+			if _, ok := env[br.imageEnv]; br.imageEnv != "" && !ok {
+				t.Skipf("the image does not set %s", br.imageEnv)
+			}
+			files, err := readDir(tg.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := string(files[br.file])
+			if !strings.Contains(src, br.old) {
+				t.Fatalf("%s/%s no longer contains %q: update this breakage", tg.dir, br.file, br.old)
+			}
+			n := 1
+			if br.all {
+				n = -1
+			}
+			files[br.file] = []byte(strings.Replace(src, br.old, br.new, n))
+			var r report
+			c.run(newBundle(tg, files, env), &r)
+			for _, p := range r.problems {
+				if strings.Contains(p, br.want) {
+					return
+				}
+			}
+			t.Errorf("check did not report %q; it reported %q", br.want, r.problems)
+		})
+	}
+	for _, c := range checks {
+		if !covered[c.name] {
+			t.Errorf("check %q has no breakage proving it can fail", c.name)
+		}
+	}
+}
