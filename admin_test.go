@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -208,5 +210,118 @@ breaker: {consecutive_failures: 2, open_for: 1h}
 	// The admin endpoints are not on the Exotel listener.
 	if c := get("/metrics", nil); c != 404 {
 		t.Errorf("/metrics on the Exotel listener: %d", c)
+	}
+}
+
+// Reload on the built binary: an account added and another removed without
+// dropping the request in flight for the removed one; the breaker of an
+// unchanged account stays open; an invalid file or a new listen address is
+// refused and the running configuration keeps serving; SIGHUP reloads too.
+func TestReloadOnTheBinary(t *testing.T) {
+	farm := newFarm(t)
+	for _, f := range farm.fakes {
+		f.SetAccount(fakeexotel.Account{SID: "newco", Key: mumKey, Token: mumToken})
+	}
+	breaker := "breaker: {consecutive_failures: 1, open_for: 1h}\n"
+	cfgFile := writeFile(t, "exogate.yaml", farm.config(breaker))
+	p := startBinary(t, cfgFile)
+	admin := "http://" + adminRE.FindStringSubmatch(p.logs.String())[1]
+	reload := func() (int, string) {
+		resp, err := http.Post(admin+"/-/reload", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	get := func(path string) *http.Response {
+		resp, _ := send(t, "GET", p.base+path, "", nil)
+		return resp
+	}
+
+	// Open acme's ccm breaker.
+	farm.fakes["singapore-ccm"].SetOverride(func(fakeexotel.Request) (int, string, bool) { return 500, "", true })
+	get("/v2/accounts/acme/calls")
+	if r := get("/v2/accounts/acme/calls"); r.Header.Get("X-Exogate-Error") != "circuit_open" {
+		t.Fatalf("breaker not open: %d %q", r.StatusCode, r.Header.Get("X-Exogate-Error"))
+	}
+	// A request for acme1m in flight across the reload.
+	release := make(chan struct{})
+	farm.fakes["mumbai-api"].SetOverride(func(fakeexotel.Request) (int, string, bool) {
+		<-release
+		return 0, "", false
+	})
+	inflight := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(p.base + "/v1/Accounts/acme1m/Calls.json")
+		if err != nil {
+			inflight <- -1
+			return
+		}
+		resp.Body.Close()
+		inflight <- resp.StatusCode
+	}()
+	waitFor(t, func() bool { return farm.fakes["mumbai-api"].Count() == 1 })
+
+	// New file: acme stays, acme1m goes, newco comes.
+	next := strings.Replace(farm.config(breaker), `  - sid: acme1m
+    region: mumbai`, `  - sid: newco
+    region: mumbai`, 1)
+	if err := os.WriteFile(cfgFile, []byte(next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := reload(); code != 200 {
+		t.Fatalf("reload: %d %s", code, body)
+	}
+	close(release)
+	if code := <-inflight; code != 200 {
+		t.Errorf("the in-flight request for the removed account ended %d, want 200", code)
+	}
+	if r := get("/v1/Accounts/acme1m/Calls.json"); r.StatusCode != 404 || r.Header.Get("X-Exogate-Error") != "unknown_account" {
+		t.Errorf("removed account: %d %q", r.StatusCode, r.Header.Get("X-Exogate-Error"))
+	}
+	farm.fakes["mumbai-api"].SetOverride(nil)
+	if r := get("/v1/Accounts/newco/Calls.json"); r.StatusCode != 200 {
+		t.Errorf("added account: %d", r.StatusCode)
+	}
+	if r := get("/v2/accounts/acme/calls"); r.Header.Get("X-Exogate-Error") != "circuit_open" {
+		t.Errorf("acme's open breaker did not carry over: %d %q", r.StatusCode, r.Header.Get("X-Exogate-Error"))
+	}
+
+	// Invalid files are refused, naming the field; the running config serves on.
+	for name, bad := range map[string]string{
+		"unknown key":    next + "limitz: {}\n",
+		"bad limit":      next + "limits: {buckets: {sms: {limit: 5, period: 1s, burst: 5}}}\n",
+		"listen changed": strings.Replace(next, "listen: 127.0.0.1:0", "listen: 127.0.0.1:1", 1),
+	} {
+		if err := os.WriteFile(cfgFile, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, body := reload()
+		want := map[string]string{"unknown key": `unknown key "limitz"`, "bad limit": "limits.buckets.sms", "listen changed": "needs a restart"}[name]
+		if code != 400 || !strings.Contains(body, want) {
+			t.Errorf("%s: reload answered %d %q, want 400 naming %q", name, code, body, want)
+		}
+		if r := get("/v1/Accounts/newco/Calls.json"); r.StatusCode != 200 {
+			t.Errorf("%s: the running configuration stopped serving: %d", name, r.StatusCode)
+		}
+	}
+	fams := scrape(t, admin)
+	if value(fams, "exogate_config_reloads_total", map[string]string{"result": "failure"}) != 3 ||
+		value(fams, "exogate_config_reloads_total", map[string]string{"result": "success"}) != 1 {
+		t.Error("reload counters wrong")
+	}
+
+	// SIGHUP: back to the first file.
+	if err := os.WriteFile(cfgFile, []byte(farm.config(breaker)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Count(p.logs.String(), "configuration reloaded") == 2 })
+	if r := get("/v1/Accounts/acme1m/Calls.json"); r.StatusCode != 200 {
+		t.Errorf("after SIGHUP acme1m: %d", r.StatusCode)
 	}
 }
