@@ -16,7 +16,7 @@ RUN CGO_ENABLED=0 GOOS=linux go build -trimpath \
 # runs as an unprivileged user (uid 65532).
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/exogate /exogate
-USER nonroot:nonroot
+USER 65532:65532
 EXPOSE 8080 9901
 # Inside a container the listeners must not be loopback-only.
 ENV EXOGATE_LISTEN=0.0.0.0:8080 EXOGATE_ADMIN_LISTEN=0.0.0.0:9901
