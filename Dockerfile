@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Build: docker build -t exogate .
-# Run:   docker run -p 127.0.0.1:8080:8080 -e EXOTEL_API_KEY -e EXOTEL_API_TOKEN -e EXOTEL_ACCOUNT_SID exogate
+# Run:   docker run -p 127.0.0.1:8080:8080 -e EXOGATE_ALLOW_UNAUTHENTICATED=true -e EXOTEL_API_KEY -e EXOTEL_API_TOKEN -e EXOTEL_ACCOUNT_SID exogate
 # Publish the port only to trusted callers: exogate adds the account's credentials.
 
 FROM golang:1.26-bookworm AS build

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/exogate/exogate/credentials"
+	"github.com/exogate/exogate/internal/callers"
 	"github.com/exogate/exogate/internal/config"
 	"github.com/exogate/exogate/internal/logx"
 	"github.com/exogate/exogate/internal/metrics"
@@ -39,6 +42,7 @@ Usage:
   exogate [serve] [-config FILE] [-listen ADDR]   run the gateway
   exogate check   [-config FILE]                  test every account's credentials against Exotel
   exogate health  [-config FILE] [-url URL]       exit 0 when the running gateway is ready (for HEALTHCHECK)
+  exogate hash-secret < secret                    print the secret_sha256 of a client secret read from stdin
   exogate version                                 print the version
 
 Without -config, one account is served from the environment:
@@ -62,6 +66,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	case "health":
 		return health(ctx, rest, getenv, stdout, stderr)
+	case "hash-secret":
+		return hashSecret(os.Stdin, stdout)
 	case "serve", "check":
 	default:
 		fmt.Fprint(stderr, usage)
@@ -198,6 +204,22 @@ func (s *server) reload() (err error) {
 	return nil
 }
 
+// hashSecret reads a client secret (one line, from stdin so that it stays
+// out of the shell history and the process list) and prints the hex
+// SHA-256 that goes into clients[].secret_sha256.
+func hashSecret(in io.Reader, stdout io.Writer) error {
+	line, err := bufio.NewReader(io.LimitReader(in, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("hash-secret: %w", err)
+	}
+	secret := strings.TrimRight(line, "\r\n")
+	if len(secret) < 16 {
+		return errors.New("hash-secret: the secret must be at least 16 characters (e.g. openssl rand -hex 32)")
+	}
+	_, err = fmt.Fprintln(stdout, callers.HashSecret(secret))
+	return err
+}
+
 // health asks a running gateway's /readyz (on the admin listener, else the
 // main one) and succeeds only on 200: the container HEALTHCHECK, which needs
 // no shell or curl in the image.
@@ -285,23 +307,106 @@ type gateway struct {
 	cfg     config.Config
 	store   *credentials.Store
 	limiter limiter
+	clients clientLimiters
 	log     zerolog.Logger
+}
+
+// clientLimiters holds each client with a share or a max_per_period to its
+// own cap, per account bucket, before the account's limit. Clients without
+// either have no entry.
+type clientLimiters map[string]limiter
+
+// Admit implements proxy.ClientLimiter.
+func (c clientLimiters) Admit(ctx context.Context, client, account, bucket string) (time.Duration, error) {
+	l, ok := c[client]
+	if !ok {
+		return 0, nil
+	}
+	return l.Admit(ctx, account, bucket)
+}
+
+// newClientLimiters builds one limiter per capped client, on the same
+// backend as the accounts' (its keys under key_prefix + "client:<id>:").
+// A client's cap in a bucket is max_per_period, and with share set its
+// fraction share/Σshares of the bucket's limit, whichever is lower.
+func newClientLimiters(cfg config.Config, sids []string, getenv func(string) string, log zerolog.Logger, prev *gateway) (clientLimiters, error) {
+	totalShare := 0
+	for _, c := range cfg.Clients {
+		totalShare += c.Share
+	}
+	out := clientLimiters{}
+	for _, c := range cfg.Clients {
+		if c.Share == 0 && c.MaxPerPeriod == 0 {
+			continue
+		}
+		rules := map[string]ratelimit.Rule{}
+		for name, r := range cfg.Limits.Buckets {
+			if r.Limit == 0 {
+				continue
+			}
+			capN := c.MaxPerPeriod
+			if c.Share > 0 {
+				byShare := max(1, r.Limit*c.Share/totalShare)
+				if capN == 0 || byShare < capN {
+					capN = byShare
+				}
+			}
+			if capN >= r.Limit {
+				continue // the account's own limit binds first
+			}
+			rules[name] = ratelimit.CapRule(capN, r.Period)
+		}
+		accts := sids
+		if !slices.Contains(c.Accounts, "*") {
+			accts = nil
+			for _, a := range c.Accounts {
+				accts = append(accts, strings.ToLower(a))
+			}
+		}
+		l := cfg.Limits
+		l.Account = config.Rule{}
+		l.Redis.KeyPrefix += "client:" + c.ID + ":"
+		var prevGW *gateway
+		if prev != nil {
+			if old, ok := prev.clients[c.ID]; ok {
+				prevGW = &gateway{limiter: old}
+			}
+		}
+		lim, err := newLimiter(l, accts, rules, getenv, log, prevGW)
+		if err != nil {
+			return nil, fmt.Errorf("clients: %s: %w", c.ID, err)
+		}
+		out[c.ID] = lim
+	}
+	return out, nil
 }
 
 // start begins the background work: credentials loading and refresh, and
 // the shared limiter's heartbeats and pause subscription.
 func (g *gateway) start(ctx context.Context) {
 	g.store.Start(ctx)
-	if r, ok := g.limiter.(*ratelimit.Redis); ok {
-		r.Start(ctx)
+	for _, l := range g.allLimiters() {
+		if r, ok := l.(*ratelimit.Redis); ok {
+			r.Start(ctx)
+		}
 	}
+}
+
+func (g *gateway) allLimiters() []limiter {
+	ls := []limiter{g.limiter}
+	for _, l := range g.clients {
+		ls = append(ls, l)
+	}
+	return ls
 }
 
 // close stops the background work and revokes exogate's own Vault token.
 func (g *gateway) close(ctx context.Context) error {
 	var errs []error
-	if r, ok := g.limiter.(*ratelimit.Redis); ok {
-		errs = append(errs, r.Close())
+	for _, l := range g.allLimiters() {
+		if r, ok := l.(*ratelimit.Redis); ok {
+			errs = append(errs, r.Close())
+		}
 	}
 	errs = append(errs, g.store.Close(ctx))
 	return errors.Join(errs...)
@@ -360,6 +465,24 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 		return nil, err
 	}
 
+	clientLims, err := newClientLimiters(cfg, sids, getenv, log, prev)
+	if err != nil {
+		return nil, err
+	}
+	var ident proxy.Identifier
+	if len(cfg.Clients) > 0 || cfg.AuthRequired() {
+		ccs := make([]callers.ClientConfig, 0, len(cfg.Clients))
+		for _, c := range cfg.Clients {
+			ccs = append(ccs, callers.ClientConfig{ID: c.ID, SecretSHA256: c.SecretSHA256, CertIdentity: c.CertIdentity,
+				Accounts: c.Accounts, Buckets: c.Buckets, Methods: c.Methods})
+		}
+		cs, err := callers.New(ccs, cfg.AuthRequired())
+		if err != nil {
+			return nil, fmt.Errorf("clients: %w", err)
+		}
+		ident = cs
+	}
+
 	transport, err := newTransport(cfg.Upstream)
 	if err != nil {
 		return nil, err
@@ -396,15 +519,17 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 			OpenFor:             b.OpenFor,
 			HalfOpenRequests:    b.HalfOpenRequests,
 		},
-		MaxBody:  int64(cfg.MaxBody),
-		Logger:   log,
-		Metrics:  m,
-		Previous: prevHandler(prev),
+		MaxBody:       int64(cfg.MaxBody),
+		Logger:        log,
+		Metrics:       m,
+		Previous:      prevHandler(prev),
+		Callers:       ident,
+		ClientLimiter: clientLims,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &gateway{Handler: h, cfg: cfg, store: store, limiter: limiter, log: log}, nil
+	return &gateway{Handler: h, cfg: cfg, store: store, limiter: limiter, clients: clientLims, log: log}, nil
 }
 
 func prevStore(g *gateway) *credentials.Store {
@@ -564,6 +689,18 @@ func (s *server) serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	scheme := "http"
+	if cfg.TLS.CertFile != "" {
+		tlsConf, err := newServerTLS(s.ctx, cfg.TLS, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln, scheme = tls.NewListener(ln, tlsConf), "https"
+	}
+	if !cfg.AuthRequired() && !config.IsLoopback(cfg.Listen) {
+		log.Warn().Str("listen", cfg.Listen).Msg("auth.allow_unauthenticated: anyone who can reach this listener can use every account's credentials")
+	}
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
@@ -578,7 +715,8 @@ func (s *server) serve(ctx context.Context) error {
 	for _, a := range cfg.Accounts {
 		sids = append(sids, strings.ToLower(a.SID)+"@"+a.Region)
 	}
-	log.Info().Str("addr", ln.Addr().String()).Strs("accounts", sids).Str("version", buildVersion()).Msg("listening")
+	log.Info().Str("addr", ln.Addr().String()).Str("scheme", scheme).Bool("auth_required", cfg.AuthRequired()).
+		Strs("accounts", sids).Str("version", buildVersion()).Msg("listening")
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
@@ -644,6 +782,73 @@ func (s *server) serve(ctx context.Context) error {
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// newServerTLS is the listener's TLS: the certificate and key are re-read
+// when their files change (checked every few seconds, so a renewed
+// certificate needs no restart), and a client CA turns on mTLS: a verified
+// client certificate identifies the caller; callers without one may still
+// use HTTP Basic.
+func newServerTLS(ctx context.Context, c config.TLS, log zerolog.Logger) (*tls.Config, error) {
+	load := func() (*tls.Certificate, error) {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		return &cert, nil
+	}
+	first, err := load()
+	if err != nil {
+		return nil, err
+	}
+	var cur atomic.Pointer[tls.Certificate]
+	cur.Store(first)
+	stamp := func() string {
+		var b strings.Builder
+		for _, f := range []string{c.CertFile, c.KeyFile} {
+			if st, err := os.Stat(f); err == nil {
+				fmt.Fprint(&b, st.ModTime().UnixNano(), st.Size(), ";")
+			}
+		}
+		return b.String()
+	}
+	go func() {
+		last := stamp()
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if now := stamp(); now != last {
+				last = now
+				if cert, err := load(); err != nil {
+					log.Error().Str("error", err.Error()).Msg("tls: new certificate not loaded; keeping the current one")
+				} else {
+					cur.Store(cert)
+					log.Info().Str("cert_file", c.CertFile).Msg("tls: certificate reloaded")
+				}
+			}
+		}
+	}()
+	conf := &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cur.Load(), nil },
+	}
+	if c.ClientCAFile != "" {
+		pem, err := os.ReadFile(c.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.client_ca_file: %s holds no PEM certificate", c.ClientCAFile)
+		}
+		conf.ClientCAs, conf.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return conf, nil
 }
 
 func buildVersion() string {

@@ -38,6 +38,11 @@ func (h *Handler) accessLog(ex *exchange, r *http.Request, start time.Time) {
 			Str("family", ex.route.Family.String()).
 			Str("bucket", ex.route.Bucket.String())
 	}
+	if ex.client != "" {
+		ev.Str("client", ex.client)
+	} else if h.callers != nil && !ex.health {
+		ev.Str("client", "anonymous")
+	}
 	if ex.waited > 0 {
 		ev.Float64("limiter_wait_ms", float64(ex.waited)/float64(time.Millisecond))
 	}

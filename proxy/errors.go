@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/exogate/exogate/internal/callers"
 	"github.com/exogate/exogate/internal/exotel"
 )
 
@@ -21,6 +22,8 @@ const (
 	KindRateLimited            = "rate_limited"
 	KindCircuitOpen            = "circuit_open"
 	KindCredentialsUnavailable = "credentials_unavailable"
+	KindUnauthenticated        = "unauthenticated"
+	KindForbidden              = "forbidden"
 	KindBodyTooLarge           = "body_too_large"
 	KindUpstreamTimeout        = "upstream_timeout"
 	KindUpstreamUnreachable    = "upstream_unreachable"
@@ -37,6 +40,7 @@ var (
 	errConnect        = errors.New("CONNECT is not supported")
 	errBodyTooLarge   = errors.New("request body too large")
 	errCredentials    = errors.New("credentials unavailable")
+	errForbidden      = errors.New("caller may not use this account, bucket or method")
 )
 
 // errCircuitOpen is returned by the breaker transport when it refuses a
@@ -77,6 +81,10 @@ func toResponse(err error) response {
 		return response{http.StatusMethodNotAllowed, KindMethodNotAllowed, "Method not allowed", 0}
 	case errors.Is(err, errBodyTooLarge):
 		return response{http.StatusRequestEntityTooLarge, KindBodyTooLarge, "Request body too large", 0}
+	case errors.Is(err, callers.ErrUnauthenticated):
+		return response{http.StatusUnauthorized, KindUnauthenticated, "Authentication failed: send this gateway's client id and secret as HTTP Basic credentials", 0}
+	case errors.Is(err, errForbidden):
+		return response{http.StatusForbidden, KindForbidden, "Forbidden: this client may not use this account, API or method", 0}
 	case errors.Is(err, errCredentials):
 		return response{http.StatusServiceUnavailable, KindCredentialsUnavailable, "Gateway has no credentials for this account yet", time.Second}
 	case errors.As(err, &open):
@@ -123,6 +131,9 @@ func writeError(w http.ResponseWriter, shape exotel.Shape, method, requestID str
 	h.Set(HeaderError, resp.kind)
 	if resp.retryAfter > 0 {
 		h.Set("Retry-After", strconv.FormatInt(retryAfterSeconds(resp.retryAfter), 10))
+	}
+	if resp.status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Basic realm="exogate"`)
 	}
 	if resp.status == http.StatusMethodNotAllowed {
 		h.Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE")

@@ -31,6 +31,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/exogate/exogate/internal/callers"
 	"github.com/exogate/exogate/internal/exotel"
 	"github.com/exogate/exogate/internal/logx"
 	"github.com/exogate/exogate/internal/metrics"
@@ -72,6 +73,17 @@ type Pauser interface {
 	Succeeded(account, bucket string)
 }
 
+// Identifier tells who is calling. It is implemented by *callers.Callers.
+type Identifier interface {
+	Identify(r *http.Request) (*callers.Client, error)
+}
+
+// ClientLimiter holds each client to its own share of an account's
+// buckets, before the account's own limit.
+type ClientLimiter interface {
+	Admit(ctx context.Context, client, account, bucket string) (waited time.Duration, err error)
+}
+
 // Account is one account the gateway serves and its two upstream base URLs.
 type Account struct {
 	SID string   // account SID, matched case-insensitively
@@ -102,6 +114,11 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Callers identifies callers and holds their rights (nil: every caller
+	// is anonymous and may do anything).
+	Callers Identifier
+	// ClientLimiter enforces per-client caps (nil: none).
+	ClientLimiter ClientLimiter
 	// Previous, on a configuration reload, is the handler being replaced:
 	// an account whose upstream hosts and breaker settings are unchanged
 	// keeps its breakers (open stays open).
@@ -126,6 +143,8 @@ type Handler struct {
 	bufs       bufferPool
 	stdlog     *log.Logger // ReverseProxy's own messages, into the structured log
 	metrics    *metrics.Metrics
+	callers    Identifier
+	clientLim  ClientLimiter
 }
 
 type account struct {
@@ -160,6 +179,7 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h.stdlog = logx.StdLogger(cfg.Logger, "proxy")
 	h.metrics = cfg.Metrics
+	h.callers, h.clientLim = cfg.Callers, cfg.ClientLimiter
 	h.reauth, _ = cfg.Authorizer.(Reauthorizer)
 	h.pauser, _ = cfg.Limiter.(Pauser)
 	h.retryWait = cfg.RetryWait
@@ -320,6 +340,7 @@ type exchange struct {
 	requestID   string
 	waited      time.Duration
 	admitted    bool // the limiter let it through
+	client      string // the caller's client id, "" when anonymous
 	clientAuth  bool // the caller sent Authorization or Proxy-Authorization
 	up          *upstream
 	body        limitedBody
@@ -399,6 +420,22 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		h.fail(ex, route.Shape, err)
 		return
 	}
+	if h.callers != nil {
+		client, err := h.callers.Identify(r)
+		if err != nil {
+			h.fail(ex, route.Shape, err)
+			return
+		}
+		if client != nil {
+			ex.client = client.ID
+		}
+		// Rights before existence: a caller learns nothing of accounts it
+		// may not use.
+		if !client.Allowed(route.Account, route.Bucket.String(), r.Method) {
+			h.fail(ex, route.Shape, errForbidden)
+			return
+		}
+	}
 	acct, ok := h.accounts[route.Account]
 	if !ok {
 		h.fail(ex, route.Shape, errUnknownAccount)
@@ -431,9 +468,17 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		h.fail(ex, route.Shape, up.breaker.refusal())
 		return
 	}
+	if h.clientLim != nil && ex.client != "" {
+		waited, err := h.clientLim.Admit(r.Context(), ex.client, acct.sid, route.Bucket.String())
+		ex.waited += waited
+		if err != nil {
+			h.fail(ex, route.Shape, err)
+			return
+		}
+	}
 	if h.limiter != nil {
 		waited, err := h.limiter.Admit(r.Context(), acct.sid, route.Bucket.String())
-		ex.waited = waited
+		ex.waited += waited
 		if err != nil {
 			h.fail(ex, route.Shape, err)
 			return

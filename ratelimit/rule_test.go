@@ -1,6 +1,7 @@
 package ratelimit_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -54,5 +55,42 @@ func TestLimitedError(t *testing.T) {
 	var ra interface{ RetryAfter() time.Duration }
 	if !errors.As(err, &ra) || ra.RetryAfter() != 1500*time.Millisecond {
 		t.Errorf("RetryAfter() via errors.As = %v, want 1.5s", ra)
+	}
+}
+
+func TestCapRule(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want ratelimit.Rule
+	}{
+		{0, ratelimit.Rule{}},
+		{-3, ratelimit.Rule{}},
+		{1, ratelimit.Rule{Limit: 2, Period: time.Minute + 1, Burst: 1}},
+		{50, ratelimit.Rule{Limit: 50, Period: time.Minute, Burst: 1}},
+	} {
+		got := ratelimit.CapRule(tc.n, time.Minute)
+		if got != tc.want {
+			t.Errorf("CapRule(%d) = %+v, want %+v", tc.n, got, tc.want)
+		}
+		if err := got.Validate(); err != nil {
+			t.Errorf("CapRule(%d) does not validate: %v", tc.n, err)
+		}
+	}
+	// One per window really means one: two admits a period apart never
+	// share a closed window.
+	clock, t0 := newFakeClock()
+	m, err := ratelimit.NewMemory([]string{sid}, ratelimit.Config{Buckets: map[string]ratelimit.Rule{"sms": ratelimit.CapRule(1, time.Second)}, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var admits []time.Duration
+	for d := time.Duration(0); d <= 5*time.Second; d += 10 * time.Millisecond {
+		clock.t = t0.Add(d)
+		if _, err := m.Admit(context.Background(), sid, "sms"); err == nil {
+			admits = append(admits, d)
+		}
+	}
+	if got := maxInWindow(admits, time.Second); got != 1 {
+		t.Errorf("%d admits in one window, want 1", got)
 	}
 }

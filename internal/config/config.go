@@ -44,6 +44,58 @@ type Config struct {
 	Server          Server        `yaml:"server"`
 	Vault           Vault         `yaml:"vault"`
 	Rotation        Rotation      `yaml:"rotation"`
+	TLS             TLS           `yaml:"tls"`
+	Auth            Auth          `yaml:"auth"`
+	Clients         []Client      `yaml:"clients"`
+}
+
+// TLS is the Exotel-facing listener's TLS. A client CA turns on mTLS.
+type TLS struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Auth says whether callers must prove who they are.
+type Auth struct {
+	// Required: nil means the default, false on a loopback listener and
+	// true elsewhere.
+	Required             *bool `yaml:"required"`
+	AllowUnauthenticated bool  `yaml:"allow_unauthenticated"`
+}
+
+// Client is one caller of the gateway and its rights.
+type Client struct {
+	ID           string   `yaml:"id"`
+	SecretSHA256 string   `yaml:"secret_sha256"`
+	CertIdentity string   `yaml:"cert_identity"`
+	Accounts     []string `yaml:"accounts"`
+	Buckets      []string `yaml:"buckets"`
+	Methods      []string `yaml:"methods"`
+	Share        int      `yaml:"share"`
+	MaxPerPeriod int      `yaml:"max_per_period"`
+}
+
+// AuthRequired resolves auth.required: as set, else true unless the
+// listener is loopback-only.
+func (c *Config) AuthRequired() bool {
+	if c.Auth.Required != nil {
+		return *c.Auth.Required
+	}
+	return !IsLoopback(c.Listen)
+}
+
+// IsLoopback reports whether a host:port listens on loopback only.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Vault says how to reach and log in to HashiCorp Vault. Empty address, CA
@@ -377,6 +429,9 @@ const (
 	EnvRegion      = "EXOTEL_REGION"
 	EnvListen      = "EXOGATE_LISTEN"
 	EnvAdminListen = "EXOGATE_ADMIN_LISTEN"
+	// EnvAllowUnauthenticated set to "true" is auth.allow_unauthenticated,
+	// for the zero-setup mode in a container.
+	EnvAllowUnauthenticated = "EXOGATE_ALLOW_UNAUTHENTICATED"
 )
 
 // FromEnv builds the zero-setup configuration: one account from
@@ -424,6 +479,9 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 	}
 	if v, ok := lookup(getenv, EnvAdminListen); ok {
 		c.Admin.Listen = v
+	}
+	if getenv(EnvAllowUnauthenticated) == "true" {
+		c.Auth.AllowUnauthenticated = true
 	}
 }
 
@@ -584,6 +642,75 @@ func (c *Config) Validate() error {
 			bad("vault.auth.method", "%q is not token, approle or kubernetes", v.Auth.Method)
 		}
 	}
+	// Who may call. A gateway that adds credentials to every request it
+	// receives must not be open to the network by accident.
+	required := c.AuthRequired()
+	if !required && !IsLoopback(c.Listen) && !c.Auth.AllowUnauthenticated {
+		bad("auth", "listen %s is not loopback and callers are not authenticated: add clients with auth.required: true, or set auth.allow_unauthenticated: true to accept anyone who can reach it", c.Listen)
+	}
+	if required && len(c.Clients) == 0 {
+		bad("clients", "auth.required is on (the default off loopback) but no clients are configured")
+	}
+	ids := map[string]bool{}
+	for i, cl := range c.Clients {
+		f := fmt.Sprintf("clients[%d]", i)
+		if !validClientID(cl.ID) {
+			bad(f+".id", "%q is not a client id (1-64 of a-z 0-9 _)", cl.ID)
+		}
+		if ids[cl.ID] {
+			bad(f+".id", "%q is configured twice", cl.ID)
+		}
+		ids[cl.ID] = true
+		if cl.SecretSHA256 == "" && cl.CertIdentity == "" {
+			bad(f, "needs secret_sha256 (from `exogate hash-secret`) or cert_identity")
+		}
+		if cl.SecretSHA256 != "" && !isHex64(cl.SecretSHA256) {
+			bad(f+".secret_sha256", "must be 64 hex digits: the SHA-256 from `exogate hash-secret`, never the secret itself")
+		}
+		if cl.CertIdentity != "" && c.TLS.ClientCAFile == "" {
+			bad(f+".cert_identity", "needs tls.client_ca_file (mTLS)")
+		}
+		if len(cl.Accounts) == 0 {
+			bad(f+".accounts", "list the account SIDs it may use, or \"*\"")
+		}
+		for j, a := range cl.Accounts {
+			if _, ok := seen[strings.ToLower(a)]; !ok && a != "*" {
+				bad(fmt.Sprintf("%s.accounts[%d]", f, j), "%q is not a configured account", a)
+			}
+		}
+		for j, b := range cl.Buckets {
+			if _, ok := exotel.ParseBucket(b); !ok {
+				bad(fmt.Sprintf("%s.buckets[%d]", f, j), "%q is not a bucket (voice_v1, voice_v2, sms, whatsapp, other)", b)
+			}
+		}
+		for j, m := range cl.Methods {
+			switch strings.ToUpper(m) {
+			case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE":
+			default:
+				bad(fmt.Sprintf("%s.methods[%d]", f, j), "%q is not GET, HEAD, POST, PUT, PATCH or DELETE", m)
+			}
+		}
+		if cl.Share < 0 {
+			bad(f+".share", "must not be negative")
+		}
+		if cl.MaxPerPeriod < 0 {
+			bad(f+".max_per_period", "must not be negative")
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls", "cert_file and key_file go together")
+	}
+	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
+		bad("tls.client_ca_file", "needs cert_file and key_file (mTLS is on a TLS listener)")
+	}
+	for field, f := range map[string]string{"tls.cert_file": c.TLS.CertFile, "tls.key_file": c.TLS.KeyFile, "tls.client_ca_file": c.TLS.ClientCAFile} {
+		if f != "" {
+			if _, err := os.Stat(f); err != nil {
+				bad(field, "%v", err)
+			}
+		}
+	}
+
 	positive("rotation.file_poll_interval", c.Rotation.FilePollInterval)
 	positive("rotation.previous_grace", c.Rotation.PreviousGrace)
 	positive("rotation.min_forced_refresh", c.Rotation.MinForcedRefresh)
@@ -658,6 +785,32 @@ func (c *Config) Validate() error {
 
 // validate checks a rule the way the limiter will.
 func (r Rule) validate() error { return ratelimit.Rule(r).Validate() }
+
+func validClientID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
 
 // validSID reports whether s can be an Exotel account SID.
 func validSID(s string) bool {
