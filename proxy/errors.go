@@ -124,7 +124,7 @@ func writeError(w http.ResponseWriter, shape exotel.Shape, method, requestID str
 	h := w.Header()
 	// Whatever a partial upstream response set does not belong to this answer.
 	for k := range h {
-		if k != "X-Request-Id" {
+		if k != "X-Request-Id" && k != "Connection" {
 			delete(h, k)
 		}
 	}

@@ -396,6 +396,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) serve(ex *exchange, r *http.Request) {
 	raw := rawPath(r.RequestURI)
+	if len(r.TransferEncoding) > 0 {
+		// A chunked request may have come with a Content-Length too, which
+		// net/http drops: bytes a front proxy counted as this body would be
+		// served here as a second request (smuggling). RFC 9112 §6.3: close
+		// the connection after answering it.
+		ex.Header().Set("Connection", "close")
+	}
 	switch {
 	case r.Method == http.MethodConnect:
 		h.fail(ex, exotel.ShapeOf(raw), errConnect)

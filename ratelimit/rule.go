@@ -89,9 +89,10 @@ func (r Rule) interval() int64 {
 }
 
 // CapRule returns the Rule for "at most n requests in any window of
-// period", one at a time (Burst 1): Rule{n, period, 1} for n >= 2, and for
-// n == 1, Rule{2, period+1ns, 1}, one token every period+1ns, so that no
-// closed window of period holds two. n <= 0 is the rule that is off.
+// period", as bursty as that allows: Rule{n, period, n-1} for n >= 2 (n-1
+// at once, the last one a period later), and for n == 1, Rule{2,
+// period+1ns, 1}, one token every period+1ns, so that no closed window of
+// period holds two. n <= 0 is the rule that is off.
 func CapRule(n int, period time.Duration) Rule {
 	switch {
 	case n <= 0:
@@ -99,5 +100,5 @@ func CapRule(n int, period time.Duration) Rule {
 	case n == 1:
 		return Rule{Limit: 2, Period: period + 1, Burst: 1}
 	}
-	return Rule{Limit: n, Period: period, Burst: 1}
+	return Rule{Limit: n, Period: period, Burst: n - 1}
 }

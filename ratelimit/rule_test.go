@@ -66,7 +66,8 @@ func TestCapRule(t *testing.T) {
 		{0, ratelimit.Rule{}},
 		{-3, ratelimit.Rule{}},
 		{1, ratelimit.Rule{Limit: 2, Period: time.Minute + 1, Burst: 1}},
-		{50, ratelimit.Rule{Limit: 50, Period: time.Minute, Burst: 1}},
+		{2, ratelimit.Rule{Limit: 2, Period: time.Minute, Burst: 1}},
+		{50, ratelimit.Rule{Limit: 50, Period: time.Minute, Burst: 49}},
 	} {
 		got := ratelimit.CapRule(tc.n, time.Minute)
 		if got != tc.want {

@@ -40,6 +40,8 @@ echo "== credentials against a real Vault (in-process test cluster; separate mod
 echo "== fuzz targets, briefly"
 go test -run='^$' -fuzz='^FuzzClassify$' -fuzztime=10s ./internal/exotel/
 go test -run='^$' -fuzz='^FuzzParse$' -fuzztime=5s ./internal/config/
+go test -run='^$' -fuzz='^FuzzParseBasic$' -fuzztime=5s ./internal/callers/
+go test -run='^$' -fuzz='^FuzzIdentify$' -fuzztime=5s ./internal/callers/
 
 echo "== benchmarks compile and run once"
 go test -run='^$' -bench=. -benchtime=1x ./...
