@@ -339,9 +339,9 @@ type exchange struct {
 	method      string
 	requestID   string
 	waited      time.Duration
-	admitted    bool // the limiter let it through
+	admitted    bool   // the limiter let it through
 	client      string // the caller's client id, "" when anonymous
-	clientAuth  bool // the caller sent Authorization or Proxy-Authorization
+	clientAuth  bool   // the caller sent Authorization or Proxy-Authorization
 	up          *upstream
 	body        limitedBody
 	idBuf       [32]byte

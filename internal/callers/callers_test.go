@@ -110,9 +110,9 @@ func TestAllowed(t *testing.T) {
 	cs := newTestCallers(t, true)
 	billing, ops, certonly := cs.byID["billing"], cs.byID["ops"], cs.byID["certonly"]
 	for _, tc := range []struct {
-		c                        *Client
+		c                       *Client
 		account, bucket, method string
-		want                     bool
+		want                    bool
 	}{
 		{billing, "acme", "sms", "POST", true},
 		{billing, "acme", "sms", "GET", false},
