@@ -29,6 +29,7 @@ var secrets = []string{
 	"f81f2a5027e1463d812c4d2b36ea2d7a", "9c3e8a1b4f6d2e0a7c5b3d9f1e8a2c4d",
 	"0123456789abcdef0123456789abcdef01234567", "fedcba9876543210fedcba9876543210fedcba98",
 	"badbadbadbadbadbadbadbadbadbad00",
+	billingSecret, callflowsSecret, opsSecret,
 }
 
 const (
@@ -220,7 +221,9 @@ func waitStatus(t *testing.T, url string, want int) {
 		if err != nil {
 			return false
 		}
+		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		assertNoSecret(t, resp, b)
 		return resp.StatusCode == want
 	})
 }
@@ -244,7 +247,24 @@ func send(t *testing.T, method, url, body string, hdr map[string]string) (*http.
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	assertNoSecret(t, resp, b)
 	return resp, string(b)
+}
+
+// assertNoSecret fails the test if an answer (headers or body; errors,
+// /readyz and /healthz included) carries any secret of the suite.
+func assertNoSecret(t *testing.T, resp *http.Response, body []byte) {
+	t.Helper()
+	var all strings.Builder
+	all.Write(body)
+	for k, v := range resp.Header {
+		all.WriteString(k + ": " + strings.Join(v, ",") + "\n")
+	}
+	for _, s := range secrets {
+		if strings.Contains(all.String(), s) || strings.Contains(all.String(), base64.StdEncoding.EncodeToString([]byte(s))) {
+			t.Errorf("an answer from %s carries a secret (%s...)", resp.Request.URL.Path, s[:4])
+		}
+	}
 }
 
 func basicOf(key, token string) string {

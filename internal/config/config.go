@@ -77,12 +77,12 @@ type Client struct {
 }
 
 // AuthRequired resolves auth.required: as set, else true unless the
-// listener is loopback-only.
+// listener is loopback-only or auth.allow_unauthenticated is set.
 func (c *Config) AuthRequired() bool {
 	if c.Auth.Required != nil {
 		return *c.Auth.Required
 	}
-	return !IsLoopback(c.Listen)
+	return !IsLoopback(c.Listen) && !c.Auth.AllowUnauthenticated
 }
 
 // IsLoopback reports whether a host:port listens on loopback only.
@@ -649,7 +649,11 @@ func (c *Config) Validate() error {
 		bad("auth", "listen %s is not loopback and callers are not authenticated: add clients with auth.required: true, or set auth.allow_unauthenticated: true to accept anyone who can reach it", c.Listen)
 	}
 	if required && len(c.Clients) == 0 {
-		bad("clients", "auth.required is on (the default off loopback) but no clients are configured")
+		if c.Auth.Required == nil {
+			bad("auth", "listen %s is not loopback, so callers must authenticate: add clients, or set auth.allow_unauthenticated: true (EXOGATE_ALLOW_UNAUTHENTICATED=true) to accept anyone who can reach it", c.Listen)
+		} else {
+			bad("clients", "auth.required is on but no clients are configured")
+		}
 	}
 	ids := map[string]bool{}
 	for i, cl := range c.Clients {
