@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/exogate/exogate/internal/callers"
+	"github.com/exogate/exogate/internal/redistest"
 )
 
 const (
@@ -177,6 +178,7 @@ func TestHashSecretCommand(t *testing.T) {
 
 // pki is a throw-away CA with a server and client certificates.
 type pki struct {
+	renew                 func(t *testing.T)
 	dir                   string
 	caPEM                 []byte
 	caCert                *x509.Certificate
@@ -235,12 +237,21 @@ func newPKI(t *testing.T) *pki {
 		}
 		return pair
 	}
+	p.renew = func(t *testing.T) {
+		srv := tmpl("127.0.0.1", false)
+		srv.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+		_, _, sPEM, sKey := mk(srv, p.caCert, p.caKey)
+		_ = os.WriteFile(p.serverKey, sKey, 0o600)
+		_ = os.WriteFile(p.serverCert, sPEM, 0o600)
+	}
 	p.opsCert = client("ops", "spiffe://corp/ops", p.caCert, p.caKey)
 	p.strangerCert = client("stranger", "spiffe://corp/stranger", p.caCert, p.caKey)
 	otherCA, otherKey, _, _ := mk(tmpl("other CA", true), nil, nil)
 	p.otherCAClient = client("ops", "spiffe://corp/ops", otherCA, otherKey)
 	return p
 }
+
+func (p *pki) renewServer(t *testing.T) { p.renew(t) }
 
 func TestMutualTLS(t *testing.T) {
 	farm := newFarm(t)
@@ -304,5 +315,47 @@ tls: {cert_file: %s, key_file: %s, client_ca_file: %s}
 	}
 	if !strings.Contains(logs.String(), `"client":"ops"`) || !strings.Contains(logs.String(), `"scheme":"https"`) {
 		t.Error("log does not show the TLS listener or the certificate's client")
+	}
+
+	// A renewed server certificate is picked up without a restart.
+	serial := func() string {
+		conn, err := tls.Dial("tcp", strings.TrimPrefix(base, "https://"), &tls.Config{RootCAs: pool})
+		if err != nil {
+			return ""
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	before := serial()
+	p.renewServer(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for serial() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the renewed certificate was not picked up within 20s")
+		}
+		<-time.After(100 * time.Millisecond)
+	}
+}
+
+// Per-client caps hold across replicas with the Redis backend: billing's one
+// request per hour is spent on one gateway and refused on the other.
+func TestClientCapsOnRedis(t *testing.T) {
+	farm := newFarm(t)
+	redis := redistest.Start(t)
+	cfg := strings.Replace(clientsConfig(farm, ""), "limits:\n  max_wait: 0s\n",
+		fmt.Sprintf("limits:\n  max_wait: 0s\n  backend: redis\n  redis: {address: %q, key_prefix: \"caps:\"}\n", redis.Addr()), 1)
+	file := writeFile(t, "exogate.yaml", cfg)
+	a := startGateway(t, []string{"-config", file}, farmEnv())
+	b := startGateway(t, []string{"-config", file}, farmEnv())
+	billing := map[string]string{"Authorization": basicOf("billing", billingSecret), "Content-Type": "application/x-www-form-urlencoded"}
+	r1, _ := send(t, "POST", a.base+"/v1/Accounts/acme/Sms/send.json", "To=1", billing)
+	r2, _ := send(t, "POST", b.base+"/v1/Accounts/acme/Sms/send.json", "To=1", billing)
+	if r1.StatusCode != 200 || r2.StatusCode != 429 || r2.Header.Get("X-Exogate-Error") != "rate_limited" {
+		t.Errorf("billing's cap across two replicas: %d then %d %q, want 200 then 429", r1.StatusCode, r2.StatusCode, r2.Header.Get("X-Exogate-Error"))
+	}
+	// callflows has its own budget: untouched by billing's.
+	callflows := map[string]string{"Authorization": basicOf("callflows", callflowsSecret)}
+	if r, _ := send(t, "POST", b.base+"/v1/Accounts/acme/Calls/connect.json", "To=1", callflows); r.StatusCode != 200 {
+		t.Errorf("callflows: %d", r.StatusCode)
 	}
 }

@@ -114,6 +114,7 @@ func (h *Handler) observe(ex *exchange, elapsed time.Duration) {
 	h.metrics.Observe(metrics.Request{
 		Account:           account,
 		Bucket:            bucket,
+		Client:            ex.client,
 		Method:            ex.method,
 		Status:            status,
 		FromGateway:       ex.kind != "",

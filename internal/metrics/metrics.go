@@ -50,8 +50,8 @@ func New(version string) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	durations := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "requests_total",
-		Help: "Requests answered, by account, bucket, method, status code and who made the answer (gateway or upstream)."},
-		[]string{"account", "bucket", "method", "code", "source"})
+		Help: "Requests answered, by account, bucket, method, status code, who made the answer (gateway or upstream) and calling client."},
+		[]string{"account", "bucket", "method", "code", "source", "client"})
 	m.requestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "request_duration_seconds",
 		Help: "Time from request to the end of the answer, limiter wait included.", Buckets: durations},
 		[]string{"account", "bucket"})
@@ -115,6 +115,7 @@ func (m *Metrics) code(status int) string {
 // Request records one answered request.
 type Request struct {
 	Account, Bucket, Method string // Account: a configured SID or UnknownAccount; Bucket may be ""
+	Client                  string // a configured client id, or "" (anonymous)
 	Status                  int
 	FromGateway             bool // the gateway made the answer (X-Exogate-Error)
 	Duration                time.Duration
@@ -139,7 +140,11 @@ func (m *Metrics) Observe(r Request) {
 	default:
 		method = "other"
 	}
-	m.requests.WithLabelValues(r.Account, r.Bucket, method, m.code(r.Status), source).Inc()
+	client := r.Client
+	if client == "" {
+		client = "anonymous"
+	}
+	m.requests.WithLabelValues(r.Account, r.Bucket, method, m.code(r.Status), source, client).Inc()
 	if r.Account == UnknownAccount || r.Bucket == "" {
 		return
 	}
