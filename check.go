@@ -31,10 +31,17 @@ func check(ctx context.Context, cfg config.Config, gw *gateway, stdout io.Writer
 	defer func() { _ = gw.close(context.WithoutCancel(ctx)) }()
 	// Give file and Vault sources a moment to load; an account still without
 	// credentials then reports credentials_unavailable.
-	deadline := time.Now().Add(15 * time.Second)
-	for !gw.store.Ready() && time.Now().Before(deadline) {
-		if !sleepCtx(ctx, 100*time.Millisecond) {
+	deadline := time.NewTimer(15 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for waiting := true; waiting && !gw.store.Ready(); {
+		select {
+		case <-ctx.Done():
 			return ctx.Err()
+		case <-deadline.C:
+			waiting = false
+		case <-tick.C:
 		}
 	}
 	failed := 0
@@ -65,17 +72,6 @@ func check(ctx context.Context, cfg config.Config, gw *gateway, stdout io.Writer
 		return fmt.Errorf("check: %d of %d accounts failed", failed, len(cfg.Accounts))
 	}
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // statusRecorder is the ResponseWriter of a check: it keeps the status and
