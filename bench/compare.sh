@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# exogate vs nginx vs HAProxy on the same job, loopback only, one run (~4-5 min):
+# a stand-in Exotel that checks the credentials each request carries; exogate,
+# nginx and HAProxy each replacing the caller's Authorization with Basic
+# key:token; a direct baseline. Saturated (wrk, interleaved rounds), fixed rate
+# (open loop), memory and start-up, then CPU/alloc profiles of exogate: the
+# handler benchmark under pprof, and the running binary under perf when perf
+# is installed. Prints a Markdown report on stdout, progress on stderr.
+# Usage: bench/compare.sh [-duration 10s] [-rounds 3] [-rate 2000] [-peer-log=false] ...
+#        (flags of bench/compare; `go run ./bench/compare -h` lists them)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+missing=()
+for cmd in nginx haproxy wrk; do
+	command -v "$cmd" >/dev/null || missing+=("$cmd")
+done
+if ((${#missing[@]})); then
+	apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+go build -o "$work/exogate" .
+go build -o "$work/compare" ./bench/compare
+perf_args=()
+if command -v perf >/dev/null && perf stat -e task-clock true >/dev/null 2>&1; then
+	perf_args=(-perf "$work/perf.data")
+fi
+
+"$work/compare" -exogate "$work/exogate" "${perf_args[@]}" "$@"
+
+set +o pipefail # the reports below are cut with head
+echo
+echo "Profiles of exogate:"
+echo
+echo '```'
+echo "# go test -bench 'BenchmarkHandler/^jsonlog\+metrics$' -benchtime 3s -benchmem ./proxy (in-memory upstream, JSON access log, metrics)"
+go test -run '^$' -bench 'BenchmarkHandler/^jsonlog\+metrics$' -benchtime 3s -benchmem \
+	-cpuprofile "$work/cpu.out" -memprofile "$work/mem.out" -o "$work/proxy.test" ./proxy | grep '^Benchmark'
+echo "# CPU, top 10 by flat time"
+go tool pprof -top -nodecount=10 "$work/proxy.test" "$work/cpu.out" 2>/dev/null | sed -n '/flat%/,$p'
+echo "# allocations, top 10 by bytes (alloc_space)"
+go tool pprof -top -nodecount=10 -sample_index=alloc_space "$work/proxy.test" "$work/mem.out" 2>/dev/null | sed -n '/flat%/,$p'
+echo "# allocations under proxy.(*Handler).ServeHTTP only (without the benchmark's own httptest request), top 10 by bytes"
+go tool pprof -top -nodecount=10 -sample_index=alloc_space -focus 'proxy\.\(\*Handler\)\.ServeHTTP' "$work/proxy.test" "$work/mem.out" 2>/dev/null | sed -n '/flat%/,$p'
+perf_top() { perf report -i "$work/perf.data" --stdio -g none "$@" 2>/dev/null | grep '%' | sed 's/[[:space:]-]*$//'; }
+if [[ -s "$work/perf.data" ]]; then
+	echo "# perf record -g on the running exogate binary, saturated by wrk like the rounds above"
+	echo "# user / kernel split"
+	perf_top --no-children --sort dso | head -3
+	echo "# top 10 symbols by self time (kernel [k] and exogate [.])"
+	perf_top --no-children --sort symbol | head -10
+	echo "# top 10 exogate (Go) symbols by self time"
+	perf_top --no-children --sort symbol | grep -F '[.]' | grep -v vdso | head -10
+	echo "# exogate call paths by total time (children included), top 15"
+	perf_top --children --sort symbol | grep -F '[.]' | head -15
+fi
+echo '```'
