@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -124,5 +125,25 @@ func BenchmarkRewrite(b *testing.B) {
 	}
 	if out.URL.Opaque != "/v1/Accounts/acme/Calls/connect.json" || out.Host != "api.exotel.com" {
 		b.Fatalf("rewrite: %q %q", out.URL.Opaque, out.Host)
+	}
+}
+
+// BenchmarkBreakerAdmit is the breaker's admit-and-report around one
+// upstream exchange (the exchange itself is an in-memory answer).
+func BenchmarkBreakerAdmit(b *testing.B) {
+	resp := &http.Response{StatusCode: 200, Body: http.NoBody}
+	tr := &upstreamTransport{
+		breaker:    newBreaker("bench", BreakerSettings{}, time.Now),
+		account:    "acme",
+		bucket:     "voice_v1",
+		authorizer: okAuthorizer{},
+		next:       roundTripFunc(func(*http.Request) (*http.Response, error) { return resp, nil }),
+	}
+	req := httptest.NewRequest("GET", "https://api.exotel.com/v1/Accounts/acme/Calls.json", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tr.RoundTrip(req); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
