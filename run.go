@@ -366,13 +366,11 @@ func newClientLimiters(cfg config.Config, sids []string, getenv func(string) str
 		l := cfg.Limits
 		l.Account = config.Rule{}
 		l.Redis.KeyPrefix += "client:" + c.ID + ":"
-		var prevGW *gateway
+		var old limiter
 		if prev != nil {
-			if old, ok := prev.clients[c.ID]; ok {
-				prevGW = &gateway{limiter: old}
-			}
+			old = prev.clients[c.ID]
 		}
-		lim, err := newLimiter(l, accts, rules, getenv, log, prevGW)
+		lim, err := newLimiter(l, accts, rules, getenv, log, old)
 		if err != nil {
 			return nil, fmt.Errorf("clients: %s: %w", c.ID, err)
 		}
@@ -460,7 +458,11 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 	for name, r := range cfg.Limits.Buckets {
 		buckets[name] = ratelimit.Rule(r)
 	}
-	limiter, err := newLimiter(cfg.Limits, sids, buckets, getenv, log, prev)
+	var prevLimiter limiter
+	if prev != nil {
+		prevLimiter = prev.limiter
+	}
+	limiter, err := newLimiter(cfg.Limits, sids, buckets, getenv, log, prevLimiter)
 	if err != nil {
 		return nil, err
 	}
@@ -563,24 +565,24 @@ type limiter interface {
 }
 
 // newLimiter builds the in-memory limiter, or the Redis one shared by every
-// replica.
-func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rule, getenv func(string) string, log zerolog.Logger, prev *gateway) (limiter, error) {
+// replica. On a reload, prev is the limiter being replaced: an in-memory one
+// hands its state on (Redis keeps its own).
+func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rule, getenv func(string) string, log zerolog.Logger, prev limiter) (limiter, error) {
 	rc := ratelimit.Config{
 		MaxWait: l.MaxWait,
 		Buckets: buckets,
 		Account: ratelimit.Rule(l.Account),
 	}
 	if l.Backend != "redis" {
-		if prev != nil {
-			if old, ok := prev.limiter.(*ratelimit.Memory); ok {
-				m, err := old.Reconfigured(sids, rc)
-				if err != nil {
-					return nil, fmt.Errorf("limits: %w", err)
-				}
-				return m, nil
-			}
+		var (
+			m   *ratelimit.Memory
+			err error
+		)
+		if old, ok := prev.(*ratelimit.Memory); ok {
+			m, err = old.Reconfigured(sids, rc)
+		} else {
+			m, err = ratelimit.NewMemory(sids, rc)
 		}
-		m, err := ratelimit.NewMemory(sids, rc)
 		if err != nil {
 			return nil, fmt.Errorf("limits: %w", err)
 		}
