@@ -27,6 +27,7 @@ import (
 	"github.com/exogate/exogate/credentials"
 	"github.com/exogate/exogate/internal/callers"
 	"github.com/exogate/exogate/internal/config"
+	"github.com/exogate/exogate/internal/h1"
 	"github.com/exogate/exogate/internal/logx"
 	"github.com/exogate/exogate/internal/metrics"
 	"github.com/exogate/exogate/proxy"
@@ -308,7 +309,9 @@ type gateway struct {
 	store   *credentials.Store
 	limiter limiter
 	clients clientLimiters
-	log     zerolog.Logger
+	// transport carries the gateway's upstream connections.
+	transport roundTripper
+	log       zerolog.Logger
 }
 
 // clientLimiters holds each client with a share or a max_per_period to its
@@ -407,6 +410,7 @@ func (g *gateway) close(ctx context.Context) error {
 		}
 	}
 	errs = append(errs, g.store.Close(ctx))
+	g.transport.CloseIdleConnections()
 	return errors.Join(errs...)
 }
 
@@ -485,15 +489,12 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 		ident = cs
 	}
 
-	transport, err := newTransport(cfg.Upstream)
-	if err != nil {
-		return nil, err
-	}
 	if cfg.Upstream.AllowInsecureHTTP {
 		log.Warn().Msg("upstream.allow_insecure_http is on: plain-http upstreams are accepted; never use this in production")
 	}
 
 	accounts := make([]proxy.Account, 0, len(cfg.Accounts))
+	var upstreams []*url.URL
 	for _, a := range cfg.Accounts {
 		hosts := cfg.Upstream.Regions[a.Region]
 		api, err := url.Parse(hosts.API)
@@ -505,6 +506,11 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 			return nil, fmt.Errorf("upstream.regions.%s.ccm: %w", a.Region, err)
 		}
 		accounts = append(accounts, proxy.Account{SID: a.SID, API: api, CCM: ccm})
+		upstreams = append(upstreams, api, ccm)
+	}
+	transport, err := newTransport(cfg.Upstream, upstreams, log)
+	if err != nil {
+		return nil, err
 	}
 	b := cfg.Breaker
 	h, err := proxy.New(proxy.Config{
@@ -531,7 +537,7 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 	if err != nil {
 		return nil, err
 	}
-	return &gateway{Handler: h, cfg: cfg, store: store, limiter: limiter, clients: clientLims, log: log}, nil
+	return &gateway{Handler: h, cfg: cfg, store: store, limiter: limiter, clients: clientLims, transport: transport, log: log}, nil
 }
 
 func prevStore(g *gateway) *credentials.Store {
@@ -635,35 +641,89 @@ func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rul
 
 // newTransport is the upstream transport: HTTPS with the system roots plus
 // upstream.ca_file, bounded dial, handshake and response-header times, and a
-// keep-alive pool sized for a busy gateway. It never retries a request that
-// is not replayable, and the handler makes sure no POST is.
-func newTransport(u config.Upstream) (*http.Transport, error) {
-	roots, err := x509.SystemCertPool()
-	if err != nil || roots == nil {
-		roots = x509.NewCertPool()
-	}
+// keep-alive pool sized for a busy gateway. It never resends a request that
+// could act twice. upstream.client picks exogate's HTTP/1.1 client (h1) or
+// Go's http.Transport; h1 does not speak to proxies, so when HTTPS_PROXY or
+// HTTP_PROXY applies to one of the upstreams, http.Transport is used.
+//
+// Without upstream.ca_file the system roots are left for crypto/x509 to load
+// at the first TLS handshake (parsing them is most of a cold start); a
+// gateway with https upstreams loads them in the background once serving
+// (warmRoots).
+func newTransport(u config.Upstream, upstreams []*url.URL, log zerolog.Logger) (roundTripper, error) {
+	var roots *x509.CertPool
 	if u.CAFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
 		pem, err := os.ReadFile(u.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("upstream.ca_file: %w", err)
 		}
-		if !roots.AppendCertsFromPEM(pem) {
+		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("upstream.ca_file: %s holds no PEM certificate", u.CAFile)
 		}
+		roots = pool
 	}
+	tlsConf := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	dialer := &net.Dialer{Timeout: u.DialTimeout, KeepAlive: 30 * time.Second}
+	client := u.Client
+	if client == "http1" {
+		for _, up := range upstreams {
+			if p, err := http.ProxyFromEnvironment(&http.Request{URL: up}); err == nil && p != nil {
+				log.Info().Str("upstream", up.Host).Str("proxy", p.Redacted()).
+					Msg("an HTTP(S)_PROXY applies to an upstream: using net/http's transport, which speaks to proxies")
+				client = "net/http"
+				break
+			}
+		}
+	}
+	if client == "http1" {
+		return &h1.Transport{
+			DialContext:           dialer.DialContext,
+			TLSClientConfig:       tlsConf,
+			TLSHandshakeTimeout:   u.TLSHandshakeTimeout,
+			ResponseHeaderTimeout: u.Timeout,
+			IdleConnTimeout:       u.IdleConnTimeout,
+			MaxIdleConnsPerHost:   u.MaxIdleConnsPerHost,
+		}, nil
+	}
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dialer.DialContext,
-		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:       tlsConf,
 		TLSHandshakeTimeout:   u.TLSHandshakeTimeout,
 		ResponseHeaderTimeout: u.Timeout,
 		ExpectContinueTimeout: time.Second,
 		MaxIdleConns:          4 * u.MaxIdleConnsPerHost,
 		MaxIdleConnsPerHost:   u.MaxIdleConnsPerHost,
-		IdleConnTimeout:       90 * time.Second,
+		IdleConnTimeout:       u.IdleConnTimeout,
 		ForceAttemptHTTP2:     true,
 	}, nil
+}
+
+// roundTripper is an upstream transport whose idle connections can be
+// closed when its gateway is replaced or shut down.
+type roundTripper interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
+// warmRoots loads the system's CA roots in the background when an upstream
+// is https and no ca_file replaced the pool, so that the first request does
+// not wait for them.
+func warmRoots(cfg config.Config) {
+	if cfg.Upstream.CAFile != "" {
+		return
+	}
+	for _, a := range cfg.Accounts {
+		hosts := cfg.Upstream.Regions[a.Region]
+		if strings.HasPrefix(hosts.API, "https:") || strings.HasPrefix(hosts.CCM, "https:") {
+			go func() { _, _ = x509.SystemCertPool() }()
+			return
+		}
+	}
 }
 
 // serve runs the listeners until ctx ends or SIGINT/SIGTERM arrives, then
@@ -722,6 +782,7 @@ func (s *server) serve(ctx context.Context) error {
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	warmRoots(cfg)
 
 	s.metrics.Register(newStateCollector(s.live.Load))
 	if cfg.Admin.Listen != "" {

@@ -6,8 +6,10 @@
 # (open loop), memory and start-up, then CPU/alloc profiles of exogate: the
 # handler benchmark under pprof, and the running binary under perf when perf
 # is installed. Prints a Markdown report on stdout, progress on stderr.
-# Usage: bench/compare.sh [-duration 10s] [-rounds 3] [-rate 2000] [-peer-log=false] ...
+# Usage: bench/compare.sh [-before GIT-REF] [-duration 10s] [-rounds 3] [-rate 2000] [-peer-log=false] ...
 #        (flags of bench/compare; `go run ./bench/compare -h` lists them)
+#        -before GIT-REF (first) also builds exogate at that commit and measures
+#        it beside the working tree's build, as "exogate (before)".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -20,13 +22,21 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 go build -o "$work/exogate" .
+before_args=()
+if [[ ${1:-} == -before ]]; then
+	mkdir "$work/before"
+	git archive "$2" | tar -x -C "$work/before"
+	(cd "$work/before" && go build -o "$work/exogate-before" .)
+	before_args=(-before "$work/exogate-before")
+	shift 2
+fi
 go build -o "$work/compare" ./bench/compare
 perf_args=()
 if command -v perf >/dev/null && perf stat -e task-clock true >/dev/null 2>&1; then
 	perf_args=(-perf "$work/perf.data")
 fi
 
-"$work/compare" -exogate "$work/exogate" "${perf_args[@]}" "$@"
+"$work/compare" -exogate "$work/exogate" "${before_args[@]}" "${perf_args[@]}" "$@"
 
 set +o pipefail # the reports below are cut with head
 echo

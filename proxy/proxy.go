@@ -640,7 +640,7 @@ func (b *bufferPool) Get() []byte {
 	if v, ok := b.p.Get().(*[]byte); ok {
 		return *v
 	}
-	return make([]byte, 32<<10)
+	return make([]byte, 8<<10)
 }
 
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }

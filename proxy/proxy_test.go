@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
@@ -27,6 +28,7 @@ import (
 	"github.com/exogate/exogate/credentials"
 	"github.com/exogate/exogate/internal/exotel"
 	"github.com/exogate/exogate/internal/fakeexotel"
+	"github.com/exogate/exogate/internal/h1"
 )
 
 const (
@@ -73,14 +75,13 @@ func (l limited) RetryAfter() time.Duration { return l.d }
 // rig is a gateway in front of four fake Exotel hosts: api and ccm of
 // Singapore (account "acme") and Mumbai (account "acme1m").
 type rig struct {
-	t        *testing.T
-	fakes    map[string]*fakeexotel.Server // by name: singapore-api ...
-	servers  map[string]*httptest.Server
-	handler  *Handler
-	front    *httptest.Server
-	logs     *syncBuffer
-	limiter  *fakeLimiter
-	upstream *http.Transport
+	t       *testing.T
+	fakes   map[string]*fakeexotel.Server // by name: singapore-api ...
+	servers map[string]*httptest.Server
+	handler *Handler
+	front   *httptest.Server
+	logs    *syncBuffer
+	limiter *fakeLimiter
 }
 
 type syncBuffer struct {
@@ -113,11 +114,10 @@ func newRig(t *testing.T, mod func(*Config)) *rig {
 		r.fakes[name], r.servers[name] = f, s
 		pool = append(pool, s)
 	}
-	// Trust the fakes' certificate the way upstream.ca_file would.
-	tr := pool[0].Client().Transport.(*http.Transport).Clone()
-	tr.ForceAttemptHTTP2 = false
-	r.upstream = tr
-	t.Cleanup(tr.CloseIdleConnections)
+	// Trust the fakes' certificate the way upstream.ca_file would; exogate's
+	// own HTTP/1.1 client, as in production.
+	tr := &h1.Transport{TLSClientConfig: &tls.Config{RootCAs: rootsOf(pool[0])}}
+	t.Cleanup(tr.Close)
 
 	env := map[string]string{"A_KEY": testKey, "A_TOKEN": testToken, "M_KEY": mumKey, "M_TOKEN": mumToken}
 	store, err := credentials.NewStore([]credentials.Spec{
@@ -153,6 +153,24 @@ func newRig(t *testing.T, mod func(*Config)) *rig {
 	r.front = httptest.NewServer(h)
 	t.Cleanup(r.front.Close)
 	return r
+}
+
+// rootsOf returns the pool that trusts an httptest TLS server.
+func rootsOf(s *httptest.Server) *x509.CertPool {
+	return s.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+}
+
+// upstreamClients returns both upstream transports exogate can run with
+// (upstream.client), set up to trust s and changed by mod.
+func upstreamClients(t *testing.T, s *httptest.Server, mod func(*h1.Transport, *http.Transport)) map[string]http.RoundTripper {
+	fast := &h1.Transport{TLSClientConfig: &tls.Config{RootCAs: rootsOf(s)}}
+	std := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: rootsOf(s)}}
+	if mod != nil {
+		mod(fast, std)
+	}
+	t.Cleanup(fast.Close)
+	t.Cleanup(std.CloseIdleConnections)
+	return map[string]http.RoundTripper{"http1": fast, "net/http": std}
 }
 
 func (r *rig) total() int64 {
@@ -661,16 +679,22 @@ func TestUpstreamTimeout(t *testing.T) {
 	}))
 	defer slow.Close()
 	defer close(release)
-	r := newRig(t, func(c *Config) {
-		tr := slow.Client().Transport.(*http.Transport).Clone()
-		tr.ResponseHeaderTimeout = 50 * time.Millisecond
-		c.Transport = tr
-		u, _ := url.Parse(slow.URL)
-		c.Accounts[0].API = u
+	clients := upstreamClients(t, slow, func(fast *h1.Transport, std *http.Transport) {
+		fast.ResponseHeaderTimeout = 50 * time.Millisecond
+		std.ResponseHeaderTimeout = 50 * time.Millisecond
 	})
-	req, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls", nil)
-	resp, body := r.do(req)
-	assertShape(t, resp, body, exotel.ShapeXML, 504, KindUpstreamTimeout)
+	for name, tr := range clients {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, func(c *Config) {
+				c.Transport = tr
+				u, _ := url.Parse(slow.URL)
+				c.Accounts[0].API = u
+			})
+			req, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls", nil)
+			resp, body := r.do(req)
+			assertShape(t, resp, body, exotel.ShapeXML, 504, KindUpstreamTimeout)
+		})
+	}
 }
 
 // A POST must never be sent twice, even when the client marks it with an
@@ -695,13 +719,19 @@ func TestPostNeverReplayedOnBrokenConnection(t *testing.T) {
 	}))
 	srv.StartTLS()
 	defer srv.Close()
-	r := newRig(t, func(c *Config) {
-		tr := srv.Client().Transport.(*http.Transport).Clone()
-		tr.TLSClientConfig = &tls.Config{RootCAs: tr.TLSClientConfig.RootCAs}
-		c.Transport = tr
-		u, _ := url.Parse(srv.URL)
-		c.Accounts[0].API = u
-	})
+	for name, tr := range upstreamClients(t, srv, nil) {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, func(c *Config) {
+				c.Transport = tr
+				u, _ := url.Parse(srv.URL)
+				c.Accounts[0].API = u
+			})
+			postOnBrokenConnection(t, r, &mu, &posts, &seenKey)
+		})
+	}
+}
+
+func postOnBrokenConnection(t *testing.T, r *rig, mu *sync.Mutex, posts *int, seenKey *bool) {
 	for _, body := range []io.Reader{nil, strings.NewReader("From=1&To=2")} {
 		// Warm a keep-alive connection so the POST rides a reused one.
 		get, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls.json", nil)
@@ -709,7 +739,7 @@ func TestPostNeverReplayedOnBrokenConnection(t *testing.T) {
 			t.Fatalf("warm-up status %d", resp.StatusCode)
 		}
 		mu.Lock()
-		before := posts
+		before := *posts
 		mu.Unlock()
 		req, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Calls/connect.json", body)
 		req.Header.Set("Idempotency-Key", "abc")
@@ -717,10 +747,10 @@ func TestPostNeverReplayedOnBrokenConnection(t *testing.T) {
 		resp, b := r.do(req)
 		assertShape(t, resp, b, exotel.ShapeJSON, 502, KindUpstreamUnreachable)
 		mu.Lock()
-		if posts-before != 1 {
-			t.Errorf("upstream received the POST %d times, want exactly 1", posts-before)
+		if *posts-before != 1 {
+			t.Errorf("upstream received the POST %d times, want exactly 1", *posts-before)
 		}
-		if seenKey {
+		if *seenKey {
 			t.Error("idempotency header forwarded upstream")
 		}
 		mu.Unlock()
@@ -1082,11 +1112,19 @@ func TestUpstreamBodyBreaksOff(t *testing.T) {
 		conn.Close()
 	}))
 	defer broken.Close()
-	r := newRig(t, func(c *Config) {
-		c.Transport = broken.Client().Transport
-		u, _ := url.Parse(broken.URL)
-		c.Accounts[0].API = u
-	})
+	for name, tr := range upstreamClients(t, broken, nil) {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, func(c *Config) {
+				c.Transport = tr
+				u, _ := url.Parse(broken.URL)
+				c.Accounts[0].API = u
+			})
+			upstreamBodyBreaksOff(t, r)
+		})
+	}
+}
+
+func upstreamBodyBreaksOff(t *testing.T, r *rig) {
 	resp, err := r.front.Client().Get(r.front.URL + "/v1/Accounts/acme/Calls.json")
 	if err == nil {
 		_, err = io.ReadAll(resp.Body)

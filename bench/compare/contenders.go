@@ -161,7 +161,7 @@ func writeFile(dir, name, text string) (string, error) {
 // newExogate is the gateway as a sidecar would run it: env credentials,
 // in-memory limiter with limits far above the load, breaker on (default),
 // info JSON access log on stderr (to /dev/null), admin listener on.
-func newExogate(dir, bin, up, key, token string, extraEnv []string) (*contender, error) {
+func newExogate(dir, name, bin, up, key, token string, extraEnv []string) (*contender, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -190,13 +190,13 @@ limits:
     whatsapp: %s
     other: %s
 `, port, admin, up, up, rule, rule, rule, rule, rule)
-	file, err := writeFile(dir, "exogate.yaml", cfg)
+	file, err := writeFile(dir, strings.NewReplacer(" ", "-", "(", "", ")", "").Replace(name)+".yaml", cfg)
 	if err != nil {
 		return nil, err
 	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	return &contender{
-		name: "exogate", base: base, auth: staleAuth, config: cfg, proxy: true,
+		name: name, base: base, auth: staleAuth, config: cfg, proxy: true, reference: name != "exogate",
 		readyURL: base + "/readyz", stopSig: syscall.SIGINT,
 		newCmd: func() *exec.Cmd {
 			cmd := exec.Command(bin, "-config", file)

@@ -52,10 +52,22 @@ type options struct {
 	reuseport  bool
 	perfOut    string
 	reference  bool
+	before     string
 	exoEnv     string
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "upstream" {
+		// The stand-in Exotel alone, for experiments by hand: prints its
+		// address, serves until interrupted.
+		up, err := startUpstream("Basic " + base64.StdEncoding.EncodeToString([]byte(key+":"+token)))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "compare upstream:", err)
+			os.Exit(1)
+		}
+		fmt.Println(up.addr())
+		select {}
+	}
 	if len(os.Args) > 1 && os.Args[1] == "goproxy" {
 		if err := goproxyMain(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "compare goproxy:", err)
@@ -65,6 +77,7 @@ func main() {
 	}
 	var o options
 	flag.StringVar(&o.exogate, "exogate", "", "path to the exogate binary")
+	flag.StringVar(&o.before, "before", "", "path to an earlier exogate binary, measured beside the current one as \"exogate (before)\"")
 	flag.IntVar(&o.threads, "threads", 2, "wrk threads")
 	flag.IntVar(&o.conns, "conns", 64, "wrk connections")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "each saturated wrk run (whole seconds)")
@@ -143,7 +156,7 @@ func run(o options) (bool, error) {
 	if o.exoEnv != "" {
 		extraEnv = strings.Split(o.exoEnv, ",")
 	}
-	exo, err := newExogate(dir, o.exogate, up.addr(), key, token, extraEnv)
+	exo, err := newExogate(dir, "exogate", o.exogate, up.addr(), key, token, extraEnv)
 	if err != nil {
 		return false, err
 	}
@@ -157,6 +170,14 @@ func run(o options) (bool, error) {
 	}
 	direct := &contender{name: "direct", base: "http://" + up.addr(), auth: wantAuth}
 	proxies := []*contender{exo, ngx, hap}
+	if o.before != "" {
+		before, err := newExogate(dir, "exogate (before)", o.before, up.addr(), key, token, extraEnv)
+		if err != nil {
+			return false, err
+		}
+		before.config = "exogate's configuration above, run by the binary given with -before (" + o.before + ")"
+		proxies = append(proxies, before)
+	}
 	if o.reference {
 		ref, err := newGoProxy(up.addr(), wantAuth)
 		if err != nil {

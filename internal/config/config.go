@@ -156,6 +156,8 @@ type Upstream struct {
 	DialTimeout         time.Duration          `yaml:"dial_timeout"`
 	TLSHandshakeTimeout time.Duration          `yaml:"tls_handshake_timeout"`
 	MaxIdleConnsPerHost int                    `yaml:"max_idle_conns_per_host"`
+	IdleConnTimeout     time.Duration          `yaml:"idle_conn_timeout"`
+	Client              string                 `yaml:"client"`
 	AllowInsecureHTTP   bool                   `yaml:"allow_insecure_http"`
 	Regions             map[string]RegionHosts `yaml:"regions"`
 }
@@ -262,6 +264,8 @@ func Default() Config {
 			DialTimeout:         5 * time.Second,
 			TLSHandshakeTimeout: 10 * time.Second,
 			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+			Client:              "http1",
 			Regions:             DefaultRegions(),
 		},
 		Limits: Limits{
@@ -535,6 +539,10 @@ func (c *Config) Validate() error {
 	positive("upstream.tls_handshake_timeout", u.TLSHandshakeTimeout)
 	if u.MaxIdleConnsPerHost < 0 {
 		bad("upstream.max_idle_conns_per_host", "must not be negative")
+	}
+	positive("upstream.idle_conn_timeout", u.IdleConnTimeout)
+	if u.Client != "http1" && u.Client != "net/http" {
+		bad("upstream.client", "must be http1 or net/http, got %q", u.Client)
 	}
 	if u.CAFile != "" {
 		if _, err := os.Stat(u.CAFile); err != nil {

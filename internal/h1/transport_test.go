@@ -1,0 +1,604 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// rawServer is an HTTP/1.1 server on loopback whose every connection is
+// handled by a script, to produce exactly the upstream behaviour a test needs.
+type rawServer struct {
+	ln       net.Listener
+	accepted atomic.Int32
+	requests atomic.Int32
+	wg       sync.WaitGroup
+}
+
+// newRawServer serves each connection with script, which reads requests
+// with next (nil at the end of the connection) and writes raw answers.
+func newRawServer(t *testing.T, script func(s *rawServer, c net.Conn, next func() *http.Request)) *rawServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rawServer{ln: ln}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.accepted.Add(1)
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer c.Close()
+				br := bufio.NewReader(c)
+				script(s, c, func() *http.Request {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return nil
+					}
+					body, _ := io.ReadAll(req.Body)
+					req.Body = io.NopCloser(strings.NewReader(string(body)))
+					s.requests.Add(1)
+					return req
+				})
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); s.wg.Wait() })
+	return s
+}
+
+func (s *rawServer) url(path string) string { return "http://" + s.ln.Addr().String() + path }
+
+const okAnswer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}"
+
+// keepAlive answers every request on the connection with okAnswer.
+func keepAlive(_ *rawServer, c net.Conn, next func() *http.Request) {
+	for next() != nil {
+		if _, err := io.WriteString(c, okAnswer); err != nil {
+			return
+		}
+	}
+}
+
+func do(t *testing.T, tr *Transport, method, url string, body io.Reader) (*http.Response, string, error) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b), err
+}
+
+// waitFor polls cond until it holds or a generous deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestKeepAliveReusesOneConnection(t *testing.T) {
+	s := newRawServer(t, keepAlive)
+	tr := &Transport{}
+	defer tr.Close()
+	for i := 0; i < 5; i++ {
+		resp, body, err := do(t, tr, "GET", s.url("/v1/Accounts/a/Calls.json"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 || body != `{"ok":true}` {
+			t.Fatalf("got %d %q", resp.StatusCode, body)
+		}
+	}
+	if n := s.accepted.Load(); n != 1 {
+		t.Errorf("%d connections for 5 sequential requests, want 1", n)
+	}
+	if n := tr.IdleConns(); n != 1 {
+		t.Errorf("%d idle connections, want 1", n)
+	}
+}
+
+func TestRequestIsWrittenAsGiven(t *testing.T) {
+	got := make(chan *http.Request, 1)
+	s := newRawServer(t, func(_ *rawServer, c net.Conn, next func() *http.Request) {
+		for r := next(); r != nil; r = next() {
+			got <- r
+			io.WriteString(c, okAnswer)
+		}
+	})
+	tr := &Transport{}
+	defer tr.Close()
+	req, _ := http.NewRequest("POST", s.url("/v1/Accounts/a/Calls/connect.json?x=1"), strings.NewReader("From=1&To=2"))
+	req.URL.Opaque = "/v1/Accounts/a//Calls/connect.json" // the exact bytes exogate forwards
+	req.Host = "api.exotel.com"
+	req.Header.Set("Authorization", "Basic a2V5OnRva2Vu")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	r := <-got
+	body, _ := io.ReadAll(r.Body)
+	switch {
+	case r.RequestURI != "/v1/Accounts/a//Calls/connect.json?x=1":
+		t.Errorf("request target %q", r.RequestURI)
+	case r.Host != "api.exotel.com":
+		t.Errorf("Host %q", r.Host)
+	case r.Header.Get("Authorization") != "Basic a2V5OnRva2Vu":
+		t.Errorf("Authorization %q", r.Header.Get("Authorization"))
+	case string(body) != "From=1&To=2" || r.ContentLength != 11:
+		t.Errorf("body %q length %d", body, r.ContentLength)
+	case r.Header.Get("Accept-Encoding") != "":
+		t.Errorf("the transport added Accept-Encoding %q", r.Header.Get("Accept-Encoding"))
+	}
+}
+
+func TestTLSIsHTTP11WithServerName(t *testing.T) {
+	var proto atomic.Value
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proto.Store(r.Proto)
+		io.WriteString(w, "ok")
+	}))
+	srv.EnableHTTP2 = true
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the untrusting client's handshake below fails
+	srv.StartTLS()
+	defer srv.Close()
+	roots := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	tr := &Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, TLSHandshakeTimeout: 5 * time.Second}
+	defer tr.Close()
+	for i := 0; i < 2; i++ {
+		resp, body, err := do(t, tr, "GET", srv.URL+"/x", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 || body != "ok" || proto.Load() != "HTTP/1.1" {
+			t.Fatalf("status %d body %q proto %v", resp.StatusCode, body, proto.Load())
+		}
+	}
+	if tr.IdleConns() != 1 {
+		t.Errorf("%d idle TLS connections, want 1", tr.IdleConns())
+	}
+	// The certificate is checked: without the test CA the handshake fails.
+	strict := &Transport{TLSClientConfig: &tls.Config{}}
+	defer strict.Close()
+	if _, _, err := do(t, strict, "GET", srv.URL+"/x", nil); err == nil {
+		t.Error("an untrusted certificate was accepted")
+	}
+}
+
+// A server that closes its keep-alive connection while it is idle: the next
+// request, a POST included, goes out on a new connection and is delivered
+// exactly once.
+func TestIdleConnectionClosedByServer(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the idle-close check peeks at the socket on Linux only")
+	}
+	s := newRawServer(t, func(_ *rawServer, c net.Conn, next func() *http.Request) {
+		if next() != nil {
+			io.WriteString(c, okAnswer) // keep-alive, then close
+		}
+	})
+	tr := &Transport{}
+	defer tr.Close()
+	if _, _, err := do(t, tr, "GET", s.url("/a"), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the server to close", func() bool { return s.accepted.Load() == 1 && s.requests.Load() == 1 })
+	// The FIN may take a moment to reach this side.
+	waitFor(t, "the close to be seen", func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		for _, l := range tr.idle {
+			for _, pc := range l {
+				if !pc.alive() {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	resp, body, err := do(t, tr, "POST", s.url("/a"), strings.NewReader("x=1"))
+	if err != nil {
+		t.Fatalf("POST after an idle close: %v", err)
+	}
+	if resp.StatusCode != 200 || body != `{"ok":true}` {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+	if s.requests.Load() != 2 || s.accepted.Load() != 2 {
+		t.Errorf("server saw %d requests on %d connections, want 2 on 2", s.requests.Load(), s.accepted.Load())
+	}
+}
+
+// A reused connection that dies after taking the request, before answering:
+// a GET is sent once more on a new connection; a POST is not (it may have
+// been acted on) and fails.
+func TestStaleConnectionResendsOnlySafeRequests(t *testing.T) {
+	s := newRawServer(t, func(_ *rawServer, c net.Conn, next func() *http.Request) {
+		if next() == nil {
+			return
+		}
+		io.WriteString(c, okAnswer)
+		next() // the second request on this connection: taken, never answered
+	})
+	tr := &Transport{}
+	defer tr.Close()
+	warm := func() {
+		t.Helper()
+		if _, _, err := do(t, tr, "GET", s.url("/warm"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	warm()
+	before := s.requests.Load()
+	resp, body, err := do(t, tr, "GET", s.url("/get"), nil)
+	if err != nil || resp.StatusCode != 200 || body != `{"ok":true}` {
+		t.Fatalf("GET on a stale connection: %v", err)
+	}
+	if n := s.requests.Load() - before; n != 2 {
+		t.Errorf("GET reached the server %d times, want 2 (the lost one and the resend)", n)
+	}
+
+	tr.CloseIdleConnections()
+	warm()
+	before = s.requests.Load()
+	_, _, err = do(t, tr, "POST", s.url("/post"), strings.NewReader("From=1"))
+	if err == nil {
+		t.Fatal("POST on a connection that died before answering succeeded")
+	}
+	waitFor(t, "the server to count the POST", func() bool { return s.requests.Load()-before >= 1 })
+	if n := s.requests.Load() - before; n != 1 {
+		t.Errorf("POST reached the server %d times, want exactly 1", n)
+	}
+}
+
+func TestResponseHeaderTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	s := newRawServer(t, func(_ *rawServer, c net.Conn, next func() *http.Request) {
+		if next() != nil {
+			<-release
+		}
+	})
+	tr := &Transport{ResponseHeaderTimeout: 30 * time.Millisecond}
+	defer tr.Close()
+	_, _, err := do(t, tr, "GET", s.url("/slow"), nil)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("got %v, want a timeout", err)
+	}
+	if tr.IdleConns() != 0 {
+		t.Error("a timed-out connection went back to the pool")
+	}
+}
+
+func TestCallerCancelUnblocks(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	s := newRawServer(t, func(_ *rawServer, c net.Conn, next func() *http.Request) {
+		if next() != nil {
+			<-release
+		}
+	})
+	tr := &Transport{}
+	defer tr.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.url("/slow"), nil)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := tr.RoundTrip(req)
+		errc <- err
+	}()
+	waitFor(t, "the request to arrive", func() bool { return s.requests.Load() == 1 })
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("got %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("RoundTrip did not return after its context was cancelled")
+	}
+	if s.requests.Load() != 1 {
+		t.Errorf("a cancelled GET was resent: %d requests", s.requests.Load())
+	}
+}
+
+// An answer whose body is not read to the end leaves its connection closed,
+// not in the pool where the rest of the body would be read as the next
+// answer.
+func TestUnfinishedBodyClosesConnection(t *testing.T) {
+	s := newRawServer(t, func(_ *rawServer, c net.Conn, next func() *http.Request) {
+		for next() != nil {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n0123456789abcdefghij")
+		}
+	})
+	tr := &Transport{}
+	defer tr.Close()
+	req, _ := http.NewRequest("GET", s.url("/a"), nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if tr.IdleConns() != 0 {
+		t.Fatal("a connection with unread body went back to the pool")
+	}
+	_, body, err := do(t, tr, "GET", s.url("/b"), nil)
+	if err != nil || body != "0123456789abcdefghij" {
+		t.Fatalf("next request: %q %v", body, err)
+	}
+	if s.accepted.Load() != 2 {
+		t.Errorf("%d connections, want 2", s.accepted.Load())
+	}
+}
+
+func TestBodyFramings(t *testing.T) {
+	answers := map[string]struct {
+		raw   string
+		body  string
+		reuse bool
+	}{
+		"chunked":          {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "hello world", true},
+		"content-length":   {"HTTP/1.1 201 Created\r\nContent-Length: 5\r\n\r\nhello", "hello", true},
+		"empty 204":        {"HTTP/1.1 204 No Content\r\n\r\n", "", true},
+		"connection close": {"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", "ok", false},
+		"until close":      {"HTTP/1.1 200 OK\r\n\r\nread until the end", "read until the end", false},
+		"HTTP/1.0":         {"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n1.0", "1.0", false},
+	}
+	for name, a := range answers {
+		t.Run(name, func(t *testing.T) {
+			s := newRawServer(t, func(_ *rawServer, c net.Conn, next func() *http.Request) {
+				for next() != nil {
+					io.WriteString(c, a.raw)
+					if !a.reuse {
+						return
+					}
+				}
+			})
+			tr := &Transport{}
+			defer tr.Close()
+			for i := 0; i < 2; i++ {
+				_, body, err := do(t, tr, "GET", s.url("/"), nil)
+				if err != nil || body != a.body {
+					t.Fatalf("request %d: body %q, error %v", i, body, err)
+				}
+			}
+			want := int32(2)
+			if a.reuse {
+				want = 1
+			}
+			if n := s.accepted.Load(); n != want {
+				t.Errorf("%d connections, want %d", n, want)
+			}
+		})
+	}
+}
+
+func TestHeadKeepsConnection(t *testing.T) {
+	s := newRawServer(t, func(_ *rawServer, c net.Conn, next func() *http.Request) {
+		for r := next(); r != nil; r = next() {
+			if r.Method == "HEAD" {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n")
+				continue
+			}
+			io.WriteString(c, okAnswer)
+		}
+	})
+	tr := &Transport{}
+	defer tr.Close()
+	resp, body, err := do(t, tr, "HEAD", s.url("/"), nil)
+	if err != nil || body != "" || resp.ContentLength != 11 {
+		t.Fatalf("HEAD: %v %q %d", err, body, resp.ContentLength)
+	}
+	if _, body, err = do(t, tr, "GET", s.url("/"), nil); err != nil || body != `{"ok":true}` {
+		t.Fatalf("GET after HEAD: %q %v", body, err)
+	}
+	if s.accepted.Load() != 1 {
+		t.Errorf("%d connections, want 1", s.accepted.Load())
+	}
+}
+
+func TestInformationalAnswers(t *testing.T) {
+	s := newRawServer(t, func(_ *rawServer, c net.Conn, next func() *http.Request) {
+		for r := next(); r != nil; r = next() {
+			if r.URL.Path == "/upgrade" {
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+				return
+			}
+			if r.URL.Path == "/many" {
+				for i := 0; i < 10; i++ {
+					io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
+				}
+			}
+			io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"+okAnswer)
+		}
+	})
+	tr := &Transport{}
+	defer tr.Close()
+	var seen []string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		seen = append(seen, fmt.Sprint(code, h.Get("Link")))
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", s.url("/"), nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != `{"ok":true}` {
+		t.Fatalf("final answer %d %q", resp.StatusCode, body)
+	}
+	if strings.Join(seen, ",") != "100,103</a.css>" {
+		t.Errorf("1xx seen %q", seen)
+	}
+	if _, _, err := do(t, tr, "GET", s.url("/many"), nil); err == nil {
+		t.Error("an endless run of 1xx answers was accepted")
+	}
+	if _, _, err := do(t, tr, "GET", s.url("/upgrade"), nil); !errors.Is(err, errUpgrade) {
+		t.Errorf("101: got %v, want errUpgrade", err)
+	}
+}
+
+// An error reading the caller's body is returned as it is (exogate maps its
+// own "body too large"), and the half-sent request's connection is closed.
+func TestRequestBodyError(t *testing.T) {
+	s := newRawServer(t, keepAlive)
+	tr := &Transport{}
+	defer tr.Close()
+	tooLarge := errors.New("body too large")
+	body := io.MultiReader(strings.NewReader("From=1&"), errReader{tooLarge})
+	req, _ := http.NewRequest("POST", s.url("/a"), body)
+	req.ContentLength = 100
+	_, err := tr.RoundTrip(req)
+	if !errors.Is(err, tooLarge) {
+		t.Fatalf("got %v, want the body's own error", err)
+	}
+	if tr.IdleConns() != 0 {
+		t.Error("the connection of a half-sent request went back to the pool")
+	}
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// The server answers early (here 413) and closes without reading a body
+// too large for the socket buffers: its answer is returned, not the write
+// error.
+func TestEarlyAnswerWins(t *testing.T) {
+	s := newRawServer(t, func(_ *rawServer, c net.Conn, next func() *http.Request) {
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbig!")
+		// Return without reading the body: the deferred Close resets.
+	})
+	tr := &Transport{}
+	defer tr.Close()
+	big := strings.Repeat("x", 64<<20)
+	resp, body, err := do(t, tr, "POST", s.url("/a"), strings.NewReader(big))
+	if err != nil {
+		t.Fatalf("got %v, want the server's 413", err)
+	}
+	if resp.StatusCode != 413 || body != "big!" {
+		t.Errorf("got %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestIdleTimeoutAndClose(t *testing.T) {
+	s := newRawServer(t, keepAlive)
+	tr := &Transport{IdleConnTimeout: 20 * time.Millisecond}
+	if _, _, err := do(t, tr, "GET", s.url("/a"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if tr.IdleConns() != 1 {
+		t.Fatalf("%d idle, want 1", tr.IdleConns())
+	}
+	waitFor(t, "the idle connection to be swept", func() bool { return tr.IdleConns() == 0 })
+
+	if _, _, err := do(t, tr, "GET", s.url("/b"), nil); err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	if tr.IdleConns() != 0 {
+		t.Error("Close left idle connections")
+	}
+	if _, _, err := do(t, tr, "GET", s.url("/c"), nil); !errors.Is(err, errClosed) {
+		t.Errorf("after Close: got %v, want errClosed", err)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	for _, maxIdle := range []int{8, 3} {
+		t.Run(fmt.Sprint("max idle ", maxIdle), func(t *testing.T) {
+			s := newRawServer(t, keepAlive)
+			tr := &Transport{MaxIdleConnsPerHost: maxIdle}
+			defer tr.Close()
+			var wg sync.WaitGroup
+			var failed atomic.Int32
+			for g := 0; g < 8; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 50; i++ {
+						_, body, err := do(t, tr, "GET", s.url("/c"), nil)
+						if err != nil || body != `{"ok":true}` {
+							failed.Add(1)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if failed.Load() != 0 {
+				t.Fatalf("%d of 400 concurrent requests failed", failed.Load())
+			}
+			if s.requests.Load() != 400 {
+				t.Errorf("server saw %d requests, want 400", s.requests.Load())
+			}
+			if n := tr.IdleConns(); n > maxIdle {
+				t.Errorf("%d idle connections kept, MaxIdleConnsPerHost is %d", n, maxIdle)
+			}
+			// With room for all 8 callers' connections, none is ever closed
+			// and redialled.
+			if maxIdle >= 8 && s.accepted.Load() > 8 {
+				t.Errorf("%d connections for 8 concurrent callers", s.accepted.Load())
+			}
+		})
+	}
+}
+
+func TestRefusesWhatItCannotCarry(t *testing.T) {
+	tr := &Transport{}
+	defer tr.Close()
+	for _, u := range []string{"ftp://example.com/", "/relative"} {
+		req, _ := http.NewRequest("GET", u, nil)
+		if _, err := tr.RoundTrip(req); err == nil {
+			t.Errorf("%s: no error", u)
+		}
+	}
+	req, _ := http.NewRequest("CONNECT", "http://127.0.0.1:1/", nil)
+	if _, err := tr.RoundTrip(req); err == nil {
+		t.Error("CONNECT: no error")
+	}
+}
