@@ -21,12 +21,14 @@ if ((${#missing[@]})); then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-go build -o "$work/exogate" .
+# Built as the Dockerfile builds the release binary (static, no symbol table).
+build() { CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$1" .; }
+build "$work/exogate"
 before_args=()
 if [[ ${1:-} == -before ]]; then
 	mkdir "$work/before"
 	git archive "$2" | tar -x -C "$work/before"
-	(cd "$work/before" && go build -o "$work/exogate-before" .)
+	(cd "$work/before" && build "$work/exogate-before")
 	before_args=(-before "$work/exogate-before")
 	shift 2
 fi

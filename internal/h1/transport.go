@@ -227,7 +227,6 @@ func (t *Transport) dial(ctx context.Context, k key) (*conn, error) {
 	pc.nc = nc
 	pc.br = bufio.NewReaderSize(&pc.counter, 4<<10)
 	pc.counter.r = nc
-	pc.bw = bufio.NewWriterSize(nc, 4<<10)
 	return pc, nil
 }
 
@@ -322,12 +321,13 @@ type conn struct {
 	nc       net.Conn
 	raw      syscall.RawConn // the TCP socket, for the liveness check
 	br       *bufio.Reader
-	bw       *bufio.Writer
 	counter  countingReader
 	idleAt   time.Time
 	reused   bool // it served an exchange before this one
 	gotBytes bool // some of this exchange's answer arrived
 }
+
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 
 // countingReader counts what the connection delivered, to tell a
 // connection that died before answering from one that died mid-answer.
@@ -380,10 +380,16 @@ func (pc *conn) exchange(req *http.Request) (*http.Response, error) {
 		r2.Body = br
 		wreq = &r2
 	}
-	werr := wreq.Write(pc.bw)
+	// Writers are shared through a pool: a request is written in one go, so
+	// an idle or waiting connection holds no write buffer.
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(pc.nc)
+	werr := wreq.Write(bw)
 	if werr == nil {
-		werr = pc.bw.Flush()
+		werr = bw.Flush()
 	}
+	bw.Reset(nil)
+	writers.Put(bw)
 	if werr != nil {
 		if br != nil && br.err != nil {
 			return nil, br.err
