@@ -74,6 +74,8 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"half open", "breaker: {half_open_requests: 0}\n" + account, "breaker.half_open_requests"},
 		{"timeout", "upstream: {timeout: 0s}\n" + account, "upstream.timeout"},
 		{"ca file", "upstream: {ca_file: /nonexistent/ca.pem}\n" + account, "upstream.ca_file"},
+		{"client", "upstream: {client: http2}\n" + account, "upstream.client"},
+		{"idle timeout", "upstream: {idle_conn_timeout: 0s}\n" + account, "upstream.idle_conn_timeout"},
 		{"region path", "upstream: {regions: {singapore: {api: 'https://x/y'}}}\n" + account, "upstream.regions.singapore.api"},
 		{"region userinfo", "upstream: {regions: {singapore: {api: 'https://u:p@x'}}}\n" + account, "upstream.regions.singapore.api"},
 		{"new region incomplete", "upstream: {regions: {frankfurt: {api: 'https://x'}}}\n" + account, "upstream.regions.frankfurt.ccm"},
