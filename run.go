@@ -668,18 +668,7 @@ func newTransport(u config.Upstream, upstreams []*url.URL, log zerolog.Logger) (
 	}
 	tlsConf := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	dialer := &net.Dialer{Timeout: u.DialTimeout, KeepAlive: 30 * time.Second}
-	client := u.Client
-	if client == "http1" {
-		for _, up := range upstreams {
-			if p, err := http.ProxyFromEnvironment(&http.Request{URL: up}); err == nil && p != nil {
-				log.Info().Str("upstream", up.Host).Str("proxy", p.Redacted()).
-					Msg("an HTTP(S)_PROXY applies to an upstream: using net/http's transport, which speaks to proxies")
-				client = "net/http"
-				break
-			}
-		}
-	}
-	if client == "http1" {
+	if upstreamClient(u.Client, upstreams, http.ProxyFromEnvironment, log) == "http1" {
 		return &h1.Transport{
 			DialContext:           dialer.DialContext,
 			TLSClientConfig:       tlsConf,
@@ -701,6 +690,23 @@ func newTransport(u config.Upstream, upstreams []*url.URL, log zerolog.Logger) (
 		IdleConnTimeout:       u.IdleConnTimeout,
 		ForceAttemptHTTP2:     true,
 	}, nil
+}
+
+// upstreamClient is the client to use: the configured one, except that h1
+// does not speak to proxies, so when proxy names one for an upstream,
+// net/http's transport is used.
+func upstreamClient(client string, upstreams []*url.URL, proxy func(*http.Request) (*url.URL, error), log zerolog.Logger) string {
+	if client != "http1" {
+		return client
+	}
+	for _, up := range upstreams {
+		if p, err := proxy(&http.Request{URL: up}); err == nil && p != nil {
+			log.Info().Str("upstream", up.Host).Str("proxy", p.Redacted()).
+				Msg("an HTTP(S)_PROXY applies to an upstream: using net/http's transport, which speaks to proxies")
+			return "net/http"
+		}
+	}
+	return client
 }
 
 // roundTripper is an upstream transport whose idle connections can be
