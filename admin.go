@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/exogate/exogate/internal/exotel"
 	"github.com/exogate/exogate/internal/metrics"
 	"github.com/exogate/exogate/ratelimit"
@@ -143,51 +141,49 @@ func (g *gateway) backend() string {
 type stateCollector struct {
 	live func() *gateway
 
-	pause, backend, credInfo, credAge, refreshErrors, vaultTTL *prometheus.Desc
+	pause, backend, credInfo, credAge, refreshErrors, vaultTTL *metrics.Desc
 }
 
 func newStateCollector(live func() *gateway) *stateCollector {
-	d := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc("exogate_"+name, help, labels, nil)
+	d := func(typ metrics.Type, name, help string, labels ...string) *metrics.Desc {
+		return metrics.NewDesc(typ, "exogate_"+name, help, labels...)
 	}
 	return &stateCollector{
 		live:          live,
-		pause:         d("limiter_pause_seconds", "Seconds left of a pause after Exotel's own 429, per account and bucket.", "account", "bucket"),
-		backend:       d("limiter_backend", "The limiter backend in use (1): memory, redis, or local (Redis unreachable).", "backend"),
-		credInfo:      d("credentials_info", "The live credential's source and version per account (1); never a value.", "account", "source", "version"),
-		credAge:       d("credentials_age_seconds", "Seconds since the live credential was loaded.", "account"),
-		refreshErrors: d("credentials_refresh_errors_total", "Failed reads of the account's credential source.", "account"),
-		vaultTTL:      d("vault_token_ttl_seconds", "Seconds left on exogate's Vault token (absent without Vault)."),
+		pause:         d(metrics.Gauge, "limiter_pause_seconds", "Seconds left of a pause after Exotel's own 429, per account and bucket.", "account", "bucket"),
+		backend:       d(metrics.Gauge, "limiter_backend", "The limiter backend in use (1): memory, redis, or local (Redis unreachable).", "backend"),
+		credInfo:      d(metrics.Gauge, "credentials_info", "The live credential's source and version per account (1); never a value.", "account", "source", "version"),
+		credAge:       d(metrics.Gauge, "credentials_age_seconds", "Seconds since the live credential was loaded.", "account"),
+		refreshErrors: d(metrics.Counter, "credentials_refresh_errors_total", "Failed reads of the account's credential source.", "account"),
+		vaultTTL:      d(metrics.Gauge, "vault_token_ttl_seconds", "Seconds left on exogate's Vault token (absent without Vault)."),
 	}
 }
 
-func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.pause, c.backend, c.credInfo, c.credAge, c.refreshErrors, c.vaultTTL} {
-		ch <- d
-	}
+func (c *stateCollector) Describe() []*metrics.Desc {
+	return []*metrics.Desc{c.pause, c.backend, c.credInfo, c.credAge, c.refreshErrors, c.vaultTTL}
 }
 
-func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *stateCollector) Collect(w *metrics.Writer) {
 	g := c.live()
 	for _, b := range []string{"memory", "redis", "local"} {
 		v := 0.0
 		if g.backend() == b {
 			v = 1
 		}
-		ch <- prometheus.MustNewConstMetric(c.backend, prometheus.GaugeValue, v, b)
+		w.Write(c.backend, v, b)
 	}
 	for _, a := range g.cfg.Accounts {
 		sid := strings.ToLower(a.SID)
 		for name := range g.cfg.Limits.Buckets {
-			ch <- prometheus.MustNewConstMetric(c.pause, prometheus.GaugeValue, g.limiter.PauseLeft(sid, name).Seconds(), sid, name)
+			w.Write(c.pause, g.limiter.PauseLeft(sid, name).Seconds(), sid, name)
 		}
 		if cr := g.store.Current(sid); cr != nil {
-			ch <- prometheus.MustNewConstMetric(c.credInfo, prometheus.GaugeValue, 1, sid, cr.Source(), cr.Version())
-			ch <- prometheus.MustNewConstMetric(c.credAge, prometheus.GaugeValue, time.Since(cr.LoadedAt()).Seconds(), sid)
+			w.Write(c.credInfo, 1, sid, cr.Source(), cr.Version())
+			w.Write(c.credAge, time.Since(cr.LoadedAt()).Seconds(), sid)
 		}
-		ch <- prometheus.MustNewConstMetric(c.refreshErrors, prometheus.CounterValue, float64(g.store.RefreshErrors(sid)), sid)
+		w.Write(c.refreshErrors, float64(g.store.RefreshErrors(sid)), sid)
 	}
 	if exp := g.store.VaultTokenExpiresAt(); !exp.IsZero() {
-		ch <- prometheus.MustNewConstMetric(c.vaultTTL, prometheus.GaugeValue, time.Until(exp).Seconds())
+		w.Write(c.vaultTTL, time.Until(exp).Seconds())
 	}
 }

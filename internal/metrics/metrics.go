@@ -1,8 +1,14 @@
 // Package metrics holds exogate's Prometheus metrics. Every label takes a
 // bounded set of values: account is a configured SID or "unknown", bucket and
 // family come from Exotel's domain, code is an HTTP status, source is
-// "gateway" or "upstream". Metrics live in their own registry (never the
-// process-wide default) and are served on the admin listener.
+// "gateway" or "upstream". Metrics live in their own set (there is no
+// process-wide registry) and are served on the admin listener.
+//
+// The package writes the Prometheus text exposition format 0.0.4 itself,
+// with the Go runtime's go_* and, on Linux, the process_* families named as
+// client_golang's collectors name them. It does not use client_golang: that
+// library and its dependencies (protobuf, procfs) would add over 2 MB, a
+// fifth, to the binary. Recording into an existing series allocates nothing.
 package metrics
 
 import (
@@ -10,14 +16,11 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-const ns = "exogate"
+const ns = "exogate_"
 
 // UnknownAccount is the account label of requests for SIDs not configured.
 const UnknownAccount = "unknown"
@@ -25,90 +28,123 @@ const UnknownAccount = "unknown"
 // Metrics is the gateway's metric set. A nil *Metrics records nothing, so
 // callers need no checks. Safe for concurrent use.
 type Metrics struct {
-	reg *prometheus.Registry
+	requests         *counterVec
+	requestDuration  *histogramVec
+	upstreamDuration *histogramVec
+	limiterWait      *histogramVec
+	limiterAdmitted  *counterVec
+	limiterRejected  *counterVec
+	exotelResponses  *counterVec
+	breakerState     *gaugeVec
+	breakerChanges   *counterVec
+	injected         *counterVec
+	injectFailed     *counterVec
+	authRemoved      *counterVec
+	reloads          *counterVec
 
-	requests         *prometheus.CounterVec
-	requestDuration  *prometheus.HistogramVec
-	upstreamDuration *prometheus.HistogramVec
-	limiterWait      *prometheus.HistogramVec
-	limiterAdmitted  *prometheus.CounterVec
-	limiterRejected  *prometheus.CounterVec
-	exotelResponses  *prometheus.CounterVec
-	breakerState     *prometheus.GaugeVec
-	breakerChanges   *prometheus.CounterVec
-	injected         *prometheus.CounterVec
-	injectFailed     *prometheus.CounterVec
-	authRemoved      *prometheus.CounterVec
-	reloads          *prometheus.CounterVec
+	mu         sync.Mutex
+	collectors []Collector     // everything a scrape writes, in registration order
+	names      map[string]bool // family names registered
 
-	codes sync.Map // int -> string, so a status code's label is built once
+	codes [600]atomic.Pointer[string] // status code -> its label, built once
 }
 
 // New makes the metric set, with build info and the Go runtime and process
 // collectors.
 func New(version string) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{names: map[string]bool{}}
 	durations := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
-	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "requests_total",
-		Help: "Requests answered, by account, bucket, method, status code, who made the answer (gateway or upstream) and calling client."},
-		[]string{"account", "bucket", "method", "code", "source", "client"})
-	m.requestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "request_duration_seconds",
-		Help: "Time from request to the end of the answer, limiter wait included.", Buckets: durations},
-		[]string{"account", "bucket"})
-	m.upstreamDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "upstream_duration_seconds",
-		Help: "Time Exotel took to answer (to its response headers).", Buckets: durations},
-		[]string{"account", "host"})
-	m.limiterWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "limiter_wait_seconds",
-		Help: "Time admitted requests waited in line for the rate limiter.", Buckets: []float64{0, .01, .05, .1, .25, .5, 1, 2, 5}},
-		[]string{"account", "bucket"})
-	m.limiterAdmitted = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "limiter_admitted_total",
-		Help: "Requests the rate limiter let through."}, []string{"account", "bucket"})
-	m.limiterRejected = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "limiter_rejected_total",
-		Help: "Requests the rate limiter turned away with 429."}, []string{"account", "bucket"})
-	m.exotelResponses = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "exotel_responses_total",
-		Help: "Exotel's own 401 and 429 answers, by account."}, []string{"account", "code"})
-	m.breakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "breaker_state",
-		Help: "Circuit breaker state per account and upstream host: 0 closed, 1 half-open, 2 open."}, []string{"account", "host"})
-	m.breakerChanges = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "breaker_transitions_total",
-		Help: "Circuit breaker state changes, by the state entered."}, []string{"account", "host", "to"})
-	m.injected = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "credentials_injected_total",
-		Help: "Requests sent upstream with the account's credentials."}, []string{"account"})
-	m.injectFailed = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "credentials_failed_total",
-		Help: "Requests refused because the account had no credentials."}, []string{"account"})
-	m.authRemoved = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "client_auth_removed_total",
-		Help: "Requests whose client-sent Authorization or Proxy-Authorization was removed."}, []string{"account"})
-	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "config_reloads_total",
-		Help: "Configuration reloads, by result."}, []string{"result"})
-	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
-		Help: "exogate's version and Go version; always 1."}, []string{"version", "goversion"})
-	build.WithLabelValues(version, runtime.Version()).Set(1)
+	m.requests = newCounterVec(ns+"requests_total",
+		"Requests answered, by account, bucket, method, status code, who made the answer (gateway or upstream) and calling client.",
+		"account", "bucket", "method", "code", "source", "client")
+	m.requestDuration = newHistogramVec(ns+"request_duration_seconds",
+		"Time from request to the end of the answer, limiter wait included.", durations, "account", "bucket")
+	m.upstreamDuration = newHistogramVec(ns+"upstream_duration_seconds",
+		"Time Exotel took to answer (to its response headers).", durations, "account", "host")
+	m.limiterWait = newHistogramVec(ns+"limiter_wait_seconds",
+		"Time admitted requests waited in line for the rate limiter.", []float64{0, .01, .05, .1, .25, .5, 1, 2, 5}, "account", "bucket")
+	m.limiterAdmitted = newCounterVec(ns+"limiter_admitted_total", "Requests the rate limiter let through.", "account", "bucket")
+	m.limiterRejected = newCounterVec(ns+"limiter_rejected_total", "Requests the rate limiter turned away with 429.", "account", "bucket")
+	m.exotelResponses = newCounterVec(ns+"exotel_responses_total", "Exotel's own 401 and 429 answers, by account.", "account", "code")
+	m.breakerState = newGaugeVec(ns+"breaker_state",
+		"Circuit breaker state per account and upstream host: 0 closed, 1 half-open, 2 open.", "account", "host")
+	m.breakerChanges = newCounterVec(ns+"breaker_transitions_total", "Circuit breaker state changes, by the state entered.", "account", "host", "to")
+	m.injected = newCounterVec(ns+"credentials_injected_total", "Requests sent upstream with the account's credentials.", "account")
+	m.injectFailed = newCounterVec(ns+"credentials_failed_total", "Requests refused because the account had no credentials.", "account")
+	m.authRemoved = newCounterVec(ns+"client_auth_removed_total",
+		"Requests whose client-sent Authorization or Proxy-Authorization was removed.", "account")
+	m.reloads = newCounterVec(ns+"config_reloads_total", "Configuration reloads, by result.", "result")
+	build := newGaugeVec(ns+"build_info", "exogate's version and Go version; always 1.", "version", "goversion")
+	build.set(labels{version, runtime.Version()}, 1)
 
-	m.reg.MustRegister(m.requests, m.requestDuration, m.upstreamDuration, m.limiterWait, m.limiterAdmitted,
+	for _, c := range []Collector{m.requests, m.requestDuration, m.upstreamDuration, m.limiterWait, m.limiterAdmitted,
 		m.limiterRejected, m.exotelResponses, m.breakerState, m.breakerChanges, m.injected, m.injectFailed,
-		m.authRemoved, m.reloads, build,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.authRemoved, m.reloads, build, newGoCollector()} {
+		m.Register(c)
+	}
+	if p := newProcessCollector(); p != nil {
+		m.Register(p)
+	}
 	return m
 }
 
 // Register adds a collector that reads state at scrape time (limiter
-// pauses, credential ages). It panics on a duplicate, as a wiring bug.
-func (m *Metrics) Register(c prometheus.Collector) {
-	if m != nil {
-		m.reg.MustRegister(c)
+// pauses, credential ages). It panics on a duplicate family name, as a
+// wiring bug.
+func (m *Metrics) Register(c Collector) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	descs := c.Describe()
+	for i, d := range descs {
+		if m.names[d.name] {
+			panic("metrics: duplicate family " + d.name)
+		}
+		for _, e := range descs[:i] {
+			if e.name == d.name {
+				panic("metrics: duplicate family " + d.name)
+			}
+		}
+	}
+	for _, d := range descs {
+		m.names[d.name] = true
+	}
+	m.collectors = append(m.collectors, c)
+}
+
+// Handler serves the metrics in the Prometheus text format (0.0.4). A nil
+// *Metrics serves an empty scrape.
+func (m *Metrics) Handler() http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		serve(rw, m.gather)
+	})
+}
+
+// gather has every collector write its samples.
+func (m *Metrics) gather(w *Writer) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	cs := m.collectors // Register only appends
+	m.mu.Unlock()
+	for _, c := range cs {
+		c.Collect(w)
 	}
 }
 
-// Handler serves the metrics in the Prometheus text format.
-func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
-}
-
+// code returns a status code's label, built once per code.
 func (m *Metrics) code(status int) string {
-	if v, ok := m.codes.Load(status); ok {
-		return v.(string)
+	if uint(status) >= uint(len(m.codes)) {
+		return strconv.Itoa(status)
+	}
+	if p := m.codes[status].Load(); p != nil {
+		return *p
 	}
 	s := strconv.Itoa(status)
-	m.codes.Store(status, s)
+	m.codes[status].Store(&s)
 	return s
 }
 
@@ -144,26 +180,26 @@ func (m *Metrics) Observe(r Request) {
 	if client == "" {
 		client = "anonymous"
 	}
-	m.requests.WithLabelValues(r.Account, r.Bucket, method, m.code(r.Status), source, client).Inc()
+	m.requests.inc(labels{r.Account, r.Bucket, method, m.code(r.Status), source, client})
 	if r.Account == UnknownAccount || r.Bucket == "" {
 		return
 	}
-	m.requestDuration.WithLabelValues(r.Account, r.Bucket).Observe(r.Duration.Seconds())
+	m.requestDuration.observe(labels{r.Account, r.Bucket}, r.Duration.Seconds())
 	if r.Admitted {
-		m.limiterAdmitted.WithLabelValues(r.Account, r.Bucket).Inc()
-		m.limiterWait.WithLabelValues(r.Account, r.Bucket).Observe(r.Waited.Seconds())
+		m.limiterAdmitted.inc(labels{r.Account, r.Bucket})
+		m.limiterWait.observe(labels{r.Account, r.Bucket}, r.Waited.Seconds())
 	}
 	if r.Rejected {
-		m.limiterRejected.WithLabelValues(r.Account, r.Bucket).Inc()
+		m.limiterRejected.inc(labels{r.Account, r.Bucket})
 	}
 	if r.Injected {
-		m.injected.WithLabelValues(r.Account).Inc()
+		m.injected.inc(labels{r.Account})
 	}
 	if r.InjectFailed {
-		m.injectFailed.WithLabelValues(r.Account).Inc()
+		m.injectFailed.inc(labels{r.Account})
 	}
 	if r.ClientAuthRemoved {
-		m.authRemoved.WithLabelValues(r.Account).Inc()
+		m.authRemoved.inc(labels{r.Account})
 	}
 }
 
@@ -173,9 +209,9 @@ func (m *Metrics) Upstream(account, host string, status int, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.upstreamDuration.WithLabelValues(account, host).Observe(d.Seconds())
+	m.upstreamDuration.observe(labels{account, host}, d.Seconds())
 	if status == http.StatusUnauthorized || status == http.StatusTooManyRequests {
-		m.exotelResponses.WithLabelValues(account, m.code(status)).Inc()
+		m.exotelResponses.inc(labels{account, m.code(status)})
 	}
 }
 
@@ -185,9 +221,9 @@ func (m *Metrics) Breaker(account, host string, state int, to string, changed bo
 	if m == nil {
 		return
 	}
-	m.breakerState.WithLabelValues(account, host).Set(float64(state))
+	m.breakerState.set(labels{account, host}, float64(state))
 	if changed {
-		m.breakerChanges.WithLabelValues(account, host, to).Inc()
+		m.breakerChanges.inc(labels{account, host, to})
 	}
 }
 
@@ -197,8 +233,8 @@ func (m *Metrics) Reload(ok bool) {
 		return
 	}
 	if ok {
-		m.reloads.WithLabelValues("success").Inc()
+		m.reloads.inc(labels{"success"})
 	} else {
-		m.reloads.WithLabelValues("failure").Inc()
+		m.reloads.inc(labels{"failure"})
 	}
 }
