@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +68,18 @@ func main() {
 		}
 		fmt.Println(up.addr())
 		select {}
+	}
+	if len(os.Args) > 2 && os.Args[1] == "rate" {
+		// One fixed-rate run by hand: compare rate URL [RATE] (stale
+		// credentials sent, as to a proxy).
+		rate := 2000.0
+		if len(os.Args) > 3 {
+			fmt.Sscan(os.Args[3], &rate)
+		}
+		r := openLoop(os.Args[2], staleAuth, rate, 500*time.Millisecond, 5*time.Second)
+		sort.Slice(r.lat, func(i, j int) bool { return r.lat[i] < r.lat[j] })
+		fmt.Printf("p50 %s  p99 %s  errors %d  generator late p99 %s\n", fmtDur(pct(r.lat, 0.50)), fmtDur(pct(r.lat, 0.99)), r.errors, fmtDur(r.lateP99))
+		return
 	}
 	if len(os.Args) > 1 && os.Args[1] == "goproxy" {
 		if err := goproxyMain(os.Args[2:]); err != nil {
