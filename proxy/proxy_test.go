@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1173,5 +1174,52 @@ func TestCredentialsUnavailable(t *testing.T) {
 	}
 	if n := r.total(); n != 0 {
 		t.Errorf("%d requests went upstream without credentials", n)
+	}
+}
+
+// Exotel's side closes a keep-alive connection that sat idle (its own idle
+// timeout, over TLS): the next call, a POST, goes out on a new connection,
+// succeeds, and is placed exactly once, with either upstream client.
+func TestUpstreamClosesIdleConnection(t *testing.T) {
+	fake := fakeexotel.New("idle", fakeexotel.Account{SID: "acme", Key: testKey, Token: testToken})
+	srv := httptest.NewUnstartedServer(fake)
+	srv.Config.IdleTimeout = 20 * time.Millisecond
+	var closed atomic.Int32
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed.Add(1)
+		}
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	for name, tr := range upstreamClients(t, srv, nil) {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, func(c *Config) {
+				c.Transport = tr
+				u, _ := url.Parse(srv.URL)
+				c.Accounts[0].API = u
+			})
+			fake.Reset()
+			before := closed.Load()
+			get, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls.json", nil)
+			if resp, _ := r.do(get); resp.StatusCode != 200 {
+				t.Fatalf("first call: %d", resp.StatusCode)
+			}
+			waitUntil(t, func() bool { return closed.Load() > before })
+			post, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader("From=1&To=2"))
+			post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if resp, body := r.do(post); resp.StatusCode != 200 {
+				t.Fatalf("POST after Exotel closed the idle connection: %d %s", resp.StatusCode, body)
+			}
+			posts := 0
+			for _, q := range fake.Requests() {
+				if q.Method == "POST" {
+					posts++
+				}
+			}
+			if posts != 1 {
+				t.Errorf("Exotel received the POST %d times, want 1", posts)
+			}
+		})
 	}
 }
