@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/exogate/exogate/internal/exotel"
+	"github.com/exogate/exogate/internal/h1"
 	"github.com/exogate/exogate/internal/metrics"
 	"github.com/exogate/exogate/ratelimit"
 )
@@ -59,7 +60,14 @@ type Status struct {
 	Ready    bool            `json:"ready"`
 	Draining bool            `json:"draining"`
 	Limiter  LimiterStatus   `json:"limiter"`
+	Upstream UpstreamStatus  `json:"upstream"`
 	Accounts []AccountStatus `json:"accounts"`
+}
+
+// UpstreamStatus describes the client that carries requests to Exotel.
+type UpstreamStatus struct {
+	Client    string `json:"client"`               // http1 (exogate's own) or net/http
+	IdleConns *int   `json:"idle_conns,omitempty"` // keep-alive connections waiting (http1 only)
 }
 
 // LimiterStatus describes the limiter backend.
@@ -102,6 +110,11 @@ func (g *gateway) status() Status {
 	}
 	if r, ok := g.limiter.(*ratelimit.Redis); ok {
 		st.Limiter.Replicas = r.Replicas()
+	}
+	st.Upstream.Client = "net/http"
+	if t, ok := g.transport.(*h1.Transport); ok {
+		n := t.IdleConns()
+		st.Upstream.Client, st.Upstream.IdleConns = "http1", &n
 	}
 	for _, a := range g.cfg.Accounts {
 		sid := strings.ToLower(a.SID)

@@ -189,6 +189,11 @@ breaker: {consecutive_failures: 2, open_for: 1h}
 	if !st.Ready || st.Limiter.Backend != "memory" || len(st.Accounts) != 2 {
 		t.Errorf("status %+v", st)
 	}
+	// The requests above went out on exogate's own client and left their
+	// keep-alive connections in its pool.
+	if st.Upstream.Client != "http1" || st.Upstream.IdleConns == nil || *st.Upstream.IdleConns < 1 {
+		t.Errorf("upstream status %+v", st.Upstream)
+	}
 	acme := st.Accounts[0]
 	if acme.SID != "acme" || acme.Breakers["ccm"] != "open" || acme.Breakers["api"] != "closed" ||
 		!acme.Credentials.Loaded || acme.Credentials.Source != "env" || acme.Buckets["sms"].Limit != 3 {
