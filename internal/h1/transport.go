@@ -89,8 +89,23 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	k := key{https: u.Scheme == "https", host: u.Host}
 	ctx := req.Context()
+	if err := ctx.Err(); err != nil {
+		// The caller is gone: send nothing (a POST would still place its
+		// call). The cancellation trap below acts too late for a request
+		// written at once on an idle connection.
+		closeBody(req)
+		return nil, err
+	}
 	for attempt := 0; ; attempt++ {
-		pc, err := t.conn(ctx, k)
+		var pc *conn
+		var err error
+		if attempt == 0 {
+			pc, err = t.conn(ctx, k)
+		} else {
+			// The resend goes out on a new connection: the other idle ones
+			// may be just as stale.
+			pc, err = t.dial(ctx, k)
+		}
 		if err != nil {
 			closeBody(req)
 			return nil, err
@@ -105,8 +120,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		// A kept-alive connection the server had closed: nothing of the
 		// request was acted on. Send it once more, on a new connection, if
-		// resending is harmless.
-		if attempt == 0 && pc.reused && !pc.gotBytes && resendable(req) {
+		// resending is harmless. A timeout is no such failure: the upstream
+		// is slow, and a resend would double the wait ResponseHeaderTimeout
+		// bounds.
+		if attempt == 0 && pc.reused && !pc.gotBytes && !isTimeout(err) && resendable(req) {
 			continue
 		}
 		return nil, err
@@ -332,11 +349,21 @@ var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10)
 // countingReader counts what the connection delivered, to tell a
 // connection that died before answering from one that died mid-answer.
 type countingReader struct {
-	r net.Conn
-	n int64
+	r     net.Conn
+	n     int64
+	limit int64 // while reading a header: the count not to pass (0: none)
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	if c.limit > 0 {
+		left := c.limit - c.n
+		if left <= 0 {
+			return 0, errHeaderTooLarge
+		}
+		if int64(len(p)) > left {
+			p = p[:left]
+		}
+	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
@@ -397,19 +424,23 @@ func (pc *conn) exchange(req *http.Request) (*http.Response, error) {
 		// The server may have answered and closed before taking the whole
 		// request (an early 401 or 413): that answer is worth more than the
 		// write error. Give it a moment to be readable.
-		_ = pc.nc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		pc.setReadDeadline(req, time.Now().Add(100*time.Millisecond))
+		pc.counter.limit = pc.counter.n + maxHeaderBytes
 		resp, err := http.ReadResponse(pc.br, req)
 		pc.gotBytes = pc.counter.n > start
 		if err != nil || resp.StatusCode < 200 {
 			return nil, werr
 		}
-		_ = pc.nc.SetReadDeadline(time.Time{})
+		pc.counter.limit = 0
+		pc.setReadDeadline(req, time.Time{})
 		resp.Close = true
 		return resp, nil
 	}
 	if d := pc.t.ResponseHeaderTimeout; d > 0 {
-		_ = pc.nc.SetReadDeadline(time.Now().Add(d))
+		pc.setReadDeadline(req, time.Now().Add(d))
 	}
+	// The whole header, 1xx answers included, is bounded (as net/http's).
+	pc.counter.limit = pc.counter.n + maxHeaderBytes
 	var trace *httptrace.ClientTrace
 	for n := 0; ; n++ {
 		resp, err := http.ReadResponse(pc.br, req)
@@ -422,8 +453,9 @@ func (pc *conn) exchange(req *http.Request) (*http.Response, error) {
 		}
 		code := resp.StatusCode
 		if code >= 200 || code < 100 {
+			pc.counter.limit = 0
 			if pc.t.ResponseHeaderTimeout > 0 {
-				_ = pc.nc.SetReadDeadline(time.Time{})
+				pc.setReadDeadline(req, time.Time{})
 			}
 			return resp, nil
 		}
@@ -446,6 +478,22 @@ func (pc *conn) exchange(req *http.Request) (*http.Response, error) {
 	}
 }
 
+// setReadDeadline sets the connection's read deadline without undoing the
+// cancellation trap: if the caller went away before (the trap may already
+// have fired), the deadline stays in the past. A cancellation after the
+// check fires the trap after this deadline was set.
+func (pc *conn) setReadDeadline(req *http.Request, d time.Time) {
+	_ = pc.nc.SetReadDeadline(d)
+	if req.Context().Err() != nil {
+		_ = pc.nc.SetDeadline(aLongTimeAgo)
+	}
+}
+
+// maxHeaderBytes bounds an answer's header (net/http's default).
+const maxHeaderBytes = 10 << 20
+
+var errHeaderTooLarge = errors.New("h1: answer header too large")
+
 // errHeaderTimeout is a timeout, like net/http's own.
 var errHeaderTimeout = timeoutError{"h1: timeout awaiting response headers"}
 
@@ -466,11 +514,27 @@ func (pc *conn) done(resp *http.Response, req *http.Request, stop func() bool, c
 	if stop != nil && !stop() {
 		clean = false // the deadline trap fired
 	}
-	if clean && !resp.Close && !req.Close && pc.br.Buffered() == 0 {
+	if clean && !resp.Close && !req.Close && pc.br.Buffered() == 0 && pc.tlsQuiet() {
 		pc.t.put(pc)
 		return
 	}
 	pc.close()
+}
+
+// tlsQuiet reports whether crypto/tls holds nothing of what the server sent
+// past the answer: decrypted bytes (a stray answer in the answer's last
+// record) or a close_notify read with the answer's last bytes. The peek at
+// the socket cannot see either. A read with a deadline in the past takes
+// only what crypto/tls already has, without a system call (crypto/tls keeps
+// no error from it: net's deadline errors are temporary).
+func (pc *conn) tlsQuiet() bool {
+	if !pc.key.https {
+		return true
+	}
+	_ = pc.nc.SetReadDeadline(aLongTimeAgo)
+	_, err := pc.br.Peek(1)
+	_ = pc.nc.SetReadDeadline(time.Time{})
+	return isTimeout(err)
 }
 
 // body is an answer's body; it gives the connection back at its end.
@@ -481,21 +545,25 @@ type body struct {
 	req  *http.Request
 	stop func() bool
 	done bool
+	err  error // what ended the body: io.EOF, a read error, or errBodyClosed
 }
+
+var errBodyClosed = errors.New("h1: read on closed body")
 
 func (b *body) Read(p []byte) (int, error) {
 	if b.done {
-		return 0, errors.New("h1: read on closed body")
+		// As net/http's: io.EOF stays io.EOF until Close.
+		return 0, b.err
 	}
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
-		b.done = true
+		b.done, b.err = true, err
 		b.pc.done(b.resp, b.req, b.stop, true)
 	} else if err != nil {
 		if ctxErr := b.req.Context().Err(); ctxErr != nil {
 			err = ctxErr
 		}
-		b.done = true
+		b.done, b.err = true, err
 		b.pc.done(b.resp, b.req, b.stop, false)
 	}
 	return n, err
@@ -506,6 +574,7 @@ func (b *body) Close() error {
 		b.done = true
 		b.pc.done(b.resp, b.req, b.stop, false)
 	}
+	b.err = errBodyClosed
 	return nil
 }
 
