@@ -533,6 +533,7 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 		Previous:      prevHandler(prev),
 		Callers:       ident,
 		ClientLimiter: clientLims,
+		MaxWait:       cfg.Limits.MaxWait,
 	})
 	if err != nil {
 		return nil, err

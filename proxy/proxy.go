@@ -119,6 +119,10 @@ type Config struct {
 	Callers Identifier
 	// ClientLimiter enforces per-client caps (nil: none).
 	ClientLimiter ClientLimiter
+	// MaxWait bounds a request's whole time in line when it queues twice,
+	// for its client's cap and then for the account's limit (0: each
+	// limiter's own bound applies to its own line).
+	MaxWait time.Duration
 	// Previous, on a configuration reload, is the handler being replaced:
 	// an account whose upstream hosts and breaker settings are unchanged
 	// keeps its breakers (open stays open).
@@ -145,6 +149,7 @@ type Handler struct {
 	metrics    *metrics.Metrics
 	callers    Identifier
 	clientLim  ClientLimiter
+	maxWait    time.Duration
 }
 
 type account struct {
@@ -179,7 +184,7 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h.stdlog = logx.StdLogger(cfg.Logger, "proxy")
 	h.metrics = cfg.Metrics
-	h.callers, h.clientLim = cfg.Callers, cfg.ClientLimiter
+	h.callers, h.clientLim, h.maxWait = cfg.Callers, cfg.ClientLimiter, cfg.MaxWait
 	h.reauth, _ = cfg.Authorizer.(Reauthorizer)
 	h.pauser, _ = cfg.Limiter.(Pauser)
 	h.retryWait = cfg.RetryWait
@@ -475,8 +480,17 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		h.fail(ex, route.Shape, up.breaker.refusal())
 		return
 	}
+	lctx := r.Context()
 	if h.clientLim != nil && ex.client != "" {
-		waited, err := h.clientLim.Admit(r.Context(), ex.client, acct.sid, route.Bucket.String())
+		if h.maxWait > 0 {
+			// One bound for both lines: what the client's cap took is gone
+			// from the account's (the limiters refuse a turn past the
+			// deadline at once, with Retry-After).
+			var cancel context.CancelFunc
+			lctx, cancel = context.WithDeadline(lctx, time.Now().Add(h.maxWait))
+			defer cancel()
+		}
+		waited, err := h.clientLim.Admit(lctx, ex.client, acct.sid, route.Bucket.String())
 		ex.waited += waited
 		if err != nil {
 			h.fail(ex, route.Shape, err)
@@ -484,8 +498,13 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		}
 	}
 	if h.limiter != nil {
-		waited, err := h.limiter.Admit(r.Context(), acct.sid, route.Bucket.String())
+		waited, err := h.limiter.Admit(lctx, acct.sid, route.Bucket.String())
 		ex.waited += waited
+		if err != nil && lctx != r.Context() && errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil {
+			// The shared bound ran out at the account's line: a rate limit,
+			// not an upstream timeout.
+			err = waitExhausted{}
+		}
 		if err != nil {
 			h.fail(ex, route.Shape, err)
 			return
@@ -498,6 +517,13 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 	}
 	up.proxies[route.Bucket].ServeHTTP(ex, r)
 }
+
+// waitExhausted is a request's whole time in line used up before the
+// account's limiter could admit it.
+type waitExhausted struct{}
+
+func (waitExhausted) Error() string             { return "proxy: time in line used up" }
+func (waitExhausted) RetryAfter() time.Duration { return time.Second }
 
 // fail answers the request with err in the Exotel shape and records the kind.
 func (h *Handler) fail(ex *exchange, shape exotel.Shape, err error) {

@@ -27,6 +27,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/exogate/exogate/credentials"
+	"github.com/exogate/exogate/internal/callers"
 	"github.com/exogate/exogate/internal/exotel"
 	"github.com/exogate/exogate/internal/fakeexotel"
 	"github.com/exogate/exogate/internal/h1"
@@ -1221,5 +1222,85 @@ func TestUpstreamClosesIdleConnection(t *testing.T) {
 				t.Errorf("Exotel received the POST %d times, want 1", posts)
 			}
 		})
+	}
+}
+
+type fakeClientLimiter struct {
+	admit func(ctx context.Context, client, account, bucket string) (time.Duration, error)
+}
+
+func (f *fakeClientLimiter) Admit(ctx context.Context, client, account, bucket string) (time.Duration, error) {
+	return f.admit(ctx, client, account, bucket)
+}
+
+// A client with its own cap queues twice, for the cap and then for the
+// account: both lines share one MaxWait, and running out of it at the
+// account's line is a 429 with Retry-After, not an upstream timeout.
+func TestClientAndAccountLinesShareMaxWait(t *testing.T) {
+	const maxWait = 2 * time.Second
+	cs, err := callers.New([]callers.ClientConfig{{ID: "app", SecretSHA256: callers.HashSecret("app-secret"), Accounts: []string{"*"}}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clientCalls atomic.Int32
+	r := newRig(t, func(c *Config) {
+		c.Callers = cs
+		c.MaxWait = maxWait
+		c.ClientLimiter = &fakeClientLimiter{admit: func(ctx context.Context, client, account, bucket string) (time.Duration, error) {
+			clientCalls.Add(1)
+			return 1500 * time.Millisecond, nil // as if it had queued for its cap
+		}}
+	})
+	type seen struct {
+		deadline time.Time
+		ok       bool
+	}
+	got := make(chan seen, 1)
+	var exhaust atomic.Bool
+	r.limiter.admit = func(ctx context.Context, account, bucket string) (time.Duration, error) {
+		d, ok := ctx.Deadline()
+		got <- seen{d, ok}
+		if exhaust.Load() {
+			return 0, context.DeadlineExceeded
+		}
+		return 0, nil
+	}
+	call := func(auth string) (*http.Response, []byte) {
+		req, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls.json", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		return r.do(req)
+	}
+	app := "Basic " + base64.StdEncoding.EncodeToString([]byte("app:app-secret"))
+
+	before := time.Now()
+	if resp, body := call(app); resp.StatusCode != 200 {
+		t.Fatalf("capped client: %d %s", resp.StatusCode, body)
+	}
+	s := <-got
+	if !s.ok || s.deadline.Before(before) || s.deadline.After(time.Now().Add(maxWait)) {
+		t.Errorf("account line's deadline %v (set %v), want within MaxWait of the request", s.deadline, s.ok)
+	}
+	if clientCalls.Load() != 1 {
+		t.Errorf("client limiter asked %d times", clientCalls.Load())
+	}
+
+	exhaust.Store(true)
+	resp, body := call(app)
+	<-got
+	assertShape(t, resp, body, exotel.ShapeJSON, 429, KindRateLimited)
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("no Retry-After on a used-up wait")
+	}
+
+	// An anonymous caller has no cap: its one line keeps the limiter's own
+	// bound and no deadline is imposed.
+	exhaust.Store(false)
+	if resp, body := call(""); resp.StatusCode != 200 {
+		t.Fatalf("anonymous: %d %s", resp.StatusCode, body)
+	}
+	if s := <-got; s.ok {
+		t.Errorf("anonymous caller's line got a deadline %v", s.deadline)
 	}
 }
