@@ -19,6 +19,20 @@ import (
 
 var adminRE = regexp.MustCompile(`"admin_addr":"([^"]+)"`)
 
+// adminURL waits for the binary to log its admin listener's address: the
+// Exotel listener can answer /readyz a moment before that line is written.
+func (p *process) adminURL(t *testing.T) string {
+	t.Helper()
+	var addr string
+	waitFor(t, func() bool {
+		if m := adminRE.FindStringSubmatch(p.logs.String()); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	return "http://" + addr
+}
+
 // scrape fetches /metrics and parses it with Prometheus's own text parser.
 func scrape(t *testing.T, admin string) map[string]*dto.MetricFamily {
 	t.Helper()
@@ -83,11 +97,7 @@ func TestMetricsOnTheBinary(t *testing.T) {
 breaker: {consecutive_failures: 2, open_for: 1h}
 `))
 	p := startBinary(t, cfg)
-	m := adminRE.FindStringSubmatch(p.logs.String())
-	if m == nil {
-		t.Fatalf("no admin address logged:\n%s", p.logs.String())
-	}
-	admin := "http://" + m[1]
+	admin := p.adminURL(t)
 	before := scrape(t, admin)
 	if value(before, "exogate_build_info", nil) != 1 || before["go_goroutines"] == nil || before["process_resident_memory_bytes"] == nil {
 		t.Error("build info or runtime collectors missing")
@@ -230,7 +240,7 @@ func TestReloadOnTheBinary(t *testing.T) {
 	breaker := "breaker: {consecutive_failures: 1, open_for: 1h}\n"
 	cfgFile := writeFile(t, "exogate.yaml", farm.config(breaker))
 	p := startBinary(t, cfgFile)
-	admin := "http://" + adminRE.FindStringSubmatch(p.logs.String())[1]
+	admin := p.adminURL(t)
 	reload := func() (int, string) {
 		resp, err := http.Post(admin+"/-/reload", "", nil)
 		if err != nil {
