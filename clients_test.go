@@ -24,6 +24,7 @@ import (
 
 	"github.com/exogate/exogate/internal/callers"
 	"github.com/exogate/exogate/internal/redistest"
+	"github.com/exogate/exogate/internal/testutil"
 )
 
 const (
@@ -261,7 +262,7 @@ func TestMutualTLS(t *testing.T) {
     accounts: ["*"]
 tls: {cert_file: %s, key_file: %s, client_ca_file: %s}
 `, p.serverCert, p.serverKey, p.caFile))
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/exogate/exogate/internal/fakeexotel"
+	"github.com/exogate/exogate/internal/testutil"
 )
 
 // Every API token and key the suite hands a gateway. TestMain fails the run if
@@ -38,7 +39,7 @@ const (
 )
 
 // allLogs collects the log output of every gateway run in this suite.
-var allLogs = &syncBuffer{}
+var allLogs = &testutil.SyncBuffer{}
 
 // gatewaysStarted counts the gateways the suite ran, in process or as a binary.
 var gatewaysStarted atomic.Int64
@@ -65,23 +66,6 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // exotelFarm is four fake Exotel hosts over TLS, with their CA in a file.
@@ -168,14 +152,14 @@ type testGateway struct {
 	base   string
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 }
 
 // startGateway calls run on :0 and waits until /readyz answers 200.
 func startGateway(t *testing.T, args []string, env map[string]string) *testGateway {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &testGateway{cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	g := &testGateway{cancel: cancel, done: make(chan error, 1), logs: &testutil.SyncBuffer{}}
 	stderr := io.MultiWriter(g.logs, allLogs)
 	gatewaysStarted.Add(1)
 	go func() {
@@ -556,7 +540,7 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 		return 0, "", false
 	})
 	cfg := writeFile(t, "exogate.yaml", farm.config("shutdown_delay: 300ms\nshutdown_timeout: 20s\n"))
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	cmd := exec.Command(bin, "serve", "-config", cfg)
 	cmd.Env = []string{"ACME_API_KEY=" + acmeKey, "ACME_API_TOKEN=" + acmeToken, "M_API_KEY=" + mumKey, "M_API_TOKEN=" + mumToken}
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(&logs, allLogs), io.MultiWriter(&logs, allLogs)
@@ -718,15 +702,7 @@ limits:
 // waitFor polls cond until it holds, failing the test after 20s.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 20s")
-		}
-		<-tick.C
-	}
+	testutil.Eventually(t, 20*time.Second, "condition not met", cond)
 }
 
 var (
@@ -760,14 +736,14 @@ func exogateBinary(t *testing.T) string {
 type process struct {
 	cmd  *exec.Cmd
 	base string
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 }
 
 // startBinary runs the built binary with a config file and the farm's
 // credentials, and waits until it is ready.
 func startBinary(t *testing.T, cfgFile string) *process {
 	t.Helper()
-	p := &process{logs: &syncBuffer{}}
+	p := &process{logs: &testutil.SyncBuffer{}}
 	p.cmd = exec.Command(exogateBinary(t), "-config", cfgFile)
 	env := []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range farmEnv() {

@@ -311,6 +311,9 @@ type gateway struct {
 	clients clientLimiters
 	// transport carries the gateway's upstream connections.
 	transport roundTripper
+	// warmRoots: an upstream is https and no ca_file loaded the system roots
+	// up front.
+	warmRoots bool
 	log       zerolog.Logger
 }
 
@@ -538,7 +541,11 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 	if err != nil {
 		return nil, err
 	}
-	return &gateway{Handler: h, cfg: cfg, store: store, limiter: limiter, clients: clientLims, transport: transport, log: log}, nil
+	gw := &gateway{Handler: h, cfg: cfg, store: store, limiter: limiter, clients: clientLims, transport: transport, log: log}
+	for _, u := range upstreams {
+		gw.warmRoots = gw.warmRoots || (u.Scheme == "https" && cfg.Upstream.CAFile == "")
+	}
+	return gw, nil
 }
 
 func prevStore(g *gateway) *credentials.Store {
@@ -650,7 +657,7 @@ func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rul
 // Without upstream.ca_file the system roots are left for crypto/x509 to load
 // at the first TLS handshake (parsing them is most of a cold start); a
 // gateway with https upstreams loads them in the background once serving
-// (warmRoots).
+// (gateway.warmRoots).
 func newTransport(u config.Upstream, upstreams []*url.URL, log zerolog.Logger) (roundTripper, error) {
 	var roots *x509.CertPool
 	if u.CAFile != "" {
@@ -717,22 +724,6 @@ type roundTripper interface {
 	CloseIdleConnections()
 }
 
-// warmRoots loads the system's CA roots in the background when an upstream
-// is https and no ca_file replaced the pool, so that the first request does
-// not wait for them.
-func warmRoots(cfg config.Config) {
-	if cfg.Upstream.CAFile != "" {
-		return
-	}
-	for _, a := range cfg.Accounts {
-		hosts := cfg.Upstream.Regions[a.Region]
-		if strings.HasPrefix(hosts.API, "https:") || strings.HasPrefix(hosts.CCM, "https:") {
-			go func() { _, _ = x509.SystemCertPool() }()
-			return
-		}
-	}
-}
-
 // serve runs the listeners until ctx ends or SIGINT/SIGTERM arrives, then
 // drains. SIGHUP and POST /-/reload reload the configuration file.
 func (s *server) serve(ctx context.Context) error {
@@ -789,7 +780,11 @@ func (s *server) serve(ctx context.Context) error {
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	warmRoots(cfg)
+	if gw.warmRoots {
+		// Loaded now, in the background, the first request to an https
+		// upstream does not wait for the system's CA roots.
+		go func() { _, _ = x509.SystemCertPool() }()
+	}
 
 	s.metrics.Register(newStateCollector(s.live.Load))
 	if cfg.Admin.Listen != "" {

@@ -31,6 +31,7 @@ import (
 	"github.com/exogate/exogate/internal/exotel"
 	"github.com/exogate/exogate/internal/fakeexotel"
 	"github.com/exogate/exogate/internal/h1"
+	"github.com/exogate/exogate/internal/testutil"
 )
 
 const (
@@ -82,30 +83,13 @@ type rig struct {
 	servers map[string]*httptest.Server
 	handler *Handler
 	front   *httptest.Server
-	logs    *syncBuffer
+	logs    *testutil.SyncBuffer
 	limiter *fakeLimiter
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newRig(t *testing.T, mod func(*Config)) *rig {
 	t.Helper()
-	r := &rig{t: t, fakes: map[string]*fakeexotel.Server{}, servers: map[string]*httptest.Server{}, logs: &syncBuffer{}}
+	r := &rig{t: t, fakes: map[string]*fakeexotel.Server{}, servers: map[string]*httptest.Server{}, logs: &testutil.SyncBuffer{}}
 	pool := []*httptest.Server{}
 	for _, name := range []string{"singapore-api", "singapore-ccm", "mumbai-api", "mumbai-ccm"} {
 		f := fakeexotel.New(name,
@@ -1145,15 +1129,7 @@ func upstreamBodyBreaksOff(t *testing.T, r *rig) {
 // waitUntil polls cond for up to 10s.
 func waitUntil(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		<-tick.C
-	}
+	testutil.Eventually(t, 10*time.Second, "condition not met", cond)
 }
 
 // An account whose credentials are not loaded yet (Vault still down at

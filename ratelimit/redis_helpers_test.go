@@ -47,23 +47,6 @@ func inspect(t testing.TB, addr string) *redis.Client {
 	return c
 }
 
-// eventually polls cond every 10ms until it holds, or fails the test after
-// within.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	ticker := time.NewTicker(10 * time.Millisecond)
-	defer ticker.Stop()
-	deadline := time.NewTimer(within)
-	defer deadline.Stop()
-	for !cond() {
-		select {
-		case <-ticker.C:
-		case <-deadline.C:
-			t.Fatalf("after %v: %s", within, what)
-		}
-	}
-}
-
 // logSink collects zerolog lines; it is safe for concurrent use.
 type logSink struct {
 	mu    sync.Mutex

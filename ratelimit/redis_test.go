@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/exogate/exogate/internal/redistest"
+	"github.com/exogate/exogate/internal/testutil"
 	"github.com/exogate/exogate/ratelimit"
 )
 
@@ -133,7 +134,7 @@ func TestRedisFIFO(t *testing.T) {
 			mu.Unlock()
 		})
 		// Caller i is in line (or through it) before caller i+1 comes.
-		eventually(t, time.Second, "caller in line", func() bool { return r.InLine(sid, "sms")+int(done.Load()) >= i+1 })
+		testutil.Eventually(t, time.Second, "caller in line", func() bool { return r.InLine(sid, "sms")+int(done.Load()) >= i+1 })
 	}
 	wg.Wait()
 	for i, got := range order {
@@ -186,7 +187,7 @@ func TestRedisRejections(t *testing.T) {
 			defer wg.Wait()
 			for i := range tc.ahead {
 				wg.Go(func() { _, _ = r.Admit(context.Background(), sid, "sms") })
-				eventually(t, time.Second, "caller in line", func() bool { return r.InLine(sid, "sms") == i+1 })
+				testutil.Eventually(t, time.Second, "caller in line", func() bool { return r.InLine(sid, "sms") == i+1 })
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -196,7 +197,7 @@ func TestRedisRejections(t *testing.T) {
 			}
 			if tc.cancel {
 				go func() {
-					eventually(t, time.Second, "caller in line", func() bool { return r.InLine(sid, "sms") == tc.ahead+1 })
+					testutil.Eventually(t, time.Second, "caller in line", func() bool { return r.InLine(sid, "sms") == tc.ahead+1 })
 					cancel()
 				}()
 			}
@@ -277,7 +278,7 @@ func TestRedisPausePropagation(t *testing.T) {
 	if got := a.Pause(sid, "sms", pause); got != pause {
 		t.Fatalf("Pause = %v, want %v", got, pause)
 	}
-	eventually(t, time.Second, "B and C learn of the pause", func() bool {
+	testutil.Eventually(t, time.Second, "B and C learn of the pause", func() bool {
 		return b.PauseLeft(sid, "sms") > 0 && c.PauseLeft(sid, "sms") > 0
 	})
 	if got := retryAfter(t, admitErr(c, sid, "sms")); got <= pause-500*time.Millisecond || got > pause {
@@ -295,7 +296,7 @@ func TestRedisPausePropagation(t *testing.T) {
 
 	// Buckets without a rule of their own share the account's other pause.
 	a.Pause(sid, "whatsapp", time.Second)
-	eventually(t, time.Second, "C learns of the pause", func() bool { return c.PauseLeft(sid, "other") > 0 })
+	testutil.Eventually(t, time.Second, "C learns of the pause", func() bool { return c.PauseLeft(sid, "other") > 0 })
 	if left := c.PauseLeft(sid, "sms"); left != 0 {
 		t.Errorf("sms: PauseLeft = %v, want 0", left)
 	}
@@ -333,19 +334,19 @@ func TestRedisPauseBackoff(t *testing.T) {
 	if d := a.Pause(sid, "sms", 0); d < 500*time.Millisecond || d > time.Second {
 		t.Errorf("first pause: %v, want between 0.5s and 1s", d)
 	}
-	eventually(t, time.Second, "B learns of the pause", func() bool { return b.PauseLeft(sid, "sms") > 0 })
+	testutil.Eventually(t, time.Second, "B learns of the pause", func() bool { return b.PauseLeft(sid, "sms") > 0 })
 	if d := b.Pause(sid, "sms", 0); d < time.Second || d > 2*time.Second {
 		t.Errorf("second pause (from B): %v, want between 1s and 2s", d)
 	}
 	a.Succeeded(sid, "sms") // during the pause: ignored
-	eventually(t, 3*time.Second, "the pause ends", func() bool {
+	testutil.Eventually(t, 3*time.Second, "the pause ends", func() bool {
 		return a.PauseLeft(sid, "sms") == 0 && b.PauseLeft(sid, "sms") == 0
 	})
 	if !stepExists() {
 		t.Fatal("the backoff step is gone after a success during the pause")
 	}
 	b.Succeeded(sid, "sms")
-	eventually(t, time.Second, "the backoff step is deleted", func() bool { return !stepExists() })
+	testutil.Eventually(t, time.Second, "the backoff step is deleted", func() bool { return !stepExists() })
 	if d := a.Pause(sid, "sms", 0); d < 500*time.Millisecond || d > time.Second {
 		t.Errorf("pause after a success: %v, want between 0.5s and 1s", d)
 	}
@@ -397,7 +398,7 @@ func TestRedisOutageLocal(t *testing.T) {
 		logs[i] = &logSink{}
 		replicas[i] = newRedis(t, cfg, ratelimit.RedisConfig{Addr: srv.Addr(), Timeout: 200 * time.Millisecond, Logger: logs[i].logger()})
 	}
-	eventually(t, 5*time.Second, "the replicas see each other", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the replicas see each other", func() bool {
 		for _, r := range replicas {
 			if r.Replicas() != 3 {
 				return false
@@ -449,7 +450,7 @@ func TestRedisOutageLocal(t *testing.T) {
 	t.Logf("admits without Redis: %d in %v", total, d)
 
 	srv.Restart()
-	eventually(t, 5*time.Second, "the replicas switch back", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the replicas switch back", func() bool {
 		for _, r := range replicas {
 			if r.Backend() != "redis" {
 				return false
@@ -488,7 +489,7 @@ func TestRedisOutageLocal(t *testing.T) {
 	if admitted != 1 {
 		t.Errorf("after the restart 9 callers on 3 replicas at once: %d admitted, want 1 (the shared burst)", admitted)
 	}
-	eventually(t, 5*time.Second, "the heartbeats resume", func() bool { return replicas[0].Replicas() == 3 })
+	testutil.Eventually(t, 5*time.Second, "the heartbeats resume", func() bool { return replicas[0].Replicas() == 3 })
 }
 
 // TestRedisOutagePolicies checks OnFailure allow and deny while Redis is
@@ -570,7 +571,7 @@ func TestRedisSlowKey(t *testing.T) {
 				slowTook = time.Since(t0)
 				close(done)
 			}()
-			eventually(t, time.Second, "the slow call", func() bool { return proxy.stalled.Load() > 0 })
+			testutil.Eventually(t, time.Second, "the slow call", func() bool { return proxy.stalled.Load() > 0 })
 			for _, other := range []struct{ account, bucket string }{{sid, "whatsapp"}, {ac2, "sms"}} {
 				t0 := time.Now()
 				_, err := r.Admit(context.Background(), other.account, other.bucket)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/exogate/exogate/credentials"
 	"github.com/exogate/exogate/internal/fakeexotel"
+	"github.com/exogate/exogate/internal/testutil"
 	"github.com/exogate/exogate/proxy"
 )
 
@@ -178,7 +179,7 @@ accounts:
 	must(t, err)
 	must(t, cmd.Start())
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {

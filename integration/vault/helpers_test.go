@@ -5,7 +5,6 @@
 package vault
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -30,6 +29,8 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/hashicorp/vault/vault"
 	"github.com/rs/zerolog"
+
+	"github.com/exogate/exogate/internal/testutil"
 )
 
 // secrets holds every secret the suite hands out (API tokens, Vault tokens,
@@ -53,24 +54,7 @@ func (s *secretSet) add(v ...string) {
 }
 
 // allLogs is every line exogate logged in this suite, in process or not.
-var allLogs = &syncBuffer{}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+var allLogs = &testutil.SyncBuffer{}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -271,13 +255,5 @@ func must(t *testing.T, err error) {
 // waitFor polls cond until it holds or fails the test after limit.
 func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", limit)
-		}
-		<-tick.C
-	}
+	testutil.Eventually(t, limit, "condition not met", cond)
 }

@@ -14,15 +14,16 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/exogate/exogate/credentials"
+	"github.com/exogate/exogate/internal/testutil"
 )
 
 const acmePath = "exotel/acme"
 
 // newStore starts a credentials store for the account "acme" reading
 // secret/exotel/acme from v, and stops it (revoking its token) at cleanup.
-func newStore(t *testing.T, v *testVault, auth credentials.VaultAuth, env map[string]string, secret credentials.VaultSecret) (*credentials.Store, *syncBuffer) {
+func newStore(t *testing.T, v *testVault, auth credentials.VaultAuth, env map[string]string, secret credentials.VaultSecret) (*credentials.Store, *testutil.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	if secret.Path == "" {
 		secret.Path = acmePath
 	}

@@ -56,7 +56,6 @@ type Transport struct {
 
 	mu      sync.Mutex
 	idle    map[key][]*conn
-	nidle   int
 	sweeper *time.Timer
 	closed  bool
 }
@@ -165,9 +164,8 @@ func (t *Transport) conn(ctx context.Context, k key) (*conn, error) {
 		pc := list[len(list)-1]
 		list[len(list)-1] = nil
 		t.idle[k] = list[:len(list)-1]
-		t.nidle--
 		t.mu.Unlock()
-		if t.now().Sub(pc.idleAt) < t.idleTimeout() && pc.alive() {
+		if time.Now().Sub(pc.idleAt) < t.idleTimeout() && pc.alive() {
 			pc.reused = true
 			return pc, nil
 		}
@@ -175,8 +173,6 @@ func (t *Transport) conn(ctx context.Context, k key) (*conn, error) {
 	}
 	return t.dial(ctx, k)
 }
-
-func (t *Transport) now() time.Time { return time.Now() }
 
 func (t *Transport) idleTimeout() time.Duration {
 	if t.IdleConnTimeout > 0 {
@@ -249,7 +245,7 @@ func (t *Transport) dial(ctx context.Context, k key) (*conn, error) {
 
 // put returns a connection whose exchange ended cleanly to the pool.
 func (t *Transport) put(pc *conn) {
-	pc.idleAt = t.now()
+	pc.idleAt = time.Now()
 	pc.gotBytes = false
 	t.mu.Lock()
 	if t.closed || len(t.idle[pc.key]) >= t.maxIdle() {
@@ -261,7 +257,6 @@ func (t *Transport) put(pc *conn) {
 		t.idle = make(map[key][]*conn)
 	}
 	t.idle[pc.key] = append(t.idle[pc.key], pc)
-	t.nidle++
 	if t.sweeper == nil {
 		t.sweeper = time.AfterFunc(t.idleTimeout(), t.sweep)
 	}
@@ -273,7 +268,7 @@ func (t *Transport) put(pc *conn) {
 func (t *Transport) sweep() {
 	var stale []*conn
 	t.mu.Lock()
-	now, limit := t.now(), t.idleTimeout()
+	now, limit := time.Now(), t.idleTimeout()
 	for k, list := range t.idle {
 		// Oldest first: put appends, conn takes from the end.
 		n := 0
@@ -284,10 +279,9 @@ func (t *Transport) sweep() {
 			stale = append(stale, list[:n]...)
 			clear(list[:n])
 			t.idle[k] = append(list[:0], list[n:]...)
-			t.nidle -= n
 		}
 	}
-	if t.nidle > 0 && !t.closed {
+	if t.idleLocked() > 0 && !t.closed {
 		t.sweeper.Reset(limit / 2)
 	} else {
 		t.sweeper = nil
@@ -303,7 +297,7 @@ func (t *Transport) sweep() {
 func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	idle := t.idle
-	t.idle, t.nidle = nil, 0
+	t.idle = nil
 	t.mu.Unlock()
 	for _, list := range idle {
 		for _, pc := range list {
@@ -328,7 +322,15 @@ func (t *Transport) Close() {
 func (t *Transport) IdleConns() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.nidle
+	return t.idleLocked()
+}
+
+func (t *Transport) idleLocked() int {
+	n := 0
+	for _, list := range t.idle {
+		n += len(list)
+	}
+	return n
 }
 
 // conn is one upstream connection. Only one exchange uses it at a time.

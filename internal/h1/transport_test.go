@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/exogate/exogate/internal/testutil"
 )
 
 // rawServer is an HTTP/1.1 server on loopback whose every connection is
@@ -53,22 +55,43 @@ func newRawServer(t *testing.T, script func(s *rawServer, c net.Conn, next func(
 			go func() {
 				defer s.wg.Done()
 				defer c.Close()
-				br := bufio.NewReader(c)
-				script(s, c, func() *http.Request {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return nil
-					}
-					body, _ := io.ReadAll(req.Body)
-					req.Body = io.NopCloser(strings.NewReader(string(body)))
-					s.requests.Add(1)
-					return req
-				})
+				script(s, c, s.reader(c))
 			}()
 		}
 	}()
 	t.Cleanup(func() { ln.Close(); s.wg.Wait() })
 	return s
+}
+
+// reader returns the next function scripts read requests with: the next
+// request on c, its body read whole and counted, or nil at the end.
+func (s *rawServer) reader(c io.Reader) func() *http.Request {
+	br := bufio.NewReader(c)
+	return func() *http.Request {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return nil
+		}
+		body, _ := io.ReadAll(req.Body)
+		req.Body = io.NopCloser(strings.NewReader(string(body)))
+		s.requests.Add(1)
+		return req
+	}
+}
+
+// idleDeadSeen reports whether the liveness peek now finds one of tr's
+// idle connections dead.
+func idleDeadSeen(tr *Transport) bool {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, l := range tr.idle {
+		for _, pc := range l {
+			if !pc.alive() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (s *rawServer) url(path string) string { return "http://" + s.ln.Addr().String() + path }
@@ -102,13 +125,7 @@ func do(t *testing.T, tr *Transport, method, url string, body io.Reader) (*http.
 // waitFor polls cond until it holds or a generous deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "waiting for "+what, cond)
 }
 
 func TestKeepAliveReusesOneConnection(t *testing.T) {
@@ -220,18 +237,7 @@ func TestIdleConnectionClosedByServer(t *testing.T) {
 	}
 	waitFor(t, "the server to close", func() bool { return s.accepted.Load() == 1 && s.requests.Load() == 1 })
 	// The FIN may take a moment to reach this side.
-	waitFor(t, "the close to be seen", func() bool {
-		tr.mu.Lock()
-		defer tr.mu.Unlock()
-		for _, l := range tr.idle {
-			for _, pc := range l {
-				if !pc.alive() {
-					return true
-				}
-			}
-		}
-		return false
-	})
+	waitFor(t, "the close to be seen", func() bool { return idleDeadSeen(tr) })
 	resp, body, err := do(t, tr, "POST", s.url("/a"), strings.NewReader("x=1"))
 	if err != nil {
 		t.Fatalf("POST after an idle close: %v", err)
@@ -624,17 +630,7 @@ func newRawTLSServer(t *testing.T, script func(s *rawServer, c *tls.Conn, raw *h
 		if err := tc.Handshake(); err != nil {
 			return
 		}
-		br := bufio.NewReader(tc)
-		script(s, tc, raw, func() *http.Request {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return nil
-			}
-			body, _ := io.ReadAll(req.Body)
-			req.Body = io.NopCloser(strings.NewReader(string(body)))
-			s.requests.Add(1)
-			return req
-		})
+		script(s, tc, raw, s.reader(tc))
 	})
 	return s, roots
 }
@@ -1116,18 +1112,7 @@ func TestStrayBytesOnIdleConnection(t *testing.T) {
 	resp.Body.Close()
 	<-sent
 	if tr.IdleConns() == 1 {
-		waitFor(t, "the stray bytes to be seen", func() bool {
-			tr.mu.Lock()
-			defer tr.mu.Unlock()
-			for _, l := range tr.idle {
-				for _, pc := range l {
-					if !pc.alive() {
-						return true
-					}
-				}
-			}
-			return false
-		})
+		waitFor(t, "the stray bytes to be seen", func() bool { return idleDeadSeen(tr) })
 	}
 	if _, body, err := do(t, tr, "GET", s.url("/b"), nil); err != nil || body != `{"ok":true}` {
 		t.Fatalf("next GET: %q %v", body, err)

@@ -6,7 +6,6 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/exogate/exogate/internal/testutil"
 )
 
 // startTimeout bounds how long Start and Restart wait for the server to
@@ -30,9 +31,9 @@ type Server struct {
 	dir  string
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd     // nil while stopped
-	done chan struct{} // closed when cmd has exited
-	out  *syncBuffer   // the server's output, for failure reports
+	cmd  *exec.Cmd            // nil while stopped
+	done chan struct{}        // closed when cmd has exited
+	out  *testutil.SyncBuffer // the server's output, for failure reports
 }
 
 // Start starts redis-server on a free port of 127.0.0.1, with persistence
@@ -45,7 +46,7 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal("redis-server not found: apt-get install -y redis-server (scripts/test.sh does this)")
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir(), out: &syncBuffer{}}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), out: &testutil.SyncBuffer{}}
 	t.Cleanup(s.Stop)
 	// A port found free can be taken before the server binds it: try a few.
 	var last error
@@ -179,22 +180,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
