@@ -159,6 +159,20 @@ func upstreamClients(t *testing.T, s *httptest.Server, mod func(*h1.Transport, *
 	return map[string]http.RoundTripper{"http1": fast, "net/http": std}
 }
 
+// eachClient runs fn once per upstream client, on a rig whose acme api
+// upstream is s.
+func eachClient(t *testing.T, s *httptest.Server, mod func(*h1.Transport, *http.Transport), fn func(t *testing.T, r *rig)) {
+	for name, tr := range upstreamClients(t, s, mod) {
+		t.Run(name, func(t *testing.T) {
+			fn(t, newRig(t, func(c *Config) {
+				c.Transport = tr
+				u, _ := url.Parse(s.URL)
+				c.Accounts[0].API = u
+			}))
+		})
+	}
+}
+
 func (r *rig) total() int64 {
 	var n int64
 	for _, f := range r.fakes {
@@ -665,22 +679,15 @@ func TestUpstreamTimeout(t *testing.T) {
 	}))
 	defer slow.Close()
 	defer close(release)
-	clients := upstreamClients(t, slow, func(fast *h1.Transport, std *http.Transport) {
+	timeouts := func(fast *h1.Transport, std *http.Transport) {
 		fast.ResponseHeaderTimeout = 50 * time.Millisecond
 		std.ResponseHeaderTimeout = 50 * time.Millisecond
-	})
-	for name, tr := range clients {
-		t.Run(name, func(t *testing.T) {
-			r := newRig(t, func(c *Config) {
-				c.Transport = tr
-				u, _ := url.Parse(slow.URL)
-				c.Accounts[0].API = u
-			})
-			req, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls", nil)
-			resp, body := r.do(req)
-			assertShape(t, resp, body, exotel.ShapeXML, 504, KindUpstreamTimeout)
-		})
 	}
+	eachClient(t, slow, timeouts, func(t *testing.T, r *rig) {
+		req, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls", nil)
+		resp, body := r.do(req)
+		assertShape(t, resp, body, exotel.ShapeXML, 504, KindUpstreamTimeout)
+	})
 }
 
 // A POST must never be sent twice, even when the client marks it with an
@@ -705,16 +712,9 @@ func TestPostNeverReplayedOnBrokenConnection(t *testing.T) {
 	}))
 	srv.StartTLS()
 	defer srv.Close()
-	for name, tr := range upstreamClients(t, srv, nil) {
-		t.Run(name, func(t *testing.T) {
-			r := newRig(t, func(c *Config) {
-				c.Transport = tr
-				u, _ := url.Parse(srv.URL)
-				c.Accounts[0].API = u
-			})
-			postOnBrokenConnection(t, r, &mu, &posts, &seenKey)
-		})
-	}
+	eachClient(t, srv, nil, func(t *testing.T, r *rig) {
+		postOnBrokenConnection(t, r, &mu, &posts, &seenKey)
+	})
 }
 
 func postOnBrokenConnection(t *testing.T, r *rig, mu *sync.Mutex, posts *int, seenKey *bool) {
@@ -1098,16 +1098,9 @@ func TestUpstreamBodyBreaksOff(t *testing.T) {
 		conn.Close()
 	}))
 	defer broken.Close()
-	for name, tr := range upstreamClients(t, broken, nil) {
-		t.Run(name, func(t *testing.T) {
-			r := newRig(t, func(c *Config) {
-				c.Transport = tr
-				u, _ := url.Parse(broken.URL)
-				c.Accounts[0].API = u
-			})
-			upstreamBodyBreaksOff(t, r)
-		})
-	}
+	eachClient(t, broken, nil, func(t *testing.T, r *rig) {
+		upstreamBodyBreaksOff(t, r)
+	})
 }
 
 func upstreamBodyBreaksOff(t *testing.T, r *rig) {
@@ -1169,36 +1162,29 @@ func TestUpstreamClosesIdleConnection(t *testing.T) {
 	}
 	srv.StartTLS()
 	defer srv.Close()
-	for name, tr := range upstreamClients(t, srv, nil) {
-		t.Run(name, func(t *testing.T) {
-			r := newRig(t, func(c *Config) {
-				c.Transport = tr
-				u, _ := url.Parse(srv.URL)
-				c.Accounts[0].API = u
-			})
-			fake.Reset()
-			before := closed.Load()
-			get, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls.json", nil)
-			if resp, _ := r.do(get); resp.StatusCode != 200 {
-				t.Fatalf("first call: %d", resp.StatusCode)
+	eachClient(t, srv, nil, func(t *testing.T, r *rig) {
+		fake.Reset()
+		before := closed.Load()
+		get, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls.json", nil)
+		if resp, _ := r.do(get); resp.StatusCode != 200 {
+			t.Fatalf("first call: %d", resp.StatusCode)
+		}
+		waitUntil(t, func() bool { return closed.Load() > before })
+		post, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader("From=1&To=2"))
+		post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if resp, body := r.do(post); resp.StatusCode != 200 {
+			t.Fatalf("POST after Exotel closed the idle connection: %d %s", resp.StatusCode, body)
+		}
+		posts := 0
+		for _, q := range fake.Requests() {
+			if q.Method == "POST" {
+				posts++
 			}
-			waitUntil(t, func() bool { return closed.Load() > before })
-			post, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader("From=1&To=2"))
-			post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			if resp, body := r.do(post); resp.StatusCode != 200 {
-				t.Fatalf("POST after Exotel closed the idle connection: %d %s", resp.StatusCode, body)
-			}
-			posts := 0
-			for _, q := range fake.Requests() {
-				if q.Method == "POST" {
-					posts++
-				}
-			}
-			if posts != 1 {
-				t.Errorf("Exotel received the POST %d times, want 1", posts)
-			}
-		})
-	}
+		}
+		if posts != 1 {
+			t.Errorf("Exotel received the POST %d times, want 1", posts)
+		}
+	})
 }
 
 type fakeClientLimiter struct {

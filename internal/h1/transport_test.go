@@ -122,6 +122,17 @@ func do(t *testing.T, tr *Transport, method, url string, body io.Reader) (*http.
 	return resp, string(b), err
 }
 
+// get sends a GET and returns the answer with its body unread.
+func get(t *testing.T, tr *Transport, url string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 // waitFor polls cond until it holds or a generous deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -355,11 +366,7 @@ func TestUnfinishedBodyClosesConnection(t *testing.T) {
 	})
 	tr := &Transport{}
 	defer tr.Close()
-	req, _ := http.NewRequest("GET", s.url("/a"), nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := get(t, tr, s.url("/a"))
 	buf := make([]byte, 5)
 	if _, err := io.ReadFull(resp.Body, buf); err != nil {
 		t.Fatal(err)
@@ -733,11 +740,7 @@ func TestTLSBytesPastAnswerAreNotTheNextAnswer(t *testing.T) {
 	})
 	tr := &Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
 	defer tr.Close()
-	req, _ := http.NewRequest("GET", s.tlsURL("/a"), nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := get(t, tr, s.tlsURL("/a"))
 	// Read as httputil.ReverseProxy does, with a 32 KiB buffer.
 	buf, total := make([]byte, 32<<10), 0
 	for {
@@ -960,11 +963,7 @@ func TestBodyReadAfterEOF(t *testing.T) {
 	s := newRawServer(t, keepAlive)
 	tr := &Transport{}
 	defer tr.Close()
-	req, _ := http.NewRequest("GET", s.url("/"), nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := get(t, tr, s.url("/"))
 	if b, err := io.ReadAll(resp.Body); err != nil || string(b) != `{"ok":true}` {
 		t.Fatalf("body %q %v", b, err)
 	}
@@ -1096,11 +1095,7 @@ func TestStrayBytesOnIdleConnection(t *testing.T) {
 	})
 	tr := &Transport{}
 	defer tr.Close()
-	req, _ := http.NewRequest("GET", s.url("/a"), nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := get(t, tr, s.url("/a"))
 	// Read exactly the body, without reading ahead into the stray bytes.
 	b := make([]byte, 11)
 	if _, err := io.ReadFull(resp.Body, b); err != nil {
