@@ -154,7 +154,7 @@ func (g *gateway) backend() string {
 type stateCollector struct {
 	live func() *gateway
 
-	pause, backend, credInfo, credAge, refreshErrors, vaultTTL *metrics.Desc
+	pause, backend, credInfo, credAge, refreshErrors, vaultTTL, malformedPauses *metrics.Desc
 }
 
 func newStateCollector(live func() *gateway) *stateCollector {
@@ -169,11 +169,13 @@ func newStateCollector(live func() *gateway) *stateCollector {
 		credAge:       d(metrics.Gauge, "credentials_age_seconds", "Seconds since the live credential was loaded.", "account"),
 		refreshErrors: d(metrics.Counter, "credentials_refresh_errors_total", "Failed reads of the account's credential source.", "account"),
 		vaultTTL:      d(metrics.Gauge, "vault_token_ttl_seconds", "Seconds left on exogate's Vault token (absent without Vault)."),
+		malformedPauses: d(metrics.Counter, "limiter_malformed_pause_messages_total",
+			"Messages on the Redis pause channel that could not be read and were ignored (Redis backend only; counted since the last reload)."),
 	}
 }
 
 func (c *stateCollector) Describe() []*metrics.Desc {
-	return []*metrics.Desc{c.pause, c.backend, c.credInfo, c.credAge, c.refreshErrors, c.vaultTTL}
+	return []*metrics.Desc{c.pause, c.backend, c.credInfo, c.credAge, c.refreshErrors, c.vaultTTL, c.malformedPauses}
 }
 
 func (c *stateCollector) Collect(w *metrics.Writer) {
@@ -184,6 +186,17 @@ func (c *stateCollector) Collect(w *metrics.Writer) {
 			v = 1
 		}
 		w.Write(c.backend, v, b)
+	}
+	if _, ok := g.limiter.(*ratelimit.Redis); ok {
+		// The accounts' limiter and each capped client's, each on its own
+		// channel.
+		n := int64(0)
+		for _, l := range g.allLimiters() {
+			if r, ok := l.(*ratelimit.Redis); ok {
+				n += r.MalformedMessages()
+			}
+		}
+		w.Write(c.malformedPauses, float64(n))
 	}
 	for _, a := range g.cfg.Accounts {
 		sid := strings.ToLower(a.SID)

@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/exogate/exogate/internal/fakeexotel"
 	"github.com/exogate/exogate/internal/redistest"
@@ -207,4 +210,48 @@ func TestFleetSurvivesRedisOutage(t *testing.T) {
 		}
 	}
 	t.Logf("Redis outage: before %v, during %v / %v, after %v; busiest period of fallback %d/%d", before, during, during2, after, inFallback, fleetLimit)
+}
+
+// Anyone who can write to Redis can publish on the pause channel: on the
+// built binary a 48-hour pause is cut to 24 hours (the most exogate honours
+// of Exotel's own Retry-After) and a malformed message is ignored and
+// counted in /metrics.
+func TestFleetPauseChannelIsBounded(t *testing.T) {
+	farm := newFarm(t)
+	srv := redistest.Start(t)
+	cfg := writeFile(t, "exogate.yaml", farm.config(fmt.Sprintf(`limits:
+  backend: redis
+  redis: {address: %q, key_prefix: "pc:"}
+  buckets:
+    voice_v1: {limit: 100, period: 1s, burst: 10}
+`, srv.Addr())))
+	p := startBinary(t, cfg)
+	admin := p.adminURL(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	// The gateway subscribes once it is up; publish until it has heard.
+	waitFor(t, func() bool {
+		if err := rdb.Publish(t.Context(), "pc:pauses", "acme voice_v1 not-a-number").Err(); err != nil {
+			t.Fatal(err)
+		}
+		return value(scrape(t, admin), "exogate_limiter_malformed_pause_messages_total", nil) > 0
+	})
+	if err := rdb.Publish(t.Context(), "pc:pauses", fmt.Sprintf("acme voice_v1 %d", (48*time.Hour).Milliseconds())).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var left float64
+	waitFor(t, func() bool {
+		left = value(scrape(t, admin), "exogate_limiter_pause_seconds", map[string]string{"account": "acme", "bucket": "voice_v1"})
+		return left > 0
+	})
+	if left > (24 * time.Hour).Seconds() {
+		t.Errorf("pause from a 48h message: %vs left, want at most 24h", left)
+	}
+	resp, _ := send(t, "GET", p.base+"/v1/Accounts/acme/Calls.json", "", nil)
+	if resp.StatusCode != 429 {
+		t.Errorf("during the pause: %d, want 429", resp.StatusCode)
+	}
+	if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); ra <= 0 || ra > 24*3600 {
+		t.Errorf("Retry-After %q, want at most a day", resp.Header.Get("Retry-After"))
+	}
 }

@@ -64,6 +64,12 @@ func (tb timebase) waitPause(ctx context.Context, end *atomic.Int64, maxWait tim
 	}
 }
 
+// MaxPause is the longest pause the limiter applies, whoever asks for it:
+// the longest Retry-After of Exotel's that exogate honours, and the cap on
+// pauses other replicas publish through Redis (or that anyone who can write
+// to Redis publishes). A longer one is cut to MaxPause.
+const MaxPause = 24 * time.Hour
+
 // The backoff for a pause without a Retry-After: backoffBase for the first
 // pause since Exotel last accepted a request, doubling with each further
 // one up to backoffMax, and jittered down to between half and all of that.
@@ -117,8 +123,9 @@ func (m *Memory) Pause(account, bucket string, d time.Duration) time.Duration {
 	if d <= 0 {
 		d = backoff(step)
 	}
+	d = min(d, MaxPause)
 	now := m.ns(m.now())
-	end := now + int64(min(d, maxSpan))
+	end := now + int64(d)
 
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -132,6 +132,9 @@ type Redis struct {
 	switchMu sync.Mutex   // serializes switches and the building of fallbacks
 	lastLog  atomic.Int64 // when a logic error was last logged (ns since the epoch)
 
+	malformed  atomic.Int64 // pause messages that could not be read
+	lastBadLog atomic.Int64 // when one was last logged (ns since the epoch)
+
 	bgMu    sync.Mutex // guards closed, started, cancel, ps and the adding to bg
 	closed  bool
 	bg      sync.WaitGroup
@@ -779,12 +782,19 @@ func (r *Redis) markUp() {
 // script error, a wrong type, an ACL refusal), at most once per
 // logicLogEvery.
 func (r *Redis) logicError(err error) {
-	now := max(r.ns(r.now()), 1) // 0 means never
-	last := r.lastLog.Load()
-	if last != 0 && now-last < int64(logicLogEvery) || !r.lastLog.CompareAndSwap(last, now) {
+	if !r.throttle(&r.lastLog) {
 		return
 	}
 	r.log.Error().Err(err).Str("on_failure", r.onFailure).Msg("ratelimit: Redis answered with an error; this request is limited without it")
+}
+
+// throttle reports whether a line whose last one was logged at *last (ns
+// since the epoch; 0 for never) may be logged now, at most one per
+// logicLogEvery, and if so records now.
+func (r *Redis) throttle(last *atomic.Int64) bool {
+	now := max(r.ns(r.now()), 1) // 0 means never
+	l := last.Load()
+	return (l == 0 || now-l >= int64(logicLogEvery)) && last.CompareAndSwap(l, now)
 }
 
 // unavailable reports whether err means Redis cannot be reached or cannot

@@ -119,10 +119,13 @@ func (r *Redis) pauseShared(ctx context.Context, account string, l *redisLane, d
 }
 
 // pauseLocal makes l paused for at least d from now, in this replica and in
-// its fallback limiter, and returns the pause in force.
+// its fallback limiter, and returns the pause in force. d is cut to
+// MaxPause: it may come from Redis (a pause key's time to live, or one
+// already in force when Pause ran), which anyone who can write there sets.
 func (r *Redis) pauseLocal(account string, l *redisLane, d time.Duration) time.Duration {
+	d = min(d, MaxPause)
 	now := r.ns(r.now())
-	end := now + int64(min(d, maxSpan))
+	end := now + int64(d)
 	for {
 		old := l.pauseEnd.Load()
 		if old >= end {
@@ -405,22 +408,47 @@ func (r *Redis) subscribe(ctx context.Context, subscribed chan struct{}) {
 	}
 }
 
-// pauseMessage applies a pause published by a replica:
-// "<account> <bucket> <ms>".
+// pauseMessage applies a pause published on the fleet's channel:
+// "<account> <bucket> <ms>". Anyone who can write to Redis can publish
+// there, so a pause is cut to MaxPause (as Exotel's own Retry-After is), and
+// a message that does not read so is ignored and counted (see
+// [Redis.MalformedMessages]). A well-formed message for an account this
+// replica does not serve is ignored.
 func (r *Redis) pauseMessage(payload string) {
 	account, rest, ok := strings.Cut(payload, " ")
 	i := strings.LastIndexByte(rest, ' ')
-	if !ok || i < 0 {
+	if !ok || i <= 0 || !keySafe(account) {
+		r.malformedMessage(payload)
 		return
 	}
 	ms, err := strconv.ParseInt(rest[i+1:], 10, 64)
 	if err != nil || ms <= 0 {
+		r.malformedMessage(payload)
 		return
 	}
-	r.pauseFromRedis(account, rest[:i], time.Duration(ms)*time.Millisecond)
+	// Capped before it becomes a Duration, which a large count of
+	// milliseconds would overflow.
+	r.pauseFromRedis(account, rest[:i], time.Duration(min(ms, MaxPause.Milliseconds()))*time.Millisecond)
 }
 
-// pauseFromRedis applies a pause of d the fleet knows of.
+// malformedMessage counts a message of the pause channel that could not be
+// read, and logs it at most once per logicLogEvery, with its length only:
+// its content is whatever was published.
+func (r *Redis) malformedMessage(payload string) {
+	r.malformed.Add(1)
+	if r.throttle(&r.lastBadLog) {
+		r.log.Warn().Str("channel", r.channel).Int("length", len(payload)).
+			Msg("ratelimit: ignored a malformed message on the Redis pause channel; is something other than exogate publishing there?")
+	}
+}
+
+// MalformedMessages returns how many messages of the fleet's pause channel
+// could not be read and were ignored since the limiter was made. It is safe
+// for concurrent use.
+func (r *Redis) MalformedMessages() int64 { return r.malformed.Load() }
+
+// pauseFromRedis applies a pause of d the fleet knows of (from a message or
+// a pause key's time to live), cut to MaxPause by pauseLocal.
 func (r *Redis) pauseFromRedis(account, bucket string, d time.Duration) {
 	acct := r.accounts[account]
 	if acct == nil {
