@@ -1,11 +1,22 @@
 package main
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
+	"fmt"
+	"io"
+	"math"
 	"net/http"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/exogate/exogate/internal/exotel"
 	"github.com/exogate/exogate/internal/h1"
@@ -14,8 +25,11 @@ import (
 )
 
 // adminHandler serves the operator's endpoints on the admin listener:
-// /metrics, /status, /healthz, /readyz and POST /-/reload.
-func adminHandler(live func() *gateway, m *metrics.Metrics, reload func() error) http.Handler {
+// /metrics, /status, /healthz, /readyz and POST /-/reload. Every request
+// other than GET and HEAD must carry the token of the live configuration's
+// admin.token_file when it names one (see adminAuth), and a reload sooner
+// than admin.min_reload_interval after the previous one is answered 429.
+func adminHandler(live func() *gateway, m *metrics.Metrics, reload func() error, log zerolog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
@@ -39,9 +53,22 @@ func adminHandler(live func() *gateway, m *metrics.Metrics, reload func() error)
 			_, _ = w.Write([]byte("ok\n"))
 		}
 	})
+	// Each reload logs in to Vault again and opens new Redis connections:
+	// one per interval at most, whatever its outcome. SIGHUP is not limited
+	// (whoever can signal the process needs no endpoint).
+	reloads := rate.NewLimiter(rate.Every(live().cfg.Admin.MinReloadInterval), 1)
 	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
 		if reload == nil {
 			http.Error(w, "reload needs a configuration file (-config)", http.StatusConflict)
+			return
+		}
+		every := live().cfg.Admin.MinReloadInterval
+		reloads.SetLimit(rate.Every(every))
+		if res := reloads.Reserve(); res.Delay() > 0 {
+			wait := res.Delay()
+			res.Cancel()
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			http.Error(w, fmt.Sprintf("too many reloads: at most one per admin.min_reload_interval (%s)", every), http.StatusTooManyRequests)
 			return
 		}
 		if err := reload(); err != nil {
@@ -50,7 +77,90 @@ func adminHandler(live func() *gateway, m *metrics.Metrics, reload func() error)
 		}
 		_, _ = w.Write([]byte("reloaded\n"))
 	})
-	return mux
+	return adminAuth(mux, func() string { return live().cfg.Admin.TokenFile }, log)
+}
+
+// adminAuth lets GET and HEAD requests through to next, and every other
+// request only with "Authorization: Bearer <token>", the token being the
+// content of the file tokenFile names; tokenFile "" lets everything
+// through (a loopback listener without admin.token_file: configuration
+// validation refuses that off loopback). The file is read at each such
+// request, so a rotated token applies at once and nothing but the file
+// holds it. A wrong or missing token is answered 401 with
+// WWW-Authenticate: Bearer; an unreadable file 503. Refusals are logged at
+// most once a minute, never with the token sent or expected.
+func adminAuth(next http.Handler, tokenFile func() string, log zerolog.Logger) http.Handler {
+	refused := &rate.Sometimes{First: 1, Interval: time.Minute}
+	unreadable := &rate.Sometimes{First: 1, Interval: time.Minute}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		file := tokenFile()
+		if r.Method == http.MethodGet || r.Method == http.MethodHead || file == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		want, err := readAdminToken(file)
+		if err != nil {
+			unreadable.Do(func() {
+				log.Error().Str("error", err.Error()).Msg("admin: the token file cannot be read; admin requests other than GET are refused")
+			})
+			http.Error(w, "admin token unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		if !bearerMatches(r.Header.Get("Authorization"), want) {
+			refused.Do(func() {
+				log.Warn().Str("remote_addr", r.RemoteAddr).Str("method", r.Method).Str("path", r.URL.Path).
+					Msg("admin: refused a request without the admin token (logged at most once a minute)")
+			})
+			w.Header().Set("WWW-Authenticate", `Bearer realm="exogate-admin"`)
+			http.Error(w, "unauthorized: send Authorization: Bearer <the token in admin.token_file>", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// minAdminToken is the shortest admin token accepted.
+const minAdminToken = 32
+
+// readAdminToken reads the admin token from file: its content without
+// surrounding white space, at least minAdminToken printable ASCII
+// characters without spaces (as a Bearer token is sent). Errors name the
+// file and never hold its content.
+func readAdminToken(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("admin.token_file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 4097))
+	if err != nil {
+		return nil, fmt.Errorf("admin.token_file: %s: %w", file, err)
+	}
+	if len(b) > 4096 {
+		return nil, fmt.Errorf("admin.token_file: %s is larger than 4096 bytes", file)
+	}
+	tok := bytes.TrimSpace(b)
+	if len(tok) < minAdminToken {
+		return nil, fmt.Errorf("admin.token_file: %s: the token must be at least %d characters (e.g. openssl rand -hex 32)", file, minAdminToken)
+	}
+	for _, c := range tok {
+		if c <= ' ' || c > '~' {
+			return nil, fmt.Errorf("admin.token_file: %s: the token must be printable ASCII without spaces", file)
+		}
+	}
+	return tok, nil
+}
+
+// bearerMatches reports whether an Authorization header carries the token
+// want as a Bearer credential, comparing in constant time (the hashes, so
+// that not even the length is told by the time taken).
+func bearerMatches(header string, want []byte) bool {
+	scheme, got, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	g, w := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256(want)
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
 }
 
 // Status is the JSON of GET /status. It never holds a secret: credentials

@@ -238,7 +238,11 @@ func TestReloadOnTheBinary(t *testing.T) {
 		f.SetAccount(fakeexotel.Account{SID: "newco", Key: mumKey, Token: mumToken})
 	}
 	breaker := "breaker: {consecutive_failures: 1, open_for: 1h}\n"
-	cfgFile := writeFile(t, "exogate.yaml", farm.config(breaker))
+	// This test reloads several times in a row: no interval between reloads.
+	config := func(extra string) string {
+		return strings.Replace(farm.config(extra), "admin: {listen: 127.0.0.1:0}", "admin: {listen: 127.0.0.1:0, min_reload_interval: 0s}", 1)
+	}
+	cfgFile := writeFile(t, "exogate.yaml", config(breaker))
 	p := startBinary(t, cfgFile)
 	admin := p.adminURL(t)
 	reload := func() (int, string) {
@@ -280,7 +284,7 @@ func TestReloadOnTheBinary(t *testing.T) {
 	waitFor(t, func() bool { return farm.fakes["mumbai-api"].Count() == 1 })
 
 	// New file: acme stays, acme1m goes, newco comes.
-	next := strings.Replace(farm.config(breaker), `  - sid: acme1m
+	next := strings.Replace(config(breaker), `  - sid: acme1m
     region: mumbai`, `  - sid: newco
     region: mumbai`, 1)
 	if err := os.WriteFile(cfgFile, []byte(next), 0o600); err != nil {
@@ -329,7 +333,7 @@ func TestReloadOnTheBinary(t *testing.T) {
 	}
 
 	// SIGHUP: back to the first file.
-	if err := os.WriteFile(cfgFile, []byte(farm.config(breaker)), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(config(breaker)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {

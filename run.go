@@ -174,6 +174,13 @@ func (s *server) reload() (err error) {
 	if cfg.Admin.Listen != old.cfg.Admin.Listen {
 		return fmt.Errorf("admin.listen: changing %q to %q needs a restart", old.cfg.Admin.Listen, cfg.Admin.Listen)
 	}
+	if cfg.Admin.Listen != "" && cfg.Admin.TokenFile != "" {
+		// A token file the new configuration names must be usable before
+		// it guards the admin listener.
+		if _, err := readAdminToken(cfg.Admin.TokenFile); err != nil {
+			return err
+		}
+	}
 	log, err := newLogger(cfg.Log, s.stderr)
 	if err != nil {
 		return err
@@ -732,6 +739,11 @@ func (s *server) serve(ctx context.Context) error {
 	s.ctx = context.WithoutCancel(ctx)
 	gw := s.live.Load()
 	cfg, log := gw.cfg, s.log
+	if cfg.Admin.Listen != "" && cfg.Admin.TokenFile != "" {
+		if _, err := readAdminToken(cfg.Admin.TokenFile); err != nil {
+			return err
+		}
+	}
 
 	// Credentials from files and Vault load in the background: until every
 	// account has some, /readyz answers 503 and that account's requests 503
@@ -798,7 +810,7 @@ func (s *server) serve(ctx context.Context) error {
 			reload = s.reload
 		}
 		admin := &http.Server{
-			Handler:           adminHandler(s.live.Load, s.metrics, reload),
+			Handler:           adminHandler(s.live.Load, s.metrics, reload, log),
 			ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
 			ReadTimeout:       cfg.Server.ReadTimeout,
 			IdleTimeout:       cfg.Server.IdleTimeout,

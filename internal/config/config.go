@@ -134,6 +134,13 @@ type Rotation struct {
 // POST /-/reload. Never on the Exotel-facing listener.
 type Admin struct {
 	Listen string `yaml:"listen"` // "" disables it
+	// TokenFile names a file holding the bearer token that every admin
+	// request other than GET and HEAD (POST /-/reload) must carry. Required
+	// when Listen is not loopback; when set, required on loopback too.
+	TokenFile string `yaml:"token_file"`
+	// MinReloadInterval: POST /-/reload is answered 429 when the previous
+	// one was less than this ago. 0 means no limit. Default 5s.
+	MinReloadInterval time.Duration `yaml:"min_reload_interval"`
 }
 
 // Log configures the logger.
@@ -257,7 +264,7 @@ func Default() Config {
 	}
 	return Config{
 		Listen: "127.0.0.1:8080",
-		Admin:  Admin{Listen: "127.0.0.1:9901"},
+		Admin:  Admin{Listen: "127.0.0.1:9901", MinReloadInterval: 5 * time.Second},
 		Log:    Log{Level: "info", Format: "json"},
 		Upstream: Upstream{
 			Timeout:             30 * time.Second,
@@ -433,6 +440,8 @@ const (
 	EnvRegion      = "EXOTEL_REGION"
 	EnvListen      = "EXOGATE_LISTEN"
 	EnvAdminListen = "EXOGATE_ADMIN_LISTEN"
+	// EnvAdminTokenFile is admin.token_file.
+	EnvAdminTokenFile = "EXOGATE_ADMIN_TOKEN_FILE"
 	// EnvAllowUnauthenticated set to "true" is auth.allow_unauthenticated,
 	// for the zero-setup mode in a container.
 	EnvAllowUnauthenticated = "EXOGATE_ALLOW_UNAUTHENTICATED"
@@ -484,6 +493,9 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 	if v, ok := lookup(getenv, EnvAdminListen); ok {
 		c.Admin.Listen = v
 	}
+	if v := getenv(EnvAdminTokenFile); v != "" {
+		c.Admin.TokenFile = v
+	}
 	if getenv(EnvAllowUnauthenticated) == "true" {
 		c.Auth.AllowUnauthenticated = true
 	}
@@ -515,7 +527,13 @@ func (c *Config) Validate() error {
 			bad("admin.listen", "%q is not host:port", c.Admin.Listen)
 		} else if c.Admin.Listen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 			bad("admin.listen", "must differ from listen: the admin endpoints never share Exotel's path space")
+		} else if !IsLoopback(c.Admin.Listen) && c.Admin.TokenFile == "" {
+			bad("admin.token_file", "required when admin.listen (%s) is not loopback: whoever reaches it could reload the configuration; "+
+				"put a random token (openssl rand -hex 32) in a file readable by exogate only and name the file here or in %s", c.Admin.Listen, EnvAdminTokenFile)
 		}
+	}
+	if c.Admin.MinReloadInterval < 0 {
+		bad("admin.min_reload_interval", "must not be negative (0 means no limit), got %s", c.Admin.MinReloadInterval)
 	}
 	switch c.Log.Level {
 	case "trace", "debug", "info", "warn", "error":
