@@ -30,8 +30,9 @@ type target struct {
 
 	service, networkPolicy, pdb, spread bool // whether it has (or must not have) one
 
-	clientLabels        labels // the callers NetworkPolicy lets reach the listener
-	monitoringNamespace string // the namespace NetworkPolicy lets reach the admin port
+	clientLabels        labels // the callers NetworkPolicy lets reach the listener; nil: the listener is loopback, no rule may open it
+	monitoringNamespace string // the namespace of the Prometheus pods NetworkPolicy lets reach the admin port
+	prometheusLabels    labels // the labels of those pods
 
 	tokenOnlyInExogate bool // the service-account token reaches exogate's container only
 }
@@ -41,6 +42,9 @@ var targets = []target{
 		dir: "kubernetes/sidecar", deployment: "example-app", container: "exogate", app: "app",
 		listenHost: "127.0.0.1", backend: "memory", minReplicas: 1, maxMemoryRequest: "64Mi",
 		minShutdownDelay: time.Second, tokenOnlyInExogate: true,
+		networkPolicy:       true,
+		monitoringNamespace: "monitoring",
+		prometheusLabels:    labels{"app.kubernetes.io/name": "prometheus"},
 	},
 	{
 		dir: "kubernetes/central", deployment: "exogate", container: "exogate",
@@ -49,6 +53,7 @@ var targets = []target{
 		service:          true, networkPolicy: true, pdb: true, spread: true,
 		clientLabels:        labels{"exogate.io/client": "true"},
 		monitoringNamespace: "monitoring",
+		prometheusLabels:    labels{"app.kubernetes.io/name": "prometheus"},
 	},
 }
 
@@ -108,6 +113,7 @@ var checks = []check{
 	{"deployment selects its own pods", checkDeployment},
 	{"service routes to the listener", checkService},
 	{"network policy admits only clients and monitoring", checkNetworkPolicy},
+	{"admin token comes from a Secret", checkAdminToken},
 	{"pod disruption budget leaves room", checkPDB},
 	{"grace period covers the shutdown", checkShutdown},
 	{"exogate container is hardened", checkHardening},
@@ -515,16 +521,22 @@ func checkNetworkPolicy(b *bundle, r *report) {
 			for j, f := range rule.From {
 				switch cp.ContainerPort {
 				case listen:
-					if f.PodSelector == nil || f.NamespaceSelector != nil || f.IPBlock != nil {
+					if b.clientLabels == nil {
+						r.errorf("%s: ingress[%d] opens the listener port %d, which is on loopback here: nothing outside the pod may reach it", o, i, listen)
+					} else if f.PodSelector == nil || f.NamespaceSelector != nil || f.IPBlock != nil {
 						r.errorf("%s: ingress[%d].from[%d] to the listener must be a podSelector alone", o, i, j)
 					} else if fmt.Sprint(f.PodSelector.MatchLabels) != fmt.Sprint(b.clientLabels) || len(f.PodSelector.MatchExpressions) > 0 {
 						r.errorf("%s: ingress[%d].from[%d] admits %v to the listener, want exactly %v", o, i, j, f.PodSelector.MatchLabels, b.clientLabels)
 					}
 				case admin:
+					// Prometheus only: its pods in its namespace, both
+					// selectors in one entry (the kubelet's probes come
+					// from the node, which NetworkPolicy lets through).
 					ns := labels{"kubernetes.io/metadata.name": b.monitoringNamespace}
-					if f.NamespaceSelector == nil || f.PodSelector != nil || f.IPBlock != nil ||
-						fmt.Sprint(f.NamespaceSelector.MatchLabels) != fmt.Sprint(ns) {
-						r.errorf("%s: ingress[%d].from[%d] to the admin port must be the namespace %s alone", o, i, j, b.monitoringNamespace)
+					if f.NamespaceSelector == nil || f.PodSelector == nil || f.IPBlock != nil ||
+						fmt.Sprint(f.NamespaceSelector.MatchLabels) != fmt.Sprint(ns) || len(f.NamespaceSelector.MatchExpressions) > 0 ||
+						fmt.Sprint(f.PodSelector.MatchLabels) != fmt.Sprint(b.prometheusLabels) || len(f.PodSelector.MatchExpressions) > 0 {
+						r.errorf("%s: ingress[%d].from[%d] to the admin port must be the namespace %s with pods labelled %v, in one entry (Prometheus only)", o, i, j, b.monitoringNamespace, b.prometheusLabels)
 					}
 				default:
 					r.errorf("%s: ingress[%d] opens port %d, which is neither the listener nor the admin port", o, i, cp.ContainerPort)
@@ -532,9 +544,58 @@ func checkNetworkPolicy(b *bundle, r *report) {
 			}
 		}
 	}
-	for _, p := range []int{listen, admin} {
+	need := []int{admin}
+	if b.clientLabels != nil {
+		need = append(need, listen)
+	}
+	for _, p := range need {
 		if !covered[p] {
 			r.errorf("%s: no ingress rule admits anyone to port %d", o, p)
+		}
+	}
+}
+
+// checkAdminToken: an admin listener off loopback has admin.token_file (the
+// configuration's validation says so too), and the file comes from a
+// Secret that is required, mounted read-only as a directory (a subPath
+// never sees a rotated Secret) into exogate's container and no other.
+func checkAdminToken(b *bundle, r *report) {
+	if !r.need(b, true) {
+		return
+	}
+	host, _, _ := splitHostPort(b.cfg.adminListen)
+	file := b.cfg.cfg.Admin.TokenFile
+	if file == "" {
+		if b.cfg.adminListen != "" && !isLoopback(host) {
+			r.errorf("admin.listen %s is not loopback and admin.token_file is empty: anyone who reaches the admin port could reload the configuration", b.cfg.adminListen)
+		} else {
+			r.skipped = "the admin listener is on loopback without a token"
+		}
+		return
+	}
+	m, _ := b.exo.mountFor(file)
+	if m == nil {
+		r.errorf("admin.token_file %s: no volume is mounted there in exogate's container", file)
+		return
+	}
+	if m.SubPath != "" {
+		r.errorf("admin.token_file %s is mounted with subPath: a subPath never sees a rotated Secret", file)
+	}
+	if !m.ReadOnly {
+		r.errorf("the admin token volume %q is not mounted readOnly", m.Name)
+	}
+	v := b.pod().volume(m.Name)
+	switch {
+	case v == nil || v.Secret == nil || v.Secret.SecretName == "":
+		r.errorf("admin.token_file %s: volume %q is not a Secret; the token must not live in the manifests", file, m.Name)
+	case v.Secret.Optional != nil && *v.Secret.Optional:
+		r.errorf("admin.token_file %s: the Secret %q is optional; without it exogate would not start", file, v.Secret.SecretName)
+	}
+	for _, oc := range b.pod().allContainers() {
+		for _, om := range oc.VolumeMounts {
+			if oc.Name != b.container && om.Name == m.Name {
+				r.errorf("container %q mounts the admin token volume %q: it could reload exogate", oc.Name, m.Name)
+			}
 		}
 	}
 }
@@ -890,8 +951,8 @@ var breakages = []breakage{
 		old: "            - name: GOMEMLIMIT\n", new: "            - name: EXOGATE_ADMIN_LISTEN\n              value: 127.0.0.1:9901\n            - name: GOMEMLIMIT\n", want: "is loopback"},
 	{dir: "sidecar", check: "exogate probes use the admin endpoints", file: "deployment.yaml",
 		old: "            - name: GOMEMLIMIT\n", new: "            - name: EXOGATE_ADMIN_LISTEN\n              value: \"-\"\n            - name: GOMEMLIMIT\n", want: "the admin listener is off"},
-	{dir: "central", check: "exogate probes use the admin endpoints", file: "configmap.yaml",
-		old: "listen: 0.0.0.0:9901", new: "listen: 0.0.0.0:9902", want: "overrides the file's admin.listen"},
+	{dir: "central", check: "exogate probes use the admin endpoints", file: "deployment.yaml",
+		old: "            - name: GOMEMLIMIT\n", new: "            - name: EXOGATE_ADMIN_LISTEN\n              value: 127.0.0.1:9901\n            - name: GOMEMLIMIT\n", want: "overrides the file's admin.listen"},
 	{dir: "central", check: "exogate probes use the admin endpoints", file: "deployment.yaml",
 		old: "            - name: GOMEMLIMIT\n", new: "            - name: EXOGATE_ADMIN_LISTEN\n              value: 0.0.0.0:9902\n            - name: GOMEMLIMIT\n", want: "no port named admin with containerPort 9902"},
 	// config validates
@@ -955,7 +1016,34 @@ var breakages = []breakage{
 	{dir: "central", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
 		old: "          port: 9901", new: "          port: 9902", want: `port "9902" is not a port`},
 	{dir: "central", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
-		old: "    - from:\n        - namespaceSelector:", new: "    - from:\n        - podSelector: {}\n          namespaceSelector:", want: "to the admin port must be"},
+		old: "          podSelector:\n            matchLabels:\n              app.kubernetes.io/name: prometheus\n", new: "", want: "to the admin port must be the namespace monitoring with pods labelled"},
+	{dir: "central", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
+		old: "          podSelector:\n            matchLabels:\n              app.kubernetes.io/name: prometheus\n", new: "        - podSelector:\n            matchLabels:\n              app.kubernetes.io/name: prometheus\n", want: "to the admin port must be"},
+	{dir: "sidecar", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
+		old: "              app.kubernetes.io/name: prometheus", new: "              app.kubernetes.io/name: grafana", want: "with pods labelled map[app.kubernetes.io/name:prometheus]"},
+	{dir: "sidecar", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
+		old: "          port: 9901\n", new: "          port: 9901\n        - protocol: TCP\n          port: 8080\n", want: "which is on loopback here"},
+	{dir: "sidecar", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
+		old: "          port: 9901\n", new: "          port: 9902\n", want: `port "9902" is not a port`},
+	{dir: "sidecar", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
+		old: "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n", new: "apiVersion: v1\nkind: ConfigMap\n", want: "want exactly one NetworkPolicy, have 0"},
+	// admin token
+	{dir: "central", check: "admin token comes from a Secret", file: "configmap.yaml",
+		old: "      token_file: /etc/exogate-admin/token\n", new: "", want: "admin.token_file is empty"},
+	{dir: "sidecar", check: "admin token comes from a Secret", file: "configmap.yaml",
+		old: "token_file: /etc/exogate-admin/token", new: "token_file: /etc/exogate/admin-token", want: "volume \"config\" is not a Secret"},
+	{dir: "central", check: "admin token comes from a Secret", file: "deployment.yaml",
+		old: "              mountPath: /etc/exogate-admin\n", new: "              mountPath: /etc/exogate-adm\n", want: "no volume is mounted there"},
+	{dir: "central", check: "admin token comes from a Secret", file: "deployment.yaml",
+		old: "          secret:\n            secretName: exogate-admin-token\n            defaultMode: 0440\n", new: "          emptyDir: {}\n", want: "is not a Secret"},
+	{dir: "central", check: "admin token comes from a Secret", file: "deployment.yaml",
+		old: "            secretName: exogate-admin-token\n", new: "            secretName: exogate-admin-token\n            optional: true\n", want: "is optional"},
+	{dir: "central", check: "admin token comes from a Secret", file: "deployment.yaml",
+		old: "              mountPath: /etc/exogate-admin\n              readOnly: true", new: "              mountPath: /etc/exogate-admin\n              readOnly: false", want: "not mounted readOnly"},
+	{dir: "sidecar", check: "admin token comes from a Secret", file: "deployment.yaml",
+		old: "              mountPath: /etc/exogate-admin\n", new: "              mountPath: /etc/exogate-admin/token\n              subPath: token\n", want: "subPath"},
+	{dir: "sidecar", check: "admin token comes from a Secret", file: "deployment.yaml",
+		old: "          env:\n            - name: EXOTEL_BASE_URL", new: "          volumeMounts:\n            - {name: admin-token, mountPath: /etc/exogate-admin}\n          env:\n            - name: EXOTEL_BASE_URL", want: `container "app" mounts the admin token volume`},
 	{dir: "central", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
 		old: "    - Ingress", new: "    - Egress", want: "lacks Ingress"},
 	// pdb

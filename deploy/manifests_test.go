@@ -507,7 +507,11 @@ type volumeMount struct {
 }
 
 type volume struct {
-	Name      string `yaml:"name"`
+	Name   string `yaml:"name"`
+	Secret *struct {
+		SecretName string `yaml:"secretName"`
+		Optional   *bool  `yaml:"optional"`
+	} `yaml:"secret"`
 	ConfigMap *struct {
 		Name  string `yaml:"name"`
 		Items []struct {
