@@ -818,7 +818,8 @@ func (s *server) serve(ctx context.Context) error {
 		}
 		go func() { errc <- admin.Serve(aln) }()
 		defer admin.Close()
-		log.Info().Str("admin_addr", aln.Addr().String()).Msg("admin listening")
+		log.Info().Str("admin_addr", aln.Addr().String()).Bool("admin_token_required", cfg.Admin.TokenFile != "").
+			Dur("min_reload_interval", cfg.Admin.MinReloadInterval).Msg("admin listening")
 	}
 
 	hup := make(chan os.Signal, 1)
