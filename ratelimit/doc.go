@@ -85,7 +85,8 @@
 // Retry-After (d <= 0) the pause is an exponential backoff: 1s for the first
 // pause since Exotel last accepted a request (Succeeded), doubling with each
 // further one up to 60s, jittered to between half and all of that step so
-// that replicas and buckets do not come back in step. A pause never shortens
+// that replicas and buckets do not come back in step. No pause lasts longer
+// than [MaxPause] (24h), whoever asks for it. A pause never shortens
 // a longer one. While it lasts, a caller's earliest turn is the later of its
 // place in line and the pause's end, and MaxWait and the deadline count
 // against that; callers already in line are moved past the end (in
@@ -153,9 +154,11 @@
 // "<account> <bucket> <milliseconds>". Every replica follows that channel
 // and keeps the pauses in a local table; whenever it subscribes (at Start,
 // after an outage) it also reads the pause keys in force. Both use the time
-// left, not the end, so that the replicas' clocks need not agree. Buckets
-// without an entry in Config.Buckets share one pause per account, named
-// "*". The backoff step is the key prefix+"pause-step:"+account+":"+bucket,
+// left, not the end, so that the replicas' clocks need not agree. Anyone who
+// can write to Redis can publish there, so a pause read from Redis is cut to
+// MaxPause, and a message that does not read as above is ignored and counted
+// ([Redis.MalformedMessages]). Buckets without an entry in Config.Buckets
+// share one pause per account, named "*". The backoff step is the key prefix+"pause-step:"+account+":"+bucket,
 // counted up by each pause in the same script (and forgotten five minutes
 // after the last), and deleted by Succeeded, which talks to Redis only when
 // this replica has seen a pause of that account×bucket since its last reset.
