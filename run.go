@@ -171,6 +171,9 @@ func (s *server) reload() (err error) {
 	if cfg.Listen != old.cfg.Listen {
 		return fmt.Errorf("listen: changing %s to %s needs a restart", old.cfg.Listen, cfg.Listen)
 	}
+	if cfg.Server != old.cfg.Server {
+		return errors.New("server: changing the listener's timeouts or max_connections needs a restart")
+	}
 	if cfg.Admin.Listen != old.cfg.Admin.Listen {
 		return fmt.Errorf("admin.listen: changing %q to %q needs a restart", old.cfg.Admin.Listen, cfg.Admin.Listen)
 	}
@@ -544,6 +547,8 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 		Callers:       ident,
 		ClientLimiter: clientLims,
 		MaxWait:       cfg.Limits.MaxWait,
+		MaxInFlight:   cfg.MaxInFlight,
+		WriteTimeout:  cfg.Server.WriteTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -693,7 +698,13 @@ func newTransport(u config.Upstream, upstreams []*url.URL, log zerolog.Logger) (
 			MaxIdleConnsPerHost:   u.MaxIdleConnsPerHost,
 		}, nil
 	}
+	// HTTP/1.1 only: Go's HTTP/2 client may send a request again after a
+	// stream reset or GOAWAY when it thinks no byte of it was processed,
+	// bodiless POSTs included, and a call must never be placed twice.
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
 	return &http.Transport{
+		Protocols:             &protocols,
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dialer.DialContext,
 		TLSClientConfig:       tlsConf,
@@ -703,7 +714,6 @@ func newTransport(u config.Upstream, upstreams []*url.URL, log zerolog.Logger) (
 		MaxIdleConns:          4 * u.MaxIdleConnsPerHost,
 		MaxIdleConnsPerHost:   u.MaxIdleConnsPerHost,
 		IdleConnTimeout:       u.IdleConnTimeout,
-		ForceAttemptHTTP2:     true,
 	}, nil
 }
 
@@ -781,6 +791,11 @@ func (s *server) serve(ctx context.Context) error {
 		ReadTimeout:       cfg.Server.ReadTimeout,
 		ErrorLog:          logx.StdLogger(log, "http"),
 	}
+	// server.max_connections: one connection past it gets a single
+	// Exotel-shaped 503 and is closed (listen changes need a restart, so
+	// this one does too).
+	conns := &proxy.ConnLimit{Max: int64(cfg.Server.MaxConnections)}
+	srv.ConnContext, srv.ConnState = conns.ConnContext, conns.ConnState
 	// "OPTIONS *" would get a bare 200 from net/http; it is not an Exotel call.
 	srv.DisableGeneralOptionsHandler = true
 	sids := make([]string, 0, len(cfg.Accounts))

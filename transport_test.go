@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/pem"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -61,5 +65,41 @@ func TestUpstreamClientChoice(t *testing.T) {
 	}
 	if _, ok := tr.(*http.Transport); !ok {
 		t.Fatalf("upstream.client net/http gave %T", tr)
+	}
+}
+
+// In net/http mode the upstream is spoken to in HTTP/1.1 only, even when it
+// offers HTTP/2: Go's HTTP/2 client may send a bodiless POST again after a
+// stream reset, and a call must never be placed twice.
+func TestNetHTTPUpstreamIsHTTP11(t *testing.T) {
+	protos := make(chan string, 1)
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		protos <- r.Proto
+	}))
+	up.EnableHTTP2 = true
+	up.StartTLS()
+	defer up.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	der := up.Certificate().Raw
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Upstream.Client = "net/http"
+	cfg.Upstream.CAFile = caFile
+	u, _ := url.Parse(up.URL)
+	tr, err := newTransport(cfg.Upstream, []*url.URL{u}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest("POST", up.URL+"/v1/Accounts/acme/Calls/connect.json", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if p := <-protos; p != "HTTP/1.1" {
+		t.Errorf("upstream spoken to in %s, want HTTP/1.1", p)
 	}
 }

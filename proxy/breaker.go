@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -160,7 +161,16 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		return nil, errors.Join(errCredentials, err)
 	}
 	start := time.Now()
-	resp, err := t.next.RoundTrip(req)
+	// Whether the whole request reached Exotel: after that, a lost answer
+	// does not mean nothing happened.
+	var written atomic.Bool
+	sent := req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) { written.Store(info.Err == nil) },
+	}))
+	resp, err := t.next.RoundTrip(sent)
+	if err != nil && written.Load() && !safeMethod(req.Method) && req.Context().Err() == nil {
+		err = &errOutcomeUnknown{err}
+	}
 	if err == nil {
 		t.metrics.Upstream(t.account, t.host, resp.StatusCode, time.Since(start))
 	}
@@ -292,6 +302,11 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		}
 	}
 	return 0
+}
+
+// safeMethod reports whether method changes nothing at Exotel.
+func safeMethod(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
 }
 
 func closeBody(req *http.Request) {

@@ -27,7 +27,9 @@ const (
 	KindBodyTooLarge           = "body_too_large"
 	KindUpstreamTimeout        = "upstream_timeout"
 	KindUpstreamUnreachable    = "upstream_unreachable"
+	KindUpstreamOutcomeUnknown = "upstream_outcome_unknown"
 	KindClientClosed           = "client_closed"
+	KindOverloaded             = "overloaded"
 )
 
 // HeaderError names the header that carries the kind of a gateway-made error.
@@ -41,6 +43,7 @@ var (
 	errBodyTooLarge   = errors.New("request body too large")
 	errCredentials    = errors.New("credentials unavailable")
 	errForbidden      = errors.New("caller may not use this account, bucket or method")
+	errOverloaded     = errors.New("too many requests or connections in flight")
 )
 
 // errCircuitOpen is returned by the breaker transport when it refuses a
@@ -49,6 +52,15 @@ type errCircuitOpen struct{ retryAfter time.Duration }
 
 func (e *errCircuitOpen) Error() string             { return "circuit breaker is open" }
 func (e *errCircuitOpen) RetryAfter() time.Duration { return e.retryAfter }
+
+// errOutcomeUnknown is an upstream failure after the whole request was
+// written: Exotel may have acted on it (placed the call, sent the SMS).
+type errOutcomeUnknown struct{ err error }
+
+func (e *errOutcomeUnknown) Error() string {
+	return "no answer after the request was sent: " + e.err.Error()
+}
+func (e *errOutcomeUnknown) Unwrap() error { return e.err }
 
 // retryAfterer is implemented by errors that know when a retry may succeed
 // (the limiter's rejection, an open breaker).
@@ -65,8 +77,9 @@ type response struct {
 // toResponse is the one place that maps an error to the gateway's answer.
 func toResponse(err error) response {
 	var (
-		ra   retryAfterer
-		open *errCircuitOpen
+		ra      retryAfterer
+		open    *errCircuitOpen
+		unknown *errOutcomeUnknown
 	)
 	switch {
 	case errors.Is(err, exotel.ErrBadPath):
@@ -87,6 +100,8 @@ func toResponse(err error) response {
 		return response{http.StatusForbidden, KindForbidden, "Forbidden: this client may not use this account, API or method", 0}
 	case errors.Is(err, errCredentials):
 		return response{http.StatusServiceUnavailable, KindCredentialsUnavailable, "Gateway has no credentials for this account yet", time.Second}
+	case errors.Is(err, errOverloaded):
+		return response{http.StatusServiceUnavailable, KindOverloaded, "Gateway overloaded: too many requests in flight, retry after the Retry-After interval", time.Second}
 	case errors.As(err, &open):
 		return response{http.StatusServiceUnavailable, KindCircuitOpen, "Upstream temporarily unavailable: circuit breaker open", open.retryAfter}
 	case errors.As(err, &ra):
@@ -94,6 +109,12 @@ func toResponse(err error) response {
 		return response{http.StatusTooManyRequests, KindRateLimited, "Too many requests: rate limit exceeded, retry after the Retry-After interval", ra.RetryAfter()}
 	case errors.Is(err, context.Canceled):
 		return response{499, KindClientClosed, "Client closed the request", 0}
+	case errors.As(err, &unknown):
+		status := http.StatusBadGateway
+		if isTimeout(err) {
+			status = http.StatusGatewayTimeout
+		}
+		return response{status, KindUpstreamOutcomeUnknown, "Upstream did not answer after the request was sent: it may have been carried out; check before retrying", 0}
 	case isTimeout(err):
 		return response{http.StatusGatewayTimeout, KindUpstreamTimeout, "Upstream did not answer in time", 0}
 	default:

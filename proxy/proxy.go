@@ -123,6 +123,15 @@ type Config struct {
 	// for its client's cap and then for the account's limit (0: each
 	// limiter's own bound applies to its own line).
 	MaxWait time.Duration
+	// MaxInFlight bounds the requests served at once, those waiting in the
+	// limiter's line included; past it a request is answered 503 overloaded
+	// at once (0: 1024; negative: no bound).
+	MaxInFlight int
+	// WriteTimeout bounds the time to send the answer, counted from when the
+	// request leaves the limiter's line (or the gateway answers it itself),
+	// so that a caller that stops reading cannot hold the request forever
+	// while one legitimately waiting in line is never cut (0: no bound).
+	WriteTimeout time.Duration
 	// Previous, on a configuration reload, is the handler being replaced:
 	// an account whose upstream hosts and breaker settings are unchanged
 	// keeps its breakers (open stays open).
@@ -143,13 +152,15 @@ type Handler struct {
 	draining   atomic.Bool
 	idPrefix   string
 	idSeq      atomic.Uint64
-	pool       sync.Pool // *exchange
 	bufs       bufferPool
 	stdlog     *log.Logger // ReverseProxy's own messages, into the structured log
 	metrics    *metrics.Metrics
 	callers    Identifier
 	clientLim  ClientLimiter
 	maxWait    time.Duration
+	maxFlight  int64         // 0: no bound
+	inFlight   *atomic.Int64 // shared with the handler this one replaced
+	writeLimit time.Duration
 }
 
 type account struct {
@@ -165,6 +176,9 @@ type upstream struct {
 	breaker *breaker
 	proxies [exotel.NumBuckets]*httputil.ReverseProxy
 }
+
+// DefaultMaxInFlight is Config.MaxInFlight's default.
+const DefaultMaxInFlight = 1024
 
 // New makes a Handler.
 func New(cfg Config) (*Handler, error) {
@@ -185,6 +199,17 @@ func New(cfg Config) (*Handler, error) {
 	h.stdlog = logx.StdLogger(cfg.Logger, "proxy")
 	h.metrics = cfg.Metrics
 	h.callers, h.clientLim, h.maxWait = cfg.Callers, cfg.ClientLimiter, cfg.MaxWait
+	h.writeLimit = cfg.WriteTimeout
+	h.inFlight = new(atomic.Int64)
+	if cfg.Previous != nil {
+		h.inFlight = cfg.Previous.inFlight
+	}
+	switch {
+	case cfg.MaxInFlight == 0:
+		h.maxFlight = DefaultMaxInFlight
+	case cfg.MaxInFlight > 0:
+		h.maxFlight = int64(cfg.MaxInFlight)
+	}
 	h.reauth, _ = cfg.Authorizer.(Reauthorizer)
 	h.pauser, _ = cfg.Limiter.(Pauser)
 	h.retryWait = cfg.RetryWait
@@ -201,7 +226,6 @@ func New(cfg Config) (*Handler, error) {
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	h.idPrefix = hex.EncodeToString(rnd[:]) + "-"
-	h.pool.New = func() any { return new(exchange) }
 
 	for _, a := range cfg.Accounts {
 		sid := strings.ToLower(a.SID)
@@ -288,20 +312,60 @@ func rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 	if lb, ok := pr.In.Body.(*limitedBody); ok && out.Body != nil {
 		out.Body = lb
 	}
-	hdr := out.Header
-	// Whatever auth the caller sent is never forwarded: the transport sets the
-	// account's own. Authorization is not hop-by-hop, so it must go by hand.
-	delete(hdr, "Authorization")
-	delete(hdr, "Proxy-Authorization")
-	// With these, Go's transport treats a POST as replayable and may send it
-	// twice on a broken keep-alive connection (golang/go#19943): a call or an
-	// SMS must never be placed twice.
-	delete(hdr, "Idempotency-Key")
-	delete(hdr, "X-Idempotency-Key")
-	// The caller's address and identity stay inside.
-	delete(hdr, "Forwarded")
-	delete(hdr, "X-Real-Ip")
-	delete(hdr, "X-Request-Id")
+	// Only the headers Exotel's API uses go upstream (allowlist): whatever
+	// auth the caller sent, idempotency keys (with which Go's transport would
+	// treat a POST as replayable, golang/go#19943), the caller's address and
+	// every override header (X-HTTP-Method-Override, X-Original-URL, ...)
+	// stay here. The transport sets the account's own Authorization.
+	for k, v := range out.Header {
+		if !forwardHeader(k, v) {
+			delete(out.Header, k)
+		}
+	}
+}
+
+// upstreamHeaders are the request headers forwarded to Exotel, in
+// canonical form. Content-Length travels as the request's length, Host as
+// the upstream's, Authorization is the account's own, and hop-by-hop
+// headers never pass a proxy.
+var upstreamHeaders = map[string]bool{
+	"Accept":            true,
+	"Accept-Charset":    true,
+	"Accept-Encoding":   true,
+	"Accept-Language":   true,
+	"Content-Type":      true,
+	"User-Agent":        true,
+	"X-Request-Id":      true,
+	"Traceparent":       true,
+	"Tracestate":        true,
+	"If-None-Match":     true,
+	"If-Modified-Since": true,
+}
+
+// forwardHeader reports whether the header k with values v goes upstream.
+func forwardHeader(k string, v []string) bool {
+	if !upstreamHeaders[k] {
+		return false
+	}
+	if k == "X-Request-Id" {
+		// The caller's request id, for correlation, when it is one short
+		// token: it is the caller's, not a channel to Exotel.
+		return len(v) == 1 && isToken(v[0], 128)
+	}
+	return true
+}
+
+// isToken reports whether s is 1..max visible ASCII characters.
+func isToken(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // rawPath returns the request target up to the query.
@@ -332,7 +396,7 @@ func (h *Handler) BreakerState(sid string, host exotel.Host) (gobreaker.State, b
 }
 
 // exchange is the per-request state: the ResponseWriter the proxy writes to,
-// which records what the access log needs. Pooled.
+// which records what the access log needs.
 type exchange struct {
 	http.ResponseWriter
 	status      int
@@ -353,6 +417,15 @@ type exchange struct {
 }
 
 func (e *exchange) WriteHeader(code int) {
+	if code >= 100 && code < 200 {
+		// 100 Continue, 103 Early Hints: informational, never the final
+		// status; an upstream failure after one is still answered as an
+		// error.
+		if !e.wroteHeader {
+			e.ResponseWriter.WriteHeader(code)
+		}
+		return
+	}
 	if !e.wroteHeader {
 		e.status, e.wroteHeader = code, true
 	}
@@ -373,15 +446,17 @@ func (e *exchange) Unwrap() http.ResponseWriter { return e.ResponseWriter }
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
-	ex := h.pool.Get().(*exchange)
-	*ex = exchange{ResponseWriter: w, method: r.Method, body: limitedBody{rec: ex.body.rec[:0]}}
+	// Not pooled: after the handler returns, an upstream transport may
+	// still be reading the request body it was handed (net/http's writes it
+	// from a goroutine of its own), and nothing it can touch may be reused.
+	ex := &exchange{ResponseWriter: w, method: r.Method}
 	ex.requestID = h.newRequestID(ex)
 	w.Header()["X-Request-Id"] = []string{ex.requestID}
 	defer func() {
 		if p := recover(); p != nil {
 			// ReverseProxy aborts the response with http.ErrAbortHandler when
 			// the upstream's body breaks mid-way: log the line, then let
-			// net/http close the connection. The exchange is not reused.
+			// net/http close the connection.
 			if ex.kind == "" {
 				ex.kind = KindUpstreamUnreachable
 			}
@@ -389,11 +464,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(p)
 		}
 		h.accessLog(ex, r, start)
-		ex.ResponseWriter, ex.up, ex.cause = nil, nil, nil
-		if cap(ex.body.rec) > 64<<10 {
-			ex.body.rec = nil // don't keep a rare large body's buffer alive in the pool
-		}
-		h.pool.Put(ex)
 	}()
 
 	h.serve(ex, r)
@@ -423,6 +493,12 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		return
 	}
 
+	if overConnections(r.Context()) {
+		// A connection past the listener's bound gets this one answer.
+		ex.Header().Set("Connection", "close")
+		h.fail(ex, exotel.ShapeOf(raw), errOverloaded)
+		return
+	}
 	_, a1 := r.Header["Authorization"]
 	_, a2 := r.Header["Proxy-Authorization"]
 	ex.clientAuth = a1 || a2
@@ -431,6 +507,14 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 	if err != nil {
 		h.fail(ex, route.Shape, err)
 		return
+	}
+	if h.maxFlight > 0 {
+		if h.inFlight.Add(1) > h.maxFlight {
+			h.inFlight.Add(-1)
+			h.fail(ex, route.Shape, errOverloaded)
+			return
+		}
+		defer h.inFlight.Add(-1)
 	}
 	if h.callers != nil {
 		client, err := h.callers.Identify(r)
@@ -459,21 +543,6 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 	if r.ContentLength > h.maxBody {
 		h.fail(ex, route.Shape, errBodyTooLarge)
 		return
-	}
-	hasBody := r.Body != nil && r.Body != http.NoBody
-	if hasBody && r.ContentLength < 0 {
-		// A chunked body of unknown length is read whole (up to MaxBody)
-		// before anything is sent, so an oversized one never reaches Exotel
-		// in part, and it is forwarded with its length.
-		if err := ex.body.preload(r.Body, h.maxBody); err != nil {
-			h.fail(ex, route.Shape, err)
-			return
-		}
-		r.ContentLength, r.TransferEncoding = int64(len(ex.body.rec)), nil
-		r.Body = &ex.body
-		if r.ContentLength == 0 {
-			r.Body = http.NoBody
-		}
 	}
 	// An open breaker answers at once, without queueing for the limiter.
 	if up.breaker.State() == gobreaker.StateOpen {
@@ -511,9 +580,27 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		}
 		ex.admitted = true
 	}
-	if hasBody && !ex.body.preloaded {
-		ex.body.rc, ex.body.left, ex.body.record = r.Body, h.maxBody, h.reauth != nil || h.pauser != nil
-		r.Body = &ex.body
+	// The body is read only now that the request is going upstream: a
+	// request refused above cost no more than its header.
+	h.setWriteDeadline(ex)
+	if r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength < 0 {
+			// A chunked body of unknown length is read whole (up to
+			// MaxBody) before anything is sent, so an oversized one never
+			// reaches Exotel in part, and it is forwarded with its length.
+			if err := ex.body.preload(r.Body, h.maxBody); err != nil {
+				h.fail(ex, route.Shape, err)
+				return
+			}
+			r.ContentLength, r.TransferEncoding = int64(len(ex.body.rec)), nil
+			r.Body = &ex.body
+			if r.ContentLength == 0 {
+				r.Body = http.NoBody
+			}
+		} else {
+			ex.body.rc, ex.body.left, ex.body.record = r.Body, h.maxBody, h.reauth != nil || h.pauser != nil
+			r.Body = &ex.body
+		}
 	}
 	up.proxies[route.Bucket].ServeHTTP(ex, r)
 }
@@ -525,8 +612,19 @@ type waitExhausted struct{}
 func (waitExhausted) Error() string             { return "proxy: time in line used up" }
 func (waitExhausted) RetryAfter() time.Duration { return time.Second }
 
+// setWriteDeadline starts the time the answer may take to write.
+func (h *Handler) setWriteDeadline(ex *exchange) {
+	if h.writeLimit > 0 {
+		// The connection's deadline is the operating system's: wall time.
+		_ = http.NewResponseController(ex.ResponseWriter).SetWriteDeadline(time.Now().Add(h.writeLimit))
+	}
+}
+
 // fail answers the request with err in the Exotel shape and records the kind.
 func (h *Handler) fail(ex *exchange, shape exotel.Shape, err error) {
+	if !ex.wroteHeader {
+		h.setWriteDeadline(ex)
+	}
 	ex.kind = writeError(ex, shape, ex.method, ex.requestID, err)
 	if ex.kind == KindClientClosed {
 		ex.status = 499

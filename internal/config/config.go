@@ -40,6 +40,7 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	ShutdownDelay   time.Duration `yaml:"shutdown_delay"`
 	MaxBody         ByteSize      `yaml:"max_body"`
+	MaxInFlight     int           `yaml:"max_in_flight"`
 	MaxHeaderBytes  ByteSize      `yaml:"max_header_bytes"`
 	Server          Server        `yaml:"server"`
 	Vault           Vault         `yaml:"vault"`
@@ -154,6 +155,12 @@ type Server struct {
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	ReadTimeout       time.Duration `yaml:"read_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	// WriteTimeout bounds writing the answer, counted from when the request
+	// leaves the limiter's line: time in line is never cut.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// MaxConnections bounds the proxy listener's open connections; one past
+	// it gets a single 503 overloaded and is closed.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // Upstream configures how exogate reaches Exotel.
@@ -298,11 +305,15 @@ func Default() Config {
 		},
 		ShutdownTimeout: 25 * time.Second,
 		MaxBody:         1 << 20,
-		MaxHeaderBytes:  64 << 10,
+		// Sized from the measured memory of a request (docs/operations.md).
+		MaxInFlight:    1024,
+		MaxHeaderBytes: 64 << 10,
 		Server: Server{
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			IdleTimeout:       120 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			MaxConnections:    4096,
 		},
 		Vault: Vault{
 			Timeout:         10 * time.Second,
@@ -810,6 +821,16 @@ func (c *Config) Validate() error {
 	positive("server.read_header_timeout", c.Server.ReadHeaderTimeout)
 	positive("server.read_timeout", c.Server.ReadTimeout)
 	positive("server.idle_timeout", c.Server.IdleTimeout)
+	positive("server.write_timeout", c.Server.WriteTimeout)
+	if c.Server.WriteTimeout > 0 && c.Server.WriteTimeout <= c.Upstream.Timeout {
+		bad("server.write_timeout", "must be longer than upstream.timeout (%s): it counts from when the request leaves the line, Exotel's answer included", c.Upstream.Timeout)
+	}
+	if c.Server.MaxConnections <= 0 {
+		bad("server.max_connections", "must be positive")
+	}
+	if c.MaxInFlight <= 0 {
+		bad("max_in_flight", "must be positive")
+	}
 	return errors.Join(errs...)
 }
 

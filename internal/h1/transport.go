@@ -399,15 +399,16 @@ func (pc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 
 func (pc *conn) exchange(req *http.Request) (*http.Response, error) {
 	start := pc.counter.n
-	wreq := req
+	// Written without the caller's trace: Request.Write would report
+	// WroteRequest before the buffer is flushed; it is reported below, once
+	// the whole request reached the connection.
+	wreq := req.WithContext(context.Background())
 	var br *bodyReader
 	if req.Body != nil && req.Body != http.NoBody {
 		// Tell the body's own errors (too large, the caller went away) from
 		// the connection's.
-		r2 := *req
 		br = &bodyReader{rc: req.Body}
-		r2.Body = br
-		wreq = &r2
+		wreq.Body = br
 	}
 	// Writers are shared through a pool: a request is written in one go, so
 	// an idle or waiting connection holds no write buffer.
@@ -438,12 +439,17 @@ func (pc *conn) exchange(req *http.Request) (*http.Response, error) {
 		resp.Close = true
 		return resp, nil
 	}
+	// The whole request reached the connection: tell whoever traces it (a
+	// lost answer from here on does not mean the server did nothing).
+	trace := httptrace.ContextClientTrace(req.Context())
+	if trace != nil && trace.WroteRequest != nil {
+		trace.WroteRequest(httptrace.WroteRequestInfo{})
+	}
 	if d := pc.t.ResponseHeaderTimeout; d > 0 {
 		pc.setReadDeadline(req, time.Now().Add(d))
 	}
 	// The whole header, 1xx answers included, is bounded (as net/http's).
 	pc.counter.limit = pc.counter.n + maxHeaderBytes
-	var trace *httptrace.ClientTrace
 	for n := 0; ; n++ {
 		resp, err := http.ReadResponse(pc.br, req)
 		pc.gotBytes = pc.counter.n > start
@@ -469,9 +475,6 @@ func (pc *conn) exchange(req *http.Request) (*http.Response, error) {
 		}
 		// 100 Continue, 103 Early Hints: pass them to whoever traces the
 		// request (httputil.ReverseProxy forwards them to its client).
-		if trace == nil {
-			trace = httptrace.ContextClientTrace(req.Context())
-		}
 		if trace != nil && trace.Got1xxResponse != nil {
 			if err := trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
 				return nil, err

@@ -1287,3 +1287,34 @@ func TestSweeperCloseIdleAndCloseNoLeak(t *testing.T) {
 	}
 	waitFor(t, "every connection to be closed", func() bool { return ended.Load() == s.accepted.Load() })
 }
+
+// WroteRequest is traced once the whole request reached the connection, and
+// not for a request whose body failed part-way (its server saw no whole
+// request).
+func TestWroteRequestTraced(t *testing.T) {
+	s := newRawServer(t, keepAlive)
+	tr := &Transport{}
+	defer tr.Close()
+	send := func(body io.Reader, length int64) (wrote int, err error) {
+		trace := &httptrace.ClientTrace{WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				wrote++
+			}
+		}}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "POST", s.url("/a"), body)
+		req.ContentLength = length
+		resp, err := tr.RoundTrip(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return wrote, err
+	}
+	if wrote, err := send(strings.NewReader("From=1&To=2"), 11); err != nil || wrote != 1 {
+		t.Errorf("whole request: WroteRequest seen %d times, err %v; want once", wrote, err)
+	}
+	broken := io.MultiReader(strings.NewReader("From=1&"), errReader{errors.New("caller went away")})
+	if wrote, err := send(broken, 100); err == nil || wrote != 0 {
+		t.Errorf("half-sent request: WroteRequest seen %d times, err %v; want none and an error", wrote, err)
+	}
+}

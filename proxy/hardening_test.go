@@ -1,0 +1,454 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/exogate/exogate/internal/exotel"
+	"github.com/exogate/exogate/internal/h1"
+)
+
+// A request whose upstream answered before reading its body must not share
+// anything with the next request: net/http's transport may still be reading
+// the first body in its own goroutine after the handler returned.
+func TestBodyNotSharedAfterEarlyAnswer(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	got2 := make(chan struct{}, 1)
+	release := make(chan struct{})
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/Sms/send.json") {
+			// Refuse at once, without reading the body.
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		got2 <- struct{}{}
+		<-release
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, `{"len":%d}`, len(b))
+	}))
+	defer up.Close()
+	eachClientWith(t, up, nil, func(c *Config) { c.MaxBody = 1000 }, func(t *testing.T, r *rig, client string) {
+		for i := range 3 {
+			conn, err := net.Dial("tcp", r.front.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "POST /v1/Accounts/acme/Sms/send.json HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n%s", strings.Repeat("a", 10))
+			if client == "net/http" {
+				// net/http's transport hands the early 401 back while its
+				// writer still waits for the rest of the body, and the
+				// handler returns (its access line is written last).
+				want := i + 1
+				waitUntil(t, func() bool { return strings.Count(r.logs.String(), `"status":401`) >= want })
+			}
+			done := make(chan struct{})
+			var status int
+			var body string
+			go func() {
+				defer close(done)
+				req, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader(strings.Repeat("b", 600)))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				resp, err := r.front.Client().Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				status, body = resp.StatusCode, string(b)
+			}()
+			<-got2
+			// The rest of the first body arrives while the second request
+			// is being sent.
+			_, _ = io.WriteString(conn, strings.Repeat("a", 990))
+			close(release)
+			<-done
+			release = make(chan struct{})
+			if status != 200 || body != `{"len":600}` {
+				t.Fatalf("round %d: second request: status %d, body %q; want 200 and all 600 bytes upstream", i, status, body)
+			}
+		}
+	})
+}
+
+// eachClientWith is eachClient with a change to the handler's Config, and
+// fn told which client it runs with.
+func eachClientWith(t *testing.T, s *httptest.Server, mod func(*h1.Transport, *http.Transport), cfg func(*Config), fn func(t *testing.T, r *rig, client string)) {
+	for name, tr := range upstreamClients(t, s, mod) {
+		t.Run(name, func(t *testing.T) {
+			fn(t, newRig(t, func(c *Config) {
+				c.Transport = tr
+				c.Accounts[0].API = mustURL(s.URL)
+				if cfg != nil {
+					cfg(c)
+				}
+			}), name)
+		})
+	}
+}
+
+// A 1xx is never a final status: an upstream that sends 100 Continue or 103
+// Early Hints and then fails gets an Exotel-shaped error, never an empty 200.
+func TestInformationalThenFailureIsAnError(t *testing.T) {
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</x>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer up.Close()
+	eachClient(t, up, nil, func(t *testing.T, r *rig) {
+		for _, expect := range []bool{false, true} {
+			req, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader("From=1&To=2"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if expect {
+				req.Header.Set("Expect", "100-continue")
+			}
+			resp, body := r.do(req)
+			if resp.StatusCode < 500 {
+				t.Fatalf("expect=%v: status %d, body %q: a failed call looks like a success", expect, resp.StatusCode, body)
+			}
+			assertShape(t, resp, body, exotel.ShapeJSON, resp.StatusCode, resp.Header.Get(HeaderError))
+		}
+	})
+}
+
+// Expect is not forwarded: the gateway sends the body itself, so Exotel's
+// 100 Continue would only be noise (and an early final status a hazard).
+func TestExpectNotForwarded(t *testing.T) {
+	r := newRig(t, nil)
+	req, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Sms/send.json", strings.NewReader("From=1&To=2&Body=hi"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Expect", "100-continue")
+	resp, _ := r.do(req)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if v := r.only().Header.Values("Expect"); len(v) > 0 {
+		t.Errorf("Expect forwarded: %q", v)
+	}
+}
+
+// Only an allowlist of headers goes upstream.
+func TestOnlyAllowedHeadersGoUpstream(t *testing.T) {
+	r := newRig(t, nil)
+	allowed := map[string]string{
+		"Content-Type":    "application/x-www-form-urlencoded",
+		"Accept":          "application/json",
+		"Accept-Language": "en",
+		"User-Agent":      "exotel-sdk/1.0",
+		"X-Request-Id":    "req-42",
+		"Traceparent":     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"Tracestate":      "vendor=x",
+		"If-None-Match":   `"abc"`,
+	}
+	refused := map[string]string{
+		"X-Http-Method-Override": "DELETE",
+		"X-Http-Method":          "DELETE",
+		"X-Method-Override":      "DELETE",
+		"X-Original-Url":         "/v1/Accounts/other/Calls",
+		"X-Rewrite-Url":          "/v1/Accounts/other/Calls",
+		"X-Original-Uri":         "/v1/Accounts/other/Calls",
+		"True-Client-Ip":         "10.0.0.1",
+		"X-Client-Ip":            "10.0.0.1",
+		"X-Cluster-Client-Ip":    "10.0.0.1",
+		"Cf-Connecting-Ip":       "10.0.0.1",
+		"X-Forwarded-Server":     "evil",
+		"X-Host":                 "evil.example",
+		"Cookie":                 "session=1",
+		"Origin":                 "https://evil.example",
+		"Referer":                "https://evil.example/",
+		"X-Anything":             "1",
+		"Expect":                 "100-continue",
+		"Range":                  "bytes=0-1",
+	}
+	req, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Sms/send.json", strings.NewReader("From=1&To=2&Body=hi"))
+	for k, v := range allowed {
+		req.Header.Set(k, v)
+	}
+	for k, v := range refused {
+		req.Header.Set(k, v)
+	}
+	resp, _ := r.do(req)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	got := r.only().Header
+	for k, v := range allowed {
+		if got.Get(k) != v {
+			t.Errorf("%s = %q upstream, want %q", k, got.Get(k), v)
+		}
+	}
+	for k := range refused {
+		if v := got.Values(k); len(v) > 0 {
+			t.Errorf("%s forwarded upstream: %q", k, v)
+		}
+	}
+	if got.Get("Content-Length") != strconv.Itoa(len("From=1&To=2&Body=hi")) {
+		t.Errorf("Content-Length upstream %q", got.Get("Content-Length"))
+	}
+}
+
+// A request id that is not a short token stays inside.
+func TestRequestIDForwardedOnlyWhenSane(t *testing.T) {
+	r := newRig(t, nil)
+	for _, id := range []string{strings.Repeat("x", 200), "a b", "ü"} {
+		r.reset()
+		req, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls.json", nil)
+		req.Header.Set("X-Request-Id", id)
+		resp, _ := r.do(req)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		if v := r.only().Header.Values("X-Request-Id"); len(v) > 0 {
+			t.Errorf("request id %q forwarded as %q", id, v)
+		}
+	}
+}
+
+func mustURL(s string) *url.URL { u, _ := url.Parse(s); return u }
+
+// a request cut off after its body reached Exotel may have been carried out.
+func TestOutcomeUnknownAfterRequestWritten(t *testing.T) {
+	stuck := make(chan struct{})
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		if r.URL.Query().Get("slow") != "" {
+			<-stuck // past the header timeout below
+			return
+		}
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.Close()
+	}))
+	defer up.Close()
+	defer close(stuck)
+	timeouts := func(fast *h1.Transport, std *http.Transport) {
+		fast.ResponseHeaderTimeout = 50 * time.Millisecond
+		std.ResponseHeaderTimeout = 50 * time.Millisecond
+	}
+	eachClient(t, up, timeouts, func(t *testing.T, r *rig) {
+		for _, c := range []struct {
+			query  string
+			status int
+		}{{"", 502}, {"?slow=1", 504}} {
+			req, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Calls/connect.json"+c.query, strings.NewReader("From=1&To=2"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, body := r.do(req)
+			assertShape(t, resp, body, exotel.ShapeJSON, c.status, KindUpstreamOutcomeUnknown)
+			if !strings.Contains(string(body), "may have been carried out") {
+				t.Errorf("message does not warn that the request may have been carried out: %s", body)
+			}
+		}
+		// A GET that timed out changed nothing: an ordinary timeout.
+		req, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls.json?slow=1", nil)
+		resp, body := r.do(req)
+		assertShape(t, resp, body, exotel.ShapeJSON, 504, KindUpstreamTimeout)
+	})
+}
+
+// A request the gateway refuses is answered before its body is read: a
+// chunked body that never ends does not hold the answer back.
+func TestRefusedBeforeBodyIsRead(t *testing.T) {
+	for name, mod := range map[string]func(*Config){
+		"rate limited": func(c *Config) {},
+		"breaker open": func(c *Config) { c.Breaker = BreakerSettings{ConsecutiveFailures: 1, OpenFor: time.Hour} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, mod)
+			if name == "rate limited" {
+				r.limiter.admit = func(context.Context, string, string) (time.Duration, error) { return 0, limited{time.Second} }
+			} else {
+				r.servers["singapore-api"].Close() // one failure opens the breaker
+				req, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls.json", nil)
+				if resp, _ := r.do(req); resp.StatusCode != 502 {
+					t.Fatalf("tripping request: status %d", resp.StatusCode)
+				}
+			}
+			conn, err := net.Dial("tcp", r.front.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// The first chunk, and never the end of the body.
+			io.WriteString(conn, "POST /v1/Accounts/acme/Calls/connect.json HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nFrom=\r\n")
+			got := make(chan int, 1)
+			go func() {
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					got <- 0
+					return
+				}
+				resp.Body.Close()
+				got <- resp.StatusCode
+			}()
+			select {
+			case status := <-got:
+				if status != 429 && status != 503 {
+					t.Errorf("status %d, want the refusal", status)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no answer while the body is unfinished: the body is read before the refusal")
+			}
+		})
+	}
+}
+
+// Past MaxInFlight a request is answered 503 overloaded at once.
+func TestMaxInFlight(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 8)
+	r := newRig(t, func(c *Config) { c.MaxInFlight = 2 })
+	r.limiter.admit = func(ctx context.Context, _, _ string) (time.Duration, error) {
+		entered <- struct{}{}
+		<-release
+		return 0, nil
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls.json", nil)
+			if resp, _ := r.do(req); resp.StatusCode != 200 {
+				t.Errorf("request in line: status %d", resp.StatusCode)
+			}
+		}()
+	}
+	<-entered
+	<-entered
+	req, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls.json", nil)
+	resp, body := r.do(req)
+	assertShape(t, resp, body, exotel.ShapeJSON, 503, KindOverloaded)
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+	close(release)
+	wg.Wait()
+	// The bound is on requests at once, not in total.
+	resp, _ = r.do(req)
+	if resp.StatusCode != 200 {
+		t.Errorf("after the line emptied: status %d", resp.StatusCode)
+	}
+}
+
+// A connection past the listener's bound gets one Exotel-shaped 503, and is
+// closed; the connections within it are served.
+func TestConnLimit(t *testing.T) {
+	r := newRig(t, nil)
+	limit := &ConnLimit{Max: 2}
+	front := httptest.NewUnstartedServer(r.handler)
+	front.Config.ConnContext, front.Config.ConnState = limit.ConnContext, limit.ConnState
+	front.Start()
+	defer front.Close()
+	get := func(conn net.Conn, br *bufio.Reader) (*http.Response, []byte) {
+		t.Helper()
+		io.WriteString(conn, "GET /v1/Accounts/acme/Calls HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	var conns []net.Conn
+	var readers []*bufio.Reader
+	for range 3 {
+		c, err := net.Dial("tcp", front.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns, readers = append(conns, c), append(readers, bufio.NewReader(c))
+	}
+	for i := range 2 {
+		if resp, _ := get(conns[i], readers[i]); resp.StatusCode != 200 {
+			t.Fatalf("connection %d within the bound: status %d", i, resp.StatusCode)
+		}
+	}
+	resp, body := get(conns[2], readers[2])
+	assertShape(t, resp, body, exotel.ShapeXML, 503, KindOverloaded)
+	if !resp.Close {
+		t.Error("the connection past the bound is kept open")
+	}
+	conns[0].Close()
+	waitUntil(t, func() bool { return limit.Open() == 1 })
+	c, err := net.Dial("tcp", front.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if resp, _ := get(c, bufio.NewReader(c)); resp.StatusCode != 200 {
+		t.Errorf("after one closed: status %d", resp.StatusCode)
+	}
+}
+
+// The write timeout cuts a caller that stops reading the answer, but never
+// a request waiting in the limiter's line for longer than it.
+func TestWriteTimeout(t *testing.T) {
+	big := strings.Repeat("x", 32<<20)
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Query().Get("big") == "" {
+			io.WriteString(w, `{"Calls":[]}`)
+			return
+		}
+		io.WriteString(w, big)
+	}))
+	defer up.Close()
+	var wait atomic.Bool
+	eachClientWith(t, up, nil, func(c *Config) { c.WriteTimeout = 300 * time.Millisecond }, func(t *testing.T, r *rig, _ string) {
+		r.limiter.admit = func(ctx context.Context, _, _ string) (time.Duration, error) {
+			if wait.Load() {
+				t := time.NewTimer(time.Second) // three write timeouts in line
+				defer t.Stop()
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					return 0, ctx.Err()
+				}
+			}
+			return 0, nil
+		}
+		wait.Store(true)
+		resp, err := r.front.Client().Get(r.front.URL + "/v1/Accounts/acme/Calls.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || n != int64(len(`{"Calls":[]}`)) || resp.StatusCode != 200 {
+			t.Fatalf("request that waited in line: status %d, %d bytes, %v", resp.StatusCode, n, err)
+		}
+		wait.Store(false)
+
+		resp, err = r.front.Client().Get(r.front.URL + "/v1/Accounts/acme/Calls.json?big=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		// Stop reading: the gateway must give up writing and end the request.
+		waitUntil(t, func() bool { return strings.Count(r.logs.String(), `"message":"request"`) >= 2 })
+	})
+}
