@@ -83,6 +83,7 @@ type Store struct {
 	endLife context.CancelFunc
 
 	started atomic.Bool
+	closed  atomic.Bool
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -266,8 +267,11 @@ func (s *Store) Start(ctx context.Context) {
 
 // Close stops the background work and, when exogate logged in to Vault
 // itself and no newer store shares the session, revokes its Vault token.
-// The credentials in memory stay usable.
+// The credentials in memory stay usable. Calls after the first do nothing.
 func (s *Store) Close(ctx context.Context) error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
 	s.endLife()
 	if s.cancel != nil {
 		s.cancel()

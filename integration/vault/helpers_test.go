@@ -157,6 +157,20 @@ func (v *testVault) secretID(t *testing.T, role string) string {
 	return id
 }
 
+// wrappedSecretID returns a new secret id of role, response-wrapped: a
+// wrapping token that can be unwrapped once.
+func (v *testVault) wrappedSecretID(t *testing.T, role string) string {
+	t.Helper()
+	c, err := v.root.Clone()
+	must(t, err)
+	c.SetToken(v.root.Token())
+	c.SetWrappingLookupFunc(func(string, string) string { return "5m" })
+	s, err := c.Logical().Write("auth/approle/role/"+role+"/secret-id", nil)
+	must(t, err)
+	secrets.add(s.WrapInfo.Token)
+	return s.WrapInfo.Token
+}
+
 // token creates a token with the exogate policy.
 func (v *testVault) token(t *testing.T, ttl time.Duration) string {
 	t.Helper()
