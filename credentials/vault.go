@@ -235,7 +235,8 @@ func apiConfig(cfg VaultConfig, getenv func(string) string) (*api.Config, []stri
 	}
 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSHandshakeTimeout = 10 * time.Second
+	// vault.timeout bounds each request, its dial and handshake included.
+	tr.TLSHandshakeTimeout = cfg.Timeout
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: skip}
 	conf := &api.Config{
 		Address: cfg.Address,

@@ -252,3 +252,109 @@ accounts:
 	must(t, cmd.Process.Signal(os.Interrupt))
 	waitFor(t, 30*time.Second, func() bool { return strings.Contains(logs.String(), "vault: token revoked") })
 }
+
+// With Vault hanging (its connections accepted and never answered) and
+// Exotel answering 401, the caller is not held for vault.timeout by the
+// re-read the 401 forces: after rotation.reauthorize_wait it gets Exotel's
+// 401 while the read is still blocked. The read goes on in the background,
+// and once Vault answers, what it read serves the next request at once.
+func TestHangingVaultHoldsNoCaller(t *testing.T) {
+	v := startVault(t)
+	const key, oldToken, newToken = "hang-key-0123456789", "hang-token-old-0123", "hang-token-new-0123"
+	v.putPair(t, acmePath, key, oldToken)
+	tok := v.token(t, time.Hour)
+	vu, err := url.Parse(v.addr)
+	must(t, err)
+	r := startRelay(t, vu.Host)
+	logs := &testutil.SyncBuffer{}
+	store := startStore(t, credentials.Config{
+		Accounts: []credentials.Spec{{Account: "acme", Source: "vault", Vault: credentials.VaultSecret{Path: acmePath}}},
+		Vault: credentials.VaultConfig{Address: "https://" + r.addr(), CAFile: v.caFile,
+			Auth: credentials.VaultAuth{Method: "token"}, Timeout: 5 * time.Minute},
+		RefreshInterval:  time.Hour,
+		MinForcedRefresh: 100 * time.Millisecond,
+		ReauthorizeWait:  200 * time.Millisecond,
+		Getenv:           func(k string) string { return map[string]string{"VAULT_TOKEN": tok}[k] },
+		Logger:           newLogger(logs),
+	}, logs)
+	waitVersion(t, store, "v1")
+
+	fake := fakeexotel.New("exotel", fakeexotel.Account{SID: "acme", Key: key, Token: oldToken})
+	upstream := httptest.NewTLSServer(fake)
+	defer upstream.Close()
+	u, _ := url.Parse(upstream.URL)
+	h, err := proxy.New(proxy.Config{
+		Accounts:   []proxy.Account{{SID: "acme", API: u, CCM: u}},
+		Authorizer: store,
+		Transport:  upstream.Client().Transport,
+		Logger:     newLogger(logs),
+	})
+	must(t, err)
+	gw := httptest.NewServer(h)
+	defer gw.Close()
+	call := func() (*http.Response, error) {
+		resp, err := http.Post(gw.URL+"/v1/Accounts/acme/Calls/connect.json", "application/x-www-form-urlencoded",
+			strings.NewReader("From=0999&To=0888&CallerId=0777"))
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+
+	// Vault starts hanging; the token is rotated in Vault and at Exotel.
+	r.hang()
+	v.putPair(t, acmePath, key, newToken)
+	fake.SetAccount(fakeexotel.Account{SID: "acme", Key: key, Token: newToken})
+
+	type answer struct {
+		resp *http.Response
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		resp, err := call()
+		got <- answer{resp, err}
+	}()
+	var a answer
+	waitFor(t, 60*time.Second, func() bool {
+		select {
+		case a = <-got:
+			return true
+		default:
+			return false
+		}
+	})
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	if a.resp.StatusCode != http.StatusUnauthorized || a.resp.Header.Get("X-Exogate-Error") != "" {
+		t.Errorf("caller got %s (X-Exogate-Error %q), want Exotel's own 401", a.resp.Status, a.resp.Header.Get("X-Exogate-Error"))
+	}
+	// The forced read reached the hanging Vault and is still blocked there:
+	// it neither failed nor read anything.
+	if r.heldCount() == 0 {
+		t.Fatal("the forced re-read never reached Vault")
+	}
+	if n := store.RefreshErrors("acme"); n != 0 {
+		t.Errorf("%d failed reads: the re-read ended instead of waiting in the background", n)
+	}
+	if c := store.Current("acme"); c.Version() != "v1" {
+		t.Errorf("version %s while Vault hangs, want v1", c.Version())
+	}
+
+	// Vault answers again: the read that was waiting completes, and the next
+	// request goes out with the new token at its first try.
+	r.release()
+	waitVersion(t, store, "v2")
+	before := len(fake.Requests())
+	resp, err := call()
+	must(t, err)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("after Vault answered: %s", resp.Status)
+	}
+	newAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte(key+":"+newToken))
+	if sent := fake.Requests()[before:]; len(sent) != 1 || sent[0].Header.Get("Authorization") != newAuth {
+		t.Errorf("%d requests reached Exotel, want one with the new token", len(sent))
+	}
+}
