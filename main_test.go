@@ -435,6 +435,9 @@ func TestStartupErrors(t *testing.T) {
 		{"config env var unset", []string{"-config", writeFile(t, "c.yaml", farm.config(""))}, map[string]string{"ACME_API_KEY": "k"}, "ACME_API_TOKEN"},
 		{"unknown key", []string{"-config", writeFile(t, "c.yaml", farm.config("limitz: {}\n"))}, nil, `unknown key "limitz"`},
 		{"plain http refused", []string{"-config", writeFile(t, "c.yaml", strings.Replace(farm.config(""), "https://", "http://", 1))}, farmEnv(), "plain http"},
+		{"vault plain http off loopback", []string{"-config", writeFile(t, "c.yaml", farm.config(vaultAccount+"vault: {address: 'http://vault.example:8200'}\n"))}, farmEnv(), "vault.address"},
+		{"VAULT_ADDR plain http off loopback", []string{"-config", writeFile(t, "c.yaml", farm.config(vaultAccount))}, withEnv(farmEnv(), "VAULT_ADDR", "http://10.1.2.3:8200"), "vault.allow_insecure"},
+		{"VAULT_SKIP_VERIFY", []string{"-config", writeFile(t, "c.yaml", farm.config(vaultAccount+"vault: {address: 'https://127.0.0.1:1'}\n"))}, withEnv(farmEnv(), "VAULT_SKIP_VERIFY", "true"), "VAULT_SKIP_VERIFY=true would turn off verification"},
 		{"no such file", []string{"-config", "/nonexistent.yaml"}, nil, "no such file"},
 		{"unknown command", []string{"launch"}, nil, `unknown command "launch"`},
 		{"stray argument", []string{"serve", "extra"}, nil, `unexpected argument "extra"`},
@@ -453,6 +456,15 @@ func TestStartupErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// vaultAccount continues exotelFarm.config's accounts with one whose
+// credentials are in Vault.
+const vaultAccount = "  - sid: vaulted\n    region: singapore\n    credentials: {source: vault, vault: {path: exotel/vaulted}}\n"
+
+func withEnv(env map[string]string, k, v string) map[string]string {
+	env[k] = v
+	return env
 }
 
 func TestInsecureHTTPOptIn(t *testing.T) {

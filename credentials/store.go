@@ -45,6 +45,11 @@ type Config struct {
 	// MinForcedRefresh is the least time between two re-reads forced by
 	// Exotel's 401s for one account (default 2s).
 	MinForcedRefresh time.Duration
+	// ReauthorizeWait is how long a request that Exotel answered 401 waits
+	// for the re-read it forced (default 1s). Past it, Exotel's 401 is
+	// passed on while the read goes on in the background; what it finds
+	// serves later requests. A hanging Vault holds no caller longer.
+	ReauthorizeWait time.Duration
 	// Getenv reads the environment (default: every variable unset).
 	Getenv func(string) string
 	// Logger receives rotations and source errors, never a value.
@@ -54,7 +59,11 @@ type Config struct {
 	// Previous, on a configuration reload, is the store being replaced:
 	// accounts whose Spec is unchanged start with its credentials (current
 	// and previous), so they are ready at once and no request waits for a
-	// new read.
+	// new read. When the Vault settings are unchanged too, the new store
+	// shares the old one's Vault session (its token and its renewal; no new
+	// login, so a wrapped secret id already spent is never needed again);
+	// when they changed, the new session still knows which wrapped secret
+	// id was spent.
 	Previous *Store
 }
 
@@ -68,7 +77,13 @@ type Store struct {
 	now      func() time.Time
 	vault    *vaultClient // nil when no account uses Vault
 
+	// life ends on Close: the context of re-reads that outlive the request
+	// that forced them.
+	life    context.Context
+	endLife context.CancelFunc
+
 	started atomic.Bool
+	closed  atomic.Bool
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -86,6 +101,7 @@ type slot struct {
 
 	mu         sync.Mutex // guards the fields below
 	refreshing chan struct{}
+	slowLogged chan struct{} // the forced read whose slowness was logged
 	lastForced time.Time
 	lastErr    string // the last source error logged, to log each only once
 }
@@ -123,6 +139,9 @@ func New(cfg Config) (*Store, error) {
 	if cfg.MinForcedRefresh <= 0 {
 		cfg.MinForcedRefresh = 2 * time.Second
 	}
+	if cfg.ReauthorizeWait <= 0 {
+		cfg.ReauthorizeWait = time.Second
+	}
 	if cfg.Getenv == nil {
 		cfg.Getenv = func(string) string { return "" }
 	}
@@ -130,6 +149,7 @@ func New(cfg Config) (*Store, error) {
 		cfg.Now = time.Now
 	}
 	s := &Store{cfg: cfg, accounts: make(map[string]*slot, len(cfg.Accounts)), log: cfg.Logger, now: cfg.Now}
+	s.life, s.endLife = context.WithCancel(context.Background())
 
 	var errs []error
 	for _, sp := range cfg.Accounts {
@@ -157,7 +177,7 @@ func New(cfg Config) (*Store, error) {
 			sl.src = &fileSource{keyPath: sp.APIKeyFile, tokenPath: sp.APITokenFile}
 		case "vault":
 			if s.vault == nil {
-				vc, err := newVaultClient(cfg.Vault, cfg.Getenv, s.log, s.now)
+				vc, err := vaultFor(cfg, s.log, s.now)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("vault: %w", err))
 					continue
@@ -175,6 +195,7 @@ func New(cfg Config) (*Store, error) {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
+		s.endLife()
 		return nil, err
 	}
 	if p := cfg.Previous; p != nil {
@@ -195,6 +216,31 @@ func New(cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// vaultFor returns the Vault client for cfg: the previous store's when its
+// session has the same settings, else a new one that remembers the previous
+// one's spent wrapped secret id.
+func vaultFor(cfg Config, log zerolog.Logger, now func() time.Time) (*vaultClient, error) {
+	vcfg, err := vaultSettings(cfg.Vault, cfg.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	var prev *vaultClient
+	if cfg.Previous != nil {
+		prev = cfg.Previous.vault
+	}
+	if prev != nil && prev.sameSession(vcfg) {
+		return prev, nil
+	}
+	vc, err := newVaultClient(vcfg, cfg.Getenv, log, now)
+	if err != nil {
+		return nil, err
+	}
+	if prev != nil {
+		vc.setSpentWrapped(prev.spentWrapped())
+	}
+	return vc, nil
+}
+
 // Start logs in to Vault if needed and starts loading and refreshing every
 // file and Vault credential in the background. It returns at once; Ready
 // tells when every account has credentials. Start may be called once.
@@ -204,11 +250,8 @@ func (s *Store) Start(ctx context.Context) {
 	}
 	ctx, s.cancel = context.WithCancel(ctx)
 	if s.vault != nil {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.vault.run(ctx)
-		}()
+		s.vault.setLogger(s.log)
+		s.vault.acquire()
 	}
 	for _, sl := range s.accounts {
 		if sl.src.kind() == "env" {
@@ -223,14 +266,19 @@ func (s *Store) Start(ctx context.Context) {
 }
 
 // Close stops the background work and, when exogate logged in to Vault
-// itself, revokes its Vault token. The credentials in memory stay usable.
+// itself and no newer store shares the session, revokes its Vault token.
+// The credentials in memory stay usable. Calls after the first do nothing.
 func (s *Store) Close(ctx context.Context) error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.endLife()
 	if s.cancel != nil {
 		s.cancel()
 	}
 	s.wg.Wait()
-	if s.vault != nil {
-		return s.vault.revoke(ctx)
+	if s.vault != nil && s.started.Load() {
+		return s.vault.release(ctx)
 	}
 	return nil
 }
@@ -256,7 +304,8 @@ func (s *Store) Authorize(h http.Header, account string) (version string, err er
 
 // Reauthorize is called when Exotel answered 401 to a request authorized
 // with version rejected. It re-reads the account's source (once for all
-// concurrent callers, and at most once per MinForcedRefresh), and if another
+// concurrent callers, and at most once per MinForcedRefresh), waiting for
+// the read at most ReauthorizeWait, and if another
 // credential is worth one more try — a newer version, or the previous one
 // within PreviousGrace of a rotation — sets it on h and returns true.
 // Otherwise Exotel's 401 stands.
@@ -380,31 +429,45 @@ func (s *Store) poll(ctx context.Context, sl *slot) {
 
 // forceRefresh re-reads the account's source now, unless it was re-read
 // for the same reason within MinForcedRefresh. Concurrent callers share one
-// read.
+// read. It waits for the read at most ReauthorizeWait (or until ctx ends):
+// the read itself runs in the background, bounded by the source's own
+// timeout, and swaps in what it finds whenever it ends.
 func (s *Store) forceRefresh(ctx context.Context, sl *slot) {
 	sl.mu.Lock()
-	if ch := sl.refreshing; ch != nil {
-		sl.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
+	ch := sl.refreshing
+	if ch == nil {
+		if s.now().Sub(sl.lastForced) < s.cfg.MinForcedRefresh {
+			sl.mu.Unlock()
+			return
 		}
-		return
+		ch = make(chan struct{})
+		sl.refreshing, sl.lastForced = ch, s.now()
+		go func() {
+			_ = s.refresh(s.life, sl)
+			sl.mu.Lock()
+			sl.refreshing = nil
+			sl.mu.Unlock()
+			close(ch)
+		}()
 	}
-	if s.now().Sub(sl.lastForced) < s.cfg.MinForcedRefresh {
+	sl.mu.Unlock()
+
+	t := time.NewTimer(s.cfg.ReauthorizeWait)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	case <-t.C:
+		sl.mu.Lock()
+		first := sl.slowLogged != ch
+		sl.slowLogged = ch
 		sl.mu.Unlock()
-		return
+		if first {
+			s.log.Warn().Str("account", sl.spec.Account).Str("source", sl.src.kind()).Str("where", sl.src.where()).
+				Dur("waited", s.cfg.ReauthorizeWait).
+				Msg("credentials: the re-read forced by Exotel's 401 is slow; passing the 401 on and reading on in the background")
+		}
 	}
-	ch := make(chan struct{})
-	sl.refreshing, sl.lastForced = ch, s.now()
-	sl.mu.Unlock()
-
-	_ = s.refresh(ctx, sl)
-
-	sl.mu.Lock()
-	sl.refreshing = nil
-	sl.mu.Unlock()
-	close(ch)
 }
 
 // refresh reads the source once and swaps in the pair if it changed and is

@@ -304,3 +304,108 @@ func TestEnvSourceNeverReauthorizes(t *testing.T) {
 		t.Error("env credentials cannot change: no retry")
 	}
 }
+
+// A source that hangs (a Vault whose connections time out rather than being
+// refused) holds the request that got Exotel's 401 for ReauthorizeWait at
+// most, not for the source's own timeout: the caller gets Exotel's 401, the
+// read goes on in the background, and what it finds serves later requests.
+func TestReauthorizeWaitIsBoundedWhileTheSourceHangs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wait time.Duration // ReauthorizeWait; 0: the default, 1s
+	}{
+		{"default", 0},
+		{"configured", 3 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var logs bytes.Buffer
+				s, err := New(Config{Accounts: []Spec{{Account: "acme", Source: "file", APIKeyFile: "k", APITokenFile: "t"}},
+					RefreshInterval: time.Hour, MinForcedRefresh: time.Second, ReauthorizeWait: tc.wait, Logger: zerolog.New(&logs)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer func() { _ = s.Close(context.Background()) }()
+				var mu sync.Mutex
+				token, version := "t1", "v1"
+				var hang chan struct{} // non-nil: load blocks until it is closed
+				fake := &fakeSource{loadFn: func(ctx context.Context) (string, string, string, error) {
+					mu.Lock()
+					h := hang
+					mu.Unlock()
+					if h != nil {
+						select {
+						case <-h:
+						case <-ctx.Done():
+							return "", "", "", ctx.Err()
+						}
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					return "k", token, version, nil
+				}}
+				sl := s.accounts["acme"]
+				sl.src = fake
+				if err := s.refresh(context.Background(), sl); err != nil {
+					t.Fatal(err)
+				}
+
+				// Rotated centrally, but the source now hangs.
+				release := make(chan struct{})
+				mu.Lock()
+				token, version, hang = "t2", "v2", release
+				mu.Unlock()
+				time.Sleep(2 * time.Second) // past MinForcedRefresh
+
+				want := tc.wait
+				if want == 0 {
+					want = time.Second
+				}
+				start := time.Now()
+				type result struct {
+					retry  bool
+					waited time.Duration
+				}
+				done := make(chan result, 2)
+				for range 2 { // two callers: one read, both bounded
+					go func() {
+						ok := s.Reauthorize(context.Background(), http.Header{}, "acme", "v1")
+						done <- result{ok, time.Since(start)}
+					}()
+				}
+				time.Sleep(want + time.Millisecond)
+				synctest.Wait()
+				for range 2 {
+					select {
+					case r := <-done:
+						if r.retry {
+							t.Error("offered a retry with nothing newer read")
+						}
+						if r.waited != want {
+							t.Errorf("the caller waited %v, want ReauthorizeWait %v", r.waited, want)
+						}
+					default:
+						t.Fatalf("a caller is still waiting for the hanging source after %v", want)
+					}
+				}
+				if n := fake.loads.Load(); n != 2 {
+					t.Errorf("%d loads, want the first and one forced read", n)
+				}
+				if n := strings.Count(logs.String(), "re-read forced by Exotel's 401 is slow"); n != 1 {
+					t.Errorf("the slow re-read was logged %d times, want once: %s", n, logs.String())
+				}
+
+				// The read finishes in the background: later requests use v2.
+				close(release)
+				synctest.Wait()
+				h := http.Header{}
+				if v, _ := s.Authorize(h, "acme"); v != "v2" {
+					t.Fatalf("after the background read: version %s, want v2", v)
+				}
+				if _, tk := basicOf(t, h); tk != "t2" {
+					t.Errorf("token %s, want t2", tk)
+				}
+			})
+		})
+	}
+}

@@ -3,11 +3,15 @@ package credentials
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,8 +23,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// VaultConfig says how to reach and log in to Vault. Empty fields fall back
-// to Vault's standard environment variables.
+// VaultConfig says how to reach and log in to Vault. Empty Address, CAFile
+// and Namespace fall back to VAULT_ADDR, VAULT_CACERT and VAULT_NAMESPACE
+// (read through Config.Getenv); no other Vault environment variable is
+// read, except VAULT_SKIP_VERIFY, which is refused unless AllowInsecure.
 type VaultConfig struct {
 	Address   string // default VAULT_ADDR
 	CAFile    string // default VAULT_CACERT
@@ -28,6 +34,10 @@ type VaultConfig struct {
 	Auth      VaultAuth
 	// Timeout bounds one Vault request (default 10s).
 	Timeout time.Duration
+	// AllowInsecure accepts a plain-http Address to a host that is not
+	// loopback and VAULT_SKIP_VERIFY=true; either is logged as a warning.
+	// Without it (the default) both are refused.
+	AllowInsecure bool
 }
 
 // VaultAuth says how exogate logs in to Vault.
@@ -71,12 +81,16 @@ type VaultSecret struct {
 const DefaultServiceAccountTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 // vaultClient is the gateway's one Vault client and its one login loop,
-// shared by every account whose credentials live in Vault.
+// shared by every account whose credentials live in Vault. On a
+// configuration reload that leaves the Vault settings unchanged, the new
+// Store shares it with the old one: the session (its token, its renewal, the
+// memory of a spent wrapped secret id) carries on, and exogate does not log
+// in again. The login loop runs while at least one started Store uses it.
 type vaultClient struct {
 	client *api.Client
 	cfg    VaultConfig
 	getenv func(string) string
-	log    zerolog.Logger
+	logp   atomic.Pointer[zerolog.Logger]
 	now    func() time.Time
 
 	loggedIn  chan struct{} // closed once a token is set
@@ -85,10 +99,18 @@ type vaultClient struct {
 	ownToken  atomic.Bool   // the token came from our own login: revoke it on Close
 	expiresAt atomic.Int64  // unix nanoseconds the token expires; 0 = unknown or never
 
+	wrappedMu   sync.Mutex
 	lastWrapped [sha256.Size]byte // digest of the last wrapped secret id used
+
+	mu    sync.Mutex // guards users, stop, done
+	users int        // started Stores using this client
+	stop  context.CancelFunc
+	done  chan struct{} // closed when the login loop has returned
 }
 
-func newVaultClient(cfg VaultConfig, getenv func(string) string, log zerolog.Logger, now func() time.Time) (*vaultClient, error) {
+// vaultSettings fills cfg's defaults (the environment's VAULT_ADDR,
+// VAULT_CACERT and VAULT_NAMESPACE among them) and checks the login method.
+func vaultSettings(cfg VaultConfig, getenv func(string) string) (VaultConfig, error) {
 	or := func(v, env string) string {
 		if v != "" {
 			return v
@@ -99,7 +121,7 @@ func newVaultClient(cfg VaultConfig, getenv func(string) string, log zerolog.Log
 	cfg.CAFile = or(cfg.CAFile, api.EnvVaultCACert)
 	cfg.Namespace = or(cfg.Namespace, api.EnvVaultNamespace)
 	if cfg.Address == "" {
-		return nil, errors.New("vault.address (or VAULT_ADDR) is required when an account's source is vault")
+		return cfg, errors.New("vault.address (or VAULT_ADDR) is required when an account's source is vault")
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
@@ -112,48 +134,216 @@ func newVaultClient(cfg VaultConfig, getenv func(string) string, log zerolog.Log
 			cfg.Auth.Mount = "approle"
 		}
 		if cfg.Auth.RoleIDFile == "" && cfg.Auth.RoleIDEnv == "" {
-			return nil, errors.New("vault.auth: approle needs role_id_file or role_id_env")
+			return cfg, errors.New("vault.auth: approle needs role_id_file or role_id_env")
 		}
 		if cfg.Auth.SecretIDFile == "" && cfg.Auth.SecretIDEnv == "" {
-			return nil, errors.New("vault.auth: approle needs secret_id_file or secret_id_env")
+			return cfg, errors.New("vault.auth: approle needs secret_id_file or secret_id_env")
 		}
 	case "kubernetes":
 		if cfg.Auth.Mount == "" {
 			cfg.Auth.Mount = "kubernetes"
 		}
 		if cfg.Auth.Role == "" {
-			return nil, errors.New("vault.auth.role is required for kubernetes auth")
+			return cfg, errors.New("vault.auth.role is required for kubernetes auth")
 		}
 		if cfg.Auth.ServiceAccountTokenFile == "" {
 			cfg.Auth.ServiceAccountTokenFile = DefaultServiceAccountTokenFile
 		}
 	default:
-		return nil, fmt.Errorf("vault.auth.method %q is not token, approle or kubernetes", cfg.Auth.Method)
+		return cfg, fmt.Errorf("vault.auth.method %q is not token, approle or kubernetes", cfg.Auth.Method)
 	}
+	return cfg, nil
+}
 
-	conf := api.DefaultConfig()
-	conf.Address = cfg.Address
-	conf.Timeout = cfg.Timeout
-	// The loops here retry with their own backoff; a request waiting on a
-	// forced refresh must not sit in the client's retries.
-	conf.MaxRetries = 0
-	if cfg.CAFile != "" {
-		if err := conf.ConfigureTLS(&api.TLSConfig{CACert: cfg.CAFile}); err != nil {
-			return nil, fmt.Errorf("vault.ca_file: %w", err)
-		}
+// newVaultClient makes the Vault client for cfg as vaultSettings filled it.
+// It warns about whatever is insecure in it.
+func newVaultClient(cfg VaultConfig, getenv func(string) string, log zerolog.Logger, now func() time.Time) (*vaultClient, error) {
+	conf, insecure, err := apiConfig(cfg, getenv)
+	if err != nil {
+		return nil, err
 	}
 	client, err := api.NewClient(conf)
 	if err != nil {
 		return nil, fmt.Errorf("vault client: %w", err)
 	}
-	client.ClearToken() // only the configured method sets it
+	// api.NewClient also reads VAULT_TOKEN, VAULT_NAMESPACE and
+	// VAULT_HEADERS from the process environment: undo all three. Only the
+	// configured method sets the token.
+	client.ClearToken()
+	client.SetHeaders(http.Header{api.RequestHeaderName: []string{"true"}})
 	if cfg.Namespace != "" {
 		client.SetNamespace(cfg.Namespace)
 	}
-	return &vaultClient{
-		client: client, cfg: cfg, getenv: getenv, log: log, now: now,
+	// The default wrapping lookup honours VAULT_WRAP_TTL, which would wrap
+	// every answer, KV reads included.
+	client.SetWrappingLookupFunc(func(string, string) string { return "" })
+
+	for _, why := range insecure {
+		log.Warn().Str("vault_address", cfg.Address).Str("reason", why).
+			Msg("vault: insecure connection allowed by vault.allow_insecure; never use this in production")
+	}
+	for _, f := range []struct{ field, path string }{
+		{"vault.auth.token_file", cfg.Auth.TokenFile},
+		{"vault.auth.secret_id_file", cfg.Auth.SecretIDFile},
+	} {
+		warnIfShared(log, f.field, f.path)
+	}
+
+	v := &vaultClient{
+		client: client, cfg: cfg, getenv: getenv, now: now,
 		loggedIn: make(chan struct{}), relogin: make(chan struct{}, 1),
-	}, nil
+	}
+	v.setLogger(log)
+	return v, nil
+}
+
+// apiConfig builds the Vault client's configuration from cfg alone, and
+// lists what in it is insecure. api.DefaultConfig is not used: it reads the
+// process environment, where VAULT_AGENT_ADDR replaces the address,
+// VAULT_SKIP_VERIFY turns TLS verification off, and VAULT_CLIENT_CERT,
+// VAULT_TLS_SERVER_NAME, VAULT_HTTP_PROXY and others change the connection,
+// all over the configuration file's head.
+func apiConfig(cfg VaultConfig, getenv func(string) string) (*api.Config, []string, error) {
+	u, err := url.Parse(cfg.Address)
+	if err != nil || (u.Scheme != "unix" && u.Host == "") {
+		return nil, nil, fmt.Errorf("vault.address %q is not an https:// URL", cfg.Address)
+	}
+	var insecure []string
+	switch u.Scheme {
+	case "https", "unix":
+	case "http":
+		if !isLoopbackHost(u.Hostname()) {
+			if !cfg.AllowInsecure {
+				return nil, nil, fmt.Errorf("vault.address %q is plain http to a host that is not loopback: the Vault token and the Exotel credentials would cross the network in clear; use https, or set vault.allow_insecure: true (tests only)", cfg.Address)
+			}
+			insecure = append(insecure, "plain http to a host that is not loopback")
+		}
+	default:
+		return nil, nil, fmt.Errorf("vault.address %q: scheme %q is not https, http or unix", cfg.Address, u.Scheme)
+	}
+	skip := false
+	if raw := getenv(api.EnvVaultSkipVerify); raw != "" {
+		if skip, err = strconv.ParseBool(raw); err != nil {
+			return nil, nil, fmt.Errorf("%s=%q is not true or false", api.EnvVaultSkipVerify, raw)
+		}
+	}
+	if skip {
+		if !cfg.AllowInsecure {
+			return nil, nil, fmt.Errorf("%s=true would turn off verification of Vault's TLS certificate: refused; unset it and set vault.ca_file, or set vault.allow_insecure: true (tests only)", api.EnvVaultSkipVerify)
+		}
+		insecure = append(insecure, api.EnvVaultSkipVerify+"=true: Vault's TLS certificate is not verified")
+	}
+
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// vault.timeout bounds each request, its dial and handshake included.
+	tr.TLSHandshakeTimeout = cfg.Timeout
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: skip}
+	conf := &api.Config{
+		Address: cfg.Address,
+		HttpClient: &http.Client{
+			Transport: tr,
+			// The api client follows Vault's redirects itself.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		Timeout: cfg.Timeout,
+		// The loops here retry with their own backoff; a request waiting on
+		// a forced refresh must not sit in the client's retries.
+		MaxRetries: 0,
+	}
+	if cfg.CAFile != "" {
+		if err := conf.ConfigureTLS(&api.TLSConfig{CACert: cfg.CAFile, Insecure: skip}); err != nil {
+			return nil, nil, fmt.Errorf("vault.ca_file: %w", err)
+		}
+	}
+	return conf, insecure, nil
+}
+
+// isLoopbackHost reports whether host (no port) is localhost or a loopback
+// address.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// warnIfShared logs a warning when a credential file is readable by its
+// group or by others. It names the file and its mode, never its content; a
+// missing file is not reported here (the login says so).
+func warnIfShared(log zerolog.Logger, field, path string) {
+	if path == "" {
+		return
+	}
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	if perm := fi.Mode().Perm(); perm&0o044 != 0 {
+		log.Warn().Str("field", field).Str("file", path).Str("mode", fmt.Sprintf("%#o", perm)).
+			Msg("vault: a credential file is readable by group or others; make it 0600 or 0400 (Kubernetes: defaultMode 0400)")
+	}
+}
+
+func (v *vaultClient) log() *zerolog.Logger { return v.logp.Load() }
+
+// setLogger makes log the logger of the login loop (a reload may change the
+// level or format).
+func (v *vaultClient) setLogger(log zerolog.Logger) { v.logp.Store(&log) }
+
+// acquire counts a started Store as a user, and starts the login loop for
+// the first one.
+func (v *vaultClient) acquire() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.users++
+	if v.users == 1 {
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		v.stop, v.done = stop, done
+		go func() {
+			defer close(done)
+			v.run(ctx)
+		}()
+	}
+}
+
+// release is acquire's counterpart: when the last user goes, it stops the
+// login loop and revokes the token exogate logged in for.
+func (v *vaultClient) release(ctx context.Context) error {
+	v.mu.Lock()
+	v.users--
+	if v.users > 0 {
+		v.mu.Unlock()
+		return nil
+	}
+	stop, done := v.stop, v.done
+	v.stop, v.done = nil, nil
+	v.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+	return v.revoke(ctx)
+}
+
+// sameSession reports whether a client built from cfg would be this one:
+// same Vault, same identity, same settings.
+func (v *vaultClient) sameSession(cfg VaultConfig) bool {
+	return v.cfg == cfg
+}
+
+// spentWrapped returns the digest of the last wrapped secret id used.
+func (v *vaultClient) spentWrapped() [sha256.Size]byte {
+	v.wrappedMu.Lock()
+	defer v.wrappedMu.Unlock()
+	return v.lastWrapped
+}
+
+func (v *vaultClient) setSpentWrapped(sum [sha256.Size]byte) {
+	v.wrappedMu.Lock()
+	v.lastWrapped = sum
+	v.wrappedMu.Unlock()
 }
 
 // TokenExpiresAt returns when the Vault token expires (zero if unknown or
@@ -177,7 +367,7 @@ func (v *vaultClient) run(ctx context.Context) {
 				return
 			}
 			wait := bo.next()
-			v.log.Error().Str("method", v.cfg.Auth.Method).Str("error", err.Error()).Dur("retry_in", wait).Msg("vault: login failed")
+			v.log().Error().Str("method", v.cfg.Auth.Method).Str("error", err.Error()).Dur("retry_in", wait).Msg("vault: login failed")
 			if !sleep(ctx, wait) {
 				return
 			}
@@ -220,7 +410,7 @@ func (v *vaultClient) login(ctx context.Context) (*api.Secret, error) {
 		renewable, _ := self.TokenIsRenewable()
 		ttl, _ := self.TokenTTL()
 		v.setExpiry(ttl)
-		v.log.Info().Str("method", "token").Dur("ttl", ttl).Bool("renewable", renewable).Msg("vault: token in use")
+		v.log().Info().Str("method", "token").Dur("ttl", ttl).Bool("renewable", renewable).Msg("vault: token in use")
 		return &api.Secret{Auth: &api.SecretAuth{ClientToken: tok, Renewable: renewable, LeaseDuration: int(ttl.Seconds())}}, nil
 	case "approle":
 		var roleID string
@@ -248,7 +438,7 @@ func (v *vaultClient) login(ctx context.Context) (*api.Secret, error) {
 		opts := []approle.LoginOption{approle.WithMountPath(a.Mount)}
 		sum := sha256.Sum256([]byte(raw))
 		if a.SecretIDWrapped {
-			if sum == v.lastWrapped {
+			if sum == v.spentWrapped() {
 				return nil, errors.New("the wrapped secret id was already used once; waiting for a new one")
 			}
 			opts = append(opts, approle.WithWrappingToken())
@@ -262,7 +452,7 @@ func (v *vaultClient) login(ctx context.Context) (*api.Secret, error) {
 		if a.SecretIDWrapped && (err == nil || errors.As(err, &re)) {
 			// Vault answered, so the wrapping token was spent (or refused):
 			// never again. Had Vault been unreachable, it is still good.
-			v.lastWrapped = sum
+			v.setSpentWrapped(sum)
 		}
 	case "kubernetes":
 		// A new auth value for each login: the kubelet rotates the file.
@@ -283,7 +473,7 @@ func (v *vaultClient) login(ctx context.Context) (*api.Secret, error) {
 	v.ownToken.Store(true)
 	ttl := time.Duration(secret.Auth.LeaseDuration) * time.Second
 	v.setExpiry(ttl)
-	v.log.Info().Str("method", a.Method).Dur("ttl", ttl).Bool("renewable", secret.Auth.Renewable).Msg("vault: logged in")
+	v.log().Info().Str("method", a.Method).Dur("ttl", ttl).Bool("renewable", secret.Auth.Renewable).Msg("vault: logged in")
 	return secret, nil
 }
 
@@ -344,21 +534,21 @@ func (v *vaultClient) watch(ctx context.Context, secret *api.Secret) {
 			if err != nil {
 				msg = "token renewal failed: " + describeVaultError(err)
 			}
-			v.log.Info().Str("reason", msg).Msg("vault: logging in again")
+			v.log().Info().Str("reason", msg).Msg("vault: logging in again")
 			return
 		case r := <-renewed:
 			if r != nil && r.Secret != nil && r.Secret.Auth != nil {
 				v.setExpiry(time.Duration(r.Secret.Auth.LeaseDuration) * time.Second)
-				v.log.Debug().Int("ttl_seconds", r.Secret.Auth.LeaseDuration).Msg("vault: token renewed")
+				v.log().Debug().Int("ttl_seconds", r.Secret.Auth.LeaseDuration).Msg("vault: token renewed")
 			}
 		case <-expiry:
 			return
 		case <-v.relogin:
-			v.log.Warn().Msg("vault: a request was refused (403); logging in again")
+			v.log().Warn().Msg("vault: a request was refused (403); logging in again")
 			return
 		case <-fileTick:
 			if tok, err := v.readToken(); err == nil && tok != v.client.Token() {
-				v.log.Info().Str("file", v.cfg.Auth.TokenFile).Msg("vault: token file changed")
+				v.log().Info().Str("file", v.cfg.Auth.TokenFile).Msg("vault: token file changed")
 				return
 			}
 		}
@@ -391,7 +581,7 @@ func (v *vaultClient) revoke(ctx context.Context) error {
 		return fmt.Errorf("vault: revoking our token: %s", describeVaultError(err))
 	}
 	v.client.ClearToken()
-	v.log.Info().Msg("vault: token revoked")
+	v.log().Info().Msg("vault: token revoked")
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -157,6 +158,20 @@ func (v *testVault) secretID(t *testing.T, role string) string {
 	return id
 }
 
+// wrappedSecretID returns a new secret id of role, response-wrapped: a
+// wrapping token that can be unwrapped once.
+func (v *testVault) wrappedSecretID(t *testing.T, role string) string {
+	t.Helper()
+	c, err := v.root.Clone()
+	must(t, err)
+	c.SetToken(v.root.Token())
+	c.SetWrappingLookupFunc(func(string, string) string { return "5m" })
+	s, err := c.Logical().Write("auth/approle/role/"+role+"/secret-id", nil)
+	must(t, err)
+	secrets.add(s.WrapInfo.Token)
+	return s.WrapInfo.Token
+}
+
 // token creates a token with the exogate policy.
 func (v *testVault) token(t *testing.T, ttl time.Duration) string {
 	t.Helper()
@@ -243,6 +258,102 @@ func (tr *tokenReviewer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1", "status": status,
 	})
+}
+
+// relay forwards TCP connections on loopback to target until hang is
+// called; then it cuts the connections it was forwarding and holds every new
+// one open without a byte of answer, the way a Vault behind a dead route
+// looks (connections time out rather than being refused). release forwards
+// the held connections and the new ones again.
+type relay struct {
+	ln      net.Listener
+	target  string
+	mu      sync.Mutex
+	hanging bool
+	live    []net.Conn // forwarded connections, both ends
+	held    []net.Conn // accepted while hanging, never answered
+	nHeld   int        // connections ever held
+}
+
+func startRelay(t *testing.T, target string) *relay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	r := &relay{ln: ln, target: target}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r.mu.Lock()
+			if r.hanging {
+				r.held = append(r.held, c)
+				r.nHeld++
+				r.mu.Unlock()
+				continue
+			}
+			r.mu.Unlock()
+			r.forward(c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, c := range append(r.live, r.held...) {
+			c.Close()
+		}
+	})
+	return r
+}
+
+func (r *relay) addr() string { return r.ln.Addr().String() }
+
+func (r *relay) forward(c net.Conn) {
+	up, err := net.Dial("tcp", r.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	r.mu.Lock()
+	r.live = append(r.live, c, up)
+	r.mu.Unlock()
+	pipe := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		dst.Close()
+		src.Close()
+	}
+	go pipe(up, c)
+	go pipe(c, up)
+}
+
+func (r *relay) hang() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hanging = true
+	for _, c := range r.live {
+		c.Close()
+	}
+	r.live = nil
+}
+
+// heldCount returns how many connections were ever held.
+func (r *relay) heldCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nHeld
+}
+
+func (r *relay) release() {
+	r.mu.Lock()
+	r.hanging = false
+	held := r.held
+	r.held = nil
+	r.mu.Unlock()
+	for _, c := range held {
+		r.forward(c)
+	}
 }
 
 func must(t *testing.T, err error) {

@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"encoding/pem"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,17 +25,29 @@ const acmePath = "exotel/acme"
 func newStore(t *testing.T, v *testVault, auth credentials.VaultAuth, env map[string]string, secret credentials.VaultSecret) (*credentials.Store, *testutil.SyncBuffer) {
 	t.Helper()
 	logs := &testutil.SyncBuffer{}
+	return startStore(t, storeConfig(v, auth, env, secret, logs), logs), logs
+}
+
+// storeConfig is the configuration newStore uses.
+func storeConfig(v *testVault, auth credentials.VaultAuth, env map[string]string, secret credentials.VaultSecret, logs io.Writer) credentials.Config {
 	if secret.Path == "" {
 		secret.Path = acmePath
 	}
-	s, err := credentials.New(credentials.Config{
+	return credentials.Config{
 		Accounts:         []credentials.Spec{{Account: "acme", Source: "vault", Vault: secret}},
 		Vault:            credentials.VaultConfig{Address: v.addr, CAFile: v.caFile, Auth: auth},
 		RefreshInterval:  300 * time.Millisecond,
 		MinForcedRefresh: 100 * time.Millisecond,
 		Getenv:           func(k string) string { return env[k] },
 		Logger:           newLogger(logs),
-	})
+	}
+}
+
+// startStore makes and starts a store from cfg, and closes it at cleanup
+// (printing logs if the test failed).
+func startStore(t *testing.T, cfg credentials.Config, logs *testutil.SyncBuffer) *credentials.Store {
+	t.Helper()
+	s, err := credentials.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +62,7 @@ func newStore(t *testing.T, v *testVault, auth credentials.VaultAuth, env map[st
 			t.Errorf("close: %v", err)
 		}
 	})
-	return s, logs
+	return s
 }
 
 // basic returns the key and token a store would send for acme.
@@ -205,16 +218,7 @@ func TestWrappedSecretIDIsNeverReused(t *testing.T) {
 	v := startVault(t)
 	v.putPair(t, acmePath, "wrap-key-1", "wrap-token-1")
 	roleID, _ := v.appRole(t, "wrapped", 2*time.Second, 3*time.Second)
-	wrapped := func() string {
-		c, err := v.root.Clone()
-		must(t, err)
-		c.SetToken(v.root.Token())
-		c.SetWrappingLookupFunc(func(string, string) string { return "5m" })
-		s, err := c.Logical().Write("auth/approle/role/wrapped/secret-id", nil)
-		must(t, err)
-		secrets.add(s.WrapInfo.Token)
-		return s.WrapInfo.Token
-	}
+	wrapped := func() string { return v.wrappedSecretID(t, "wrapped") }
 	dir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dir, "role_id"), []byte(roleID), 0o600))
 	must(t, os.WriteFile(filepath.Join(dir, "secret_id"), []byte(wrapped()), 0o600))
@@ -282,5 +286,60 @@ func TestKubernetesAuth(t *testing.T) {
 	waitVersion(t, s, "v2")
 	if strings.Contains(logs.String(), "login failed") {
 		t.Errorf("a login failed: %s", logs.String())
+	}
+}
+
+// A reload with secret_id_wrapped: true must not need the wrapped secret id
+// again: it was spent at the first login. The new store shares the old one's
+// Vault session (no new login), keeps reading after the old store is closed,
+// and when the Vault settings did change, the new session still knows the
+// id is spent and does not send it to Vault again.
+func TestReloadKeepsTheWrappedSecretIDSession(t *testing.T) {
+	v := startVault(t)
+	v.putPair(t, acmePath, "reload-key-1", "reload-token-1")
+	roleID, _ := v.appRole(t, "wrapped", time.Hour, time.Hour)
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "role_id"), []byte(roleID), 0o600))
+	must(t, os.WriteFile(filepath.Join(dir, "secret_id"), []byte(v.wrappedSecretID(t, "wrapped")), 0o600))
+	auth := credentials.VaultAuth{Method: "approle", RoleIDFile: filepath.Join(dir, "role_id"),
+		SecretIDFile: filepath.Join(dir, "secret_id"), SecretIDWrapped: true}
+	logs := &testutil.SyncBuffer{}
+	first := startStore(t, storeConfig(v, auth, nil, credentials.VaultSecret{}, logs), logs)
+	waitVersion(t, first, "v1")
+
+	// The reload: the new store starts, then the old one is closed.
+	cfg := storeConfig(v, auth, nil, credentials.VaultSecret{}, logs)
+	cfg.Previous = first
+	second := startStore(t, cfg, logs)
+	must(t, first.Close(context.Background()))
+	v.putPair(t, acmePath, "reload-key-1", "reload-token-2")
+	waitVersion(t, second, "v2")
+	if n := strings.Count(logs.String(), "vault: logged in"); n != 1 {
+		t.Errorf("%d logins, want the one before the reload", n)
+	}
+	if strings.Contains(logs.String(), "vault: token revoked") {
+		t.Error("closing the old store revoked the token the new one uses")
+	}
+
+	// A reload that changes the Vault settings needs a new session; the
+	// spent wrapped id is not sent to Vault again.
+	logs3 := &testutil.SyncBuffer{}
+	cfg = storeConfig(v, auth, nil, credentials.VaultSecret{}, logs3)
+	cfg.Vault.Timeout = 7 * time.Second
+	cfg.Previous = second
+	third := startStore(t, cfg, logs3)
+	waitFor(t, 20*time.Second, func() bool { return strings.Contains(logs3.String(), "already used once") })
+	if strings.Contains(logs3.String(), "Vault answered") {
+		t.Errorf("the spent wrapped secret id was sent to Vault again: %s", logs3.String())
+	}
+	if _, tk, _ := basic(t, third); tk != "reload-token-2" {
+		t.Errorf("the new store lost the credentials it started with: %q", tk)
+	}
+	must(t, third.Close(context.Background()))
+
+	// The last store closed revokes the session's token, once.
+	must(t, second.Close(context.Background()))
+	if n := strings.Count(logs.String(), "vault: token revoked"); n != 1 {
+		t.Errorf("token revoked %d times, want once", n)
 	}
 }

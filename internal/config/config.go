@@ -108,6 +108,9 @@ type Vault struct {
 	Timeout         time.Duration `yaml:"timeout"`
 	Auth            VaultAuth     `yaml:"auth"`
 	RefreshInterval time.Duration `yaml:"refresh_interval"`
+	// AllowInsecure accepts a plain-http address that is not loopback and
+	// VAULT_SKIP_VERIFY=true (both warned about at start-up); for tests.
+	AllowInsecure bool `yaml:"allow_insecure"`
 }
 
 // VaultAuth is the Vault login method and what it needs.
@@ -129,6 +132,9 @@ type Rotation struct {
 	FilePollInterval time.Duration `yaml:"file_poll_interval"`
 	PreviousGrace    time.Duration `yaml:"previous_grace"`
 	MinForcedRefresh time.Duration `yaml:"min_forced_refresh"`
+	// ReauthorizeWait bounds how long a request Exotel answered 401 waits
+	// for the re-read it forced before the 401 is passed on.
+	ReauthorizeWait time.Duration `yaml:"reauthorize_wait"`
 }
 
 // Admin is the operator's listener: /metrics, /status, /healthz, /readyz,
@@ -324,6 +330,7 @@ func Default() Config {
 			FilePollInterval: 5 * time.Second,
 			PreviousGrace:    10 * time.Minute,
 			MinForcedRefresh: 2 * time.Second,
+			ReauthorizeWait:  time.Second,
 		},
 	}
 }
@@ -662,6 +669,17 @@ func (c *Config) Validate() error {
 		v := c.Vault
 		positive("vault.refresh_interval", v.RefreshInterval)
 		positive("vault.timeout", v.Timeout)
+		if v.Address != "" {
+			u, err := url.Parse(v.Address)
+			switch {
+			case err != nil || (u.Scheme != "unix" && u.Host == ""):
+				bad("vault.address", "%q is not an https:// URL", v.Address)
+			case u.Scheme == "http" && !v.AllowInsecure && !IsLoopback(net.JoinHostPort(u.Hostname(), "0")):
+				bad("vault.address", "%q is plain http to a host that is not loopback: use https, or set vault.allow_insecure: true (tests only)", v.Address)
+			case u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "unix":
+				bad("vault.address", "%q: scheme %q is not https, http or unix", v.Address, u.Scheme)
+			}
+		}
 		switch v.Auth.Method {
 		case "token":
 		case "approle":
@@ -755,6 +773,7 @@ func (c *Config) Validate() error {
 	positive("rotation.file_poll_interval", c.Rotation.FilePollInterval)
 	positive("rotation.previous_grace", c.Rotation.PreviousGrace)
 	positive("rotation.min_forced_refresh", c.Rotation.MinForcedRefresh)
+	positive("rotation.reauthorize_wait", c.Rotation.ReauthorizeWait)
 
 	if c.Limits.MaxWait < 0 {
 		bad("limits.max_wait", "must not be negative")

@@ -107,6 +107,9 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"cert identity without mTLS", "clients: [{id: b, cert_identity: x, accounts: [acme]}]\n" + account, "clients[0].cert_identity"},
 		{"tls half", "tls: {cert_file: /etc/hostname}\n" + account, "cert_file and key_file go together"},
 		{"rotation grace", "rotation: {previous_grace: -1s}\n" + account, "rotation.previous_grace"},
+		{"reauthorize wait", "rotation: {reauthorize_wait: 0s}\n" + account, "rotation.reauthorize_wait"},
+		{"vault plain http off loopback", "vault: {address: 'http://vault.internal:8200'}\naccounts:\n  - sid: a\n    credentials: {source: vault, vault: {path: p}}\n", "vault.address: \"http://vault.internal:8200\" is plain http to a host that is not loopback"},
+		{"vault address scheme", "vault: {address: 'ftp://vault.internal'}\naccounts:\n  - sid: a\n    credentials: {source: vault, vault: {path: p}}\n", "vault.address"},
 		{"vault secret in file", "vault: {token: s.abcdef}\n" + account, `unknown key "token"`},
 	}
 	for _, tc := range tests {
@@ -234,4 +237,36 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// vault.allow_insecure lets a plain-http Vault off loopback through (the
+// client warns at start-up); plain http to loopback (a Vault Agent in the
+// pod) needs nothing.
+func TestVaultAllowInsecure(t *testing.T) {
+	const vaultAccount = "accounts:\n  - sid: a\n    credentials: {source: vault, vault: {path: p}}\n"
+	for _, tc := range []struct {
+		name, yaml string
+		insecure   bool
+	}{
+		{"loopback http", "vault: {address: 'http://127.0.0.1:8100'}\n", false},
+		{"localhost http", "vault: {address: 'http://localhost:8100'}\n", false},
+		{"https", "vault: {address: 'https://vault.internal:8200'}\n", false},
+		{"allowed", "vault: {address: 'http://vault.internal:8200', allow_insecure: true}\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.yaml + vaultAccount))
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Vault.AllowInsecure != tc.insecure {
+				t.Errorf("allow_insecure %v", cfg.Vault.AllowInsecure)
+			}
+		})
+	}
+	if d := Default(); d.Vault.AllowInsecure || d.Rotation.ReauthorizeWait != time.Second {
+		t.Errorf("defaults: allow_insecure %v, reauthorize_wait %v", d.Vault.AllowInsecure, d.Rotation.ReauthorizeWait)
+	}
 }
