@@ -2,6 +2,8 @@ package exotel
 
 import (
 	"errors"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -330,6 +332,33 @@ func TestClassifyOperation(t *testing.T) {
 	for _, op := range Operations() {
 		if !covered[op] {
 			t.Errorf("no row yields %q", op)
+		}
+	}
+}
+
+// The README's table of operations names every operation, and no other.
+func TestREADMEListsEveryOperation(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	start := strings.Index(readme, "### Operations a client may be granted")
+	if start < 0 {
+		t.Fatal("README has no section \"Operations a client may be granted\"")
+	}
+	section := readme[start:]
+	if end := strings.Index(section[4:], "\n#"); end >= 0 {
+		section = section[:end+4]
+	}
+	for _, op := range Operations() {
+		if !strings.Contains(section, "`"+op.String()+"`") {
+			t.Errorf("the README's table does not name %s", op)
+		}
+	}
+	for _, m := range regexp.MustCompile("`([a-z]+\\.[a-z]+)`").FindAllStringSubmatch(section, -1) {
+		if _, ok := ParseOperation(m[1]); !ok && !strings.Contains(m[1], "json") {
+			t.Errorf("the README's table names %s, which is no operation", m[1])
 		}
 	}
 }
