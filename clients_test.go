@@ -636,4 +636,14 @@ func TestCheckCommandWithClients(t *testing.T) {
 	if err != nil || strings.Count(out.String(), ": 200 OK: credentials are valid") != 2 {
 		t.Errorf("check on a gateway with clients: %v\n%s", err, out.String())
 	}
+	// It says who gets in.
+	if !strings.Contains(out.String(), "2 clients") || !strings.Contains(out.String(), "a caller without identity gets 401") {
+		t.Errorf("check does not say what callers without identity get:\n%s", out.String())
+	}
+	out.Reset()
+	anon := strings.Replace(clientsConfig(farm, ""), "auth: {required: true}\n", "auth: {allow_anonymous: true, anonymous: {accounts: [acme], operations: ['*.read']}}\n", 1)
+	err = run(context.Background(), []string{"exogate", "check", "-config", writeFile(t, "anon.yaml", anon)}, func(k string) string { return farmEnv()[k] }, &out, allLogs)
+	if err != nil || !strings.Contains(out.String(), "a caller without identity may use accounts acme, operations *.read, buckets all, methods all") {
+		t.Errorf("check with anonymous callers: %v\n%s", err, out.String())
+	}
 }
