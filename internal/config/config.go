@@ -66,8 +66,9 @@ type TLS struct {
 // 401), unless auth.allow_anonymous lets callers without identity through
 // with only the rights of auth.anonymous (default: none).
 type Auth struct {
-	// Required: nil means the default, false on a loopback listener and
-	// true elsewhere, and true whenever clients are configured.
+	// Required: nil means the default: without clients, false on a
+	// loopback listener and true elsewhere; with clients, true unless
+	// AllowAnonymous (and false is then an error: see Validate).
 	Required             *bool `yaml:"required"`
 	AllowUnauthenticated bool  `yaml:"allow_unauthenticated"`
 	// AllowAnonymous, with clients configured, lets a caller with no
