@@ -68,10 +68,33 @@ func check(ctx context.Context, cfg config.Config, gw *gateway, stdout io.Writer
 		}
 		fmt.Fprintf(stdout, "%-4s %s (%s): %d %s: %s\n", outcome, sid, a.Region, rec.status, http.StatusText(rec.status), hint)
 	}
+	if len(cfg.Clients) > 0 {
+		fmt.Fprintf(stdout, "note %d clients (the test above runs as none of them): %s; a caller whose identity names no client gets 401\n", len(cfg.Clients), anonymousRule(cfg.Auth))
+	}
 	if failed > 0 {
 		return fmt.Errorf("check: %d of %d accounts failed", failed, len(cfg.Accounts))
 	}
 	return nil
+}
+
+// anonymousRule says what a caller without identity gets where clients are
+// configured.
+func anonymousRule(a config.Auth) string {
+	switch {
+	case !a.AllowAnonymous:
+		return "a caller without identity gets 401"
+	case a.Anonymous == nil:
+		return "a caller without identity may do nothing (auth.allow_anonymous without auth.anonymous: 403)"
+	}
+	r := a.Anonymous
+	all := func(l []string) string {
+		if len(l) == 0 {
+			return "all"
+		}
+		return strings.Join(l, ",")
+	}
+	return fmt.Sprintf("a caller without identity may use accounts %s, operations %s, buckets %s, methods %s",
+		strings.Join(r.Accounts, ","), all(r.Operations), all(r.Buckets), all(r.Methods))
 }
 
 // statusRecorder is the ResponseWriter of a check: it keeps the status and

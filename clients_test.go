@@ -23,14 +23,15 @@ import (
 	"time"
 
 	"github.com/exogate/exogate/internal/callers"
+	"github.com/exogate/exogate/internal/exotel"
 	"github.com/exogate/exogate/internal/redistest"
 	"github.com/exogate/exogate/internal/testutil"
 )
 
 const (
-	billingSecret   = "billing-secret-0123456789abcdef"
-	callflowsSecret = "callflows-secret-0123456789abcd"
-	opsSecret       = "ops-secret-0123456789abcdefghij"
+	billingSecret   = "billing-secret-0123456789abcdef0123456789"
+	callflowsSecret = "callflows-secret-0123456789abcdef01234567"
+	opsSecret       = "ops-secret-0123456789abcdefghij0123456789"
 )
 
 // A central gateway with two clients of different rights and shares.
@@ -172,8 +173,14 @@ func TestHashSecretCommand(t *testing.T) {
 	if strings.TrimSpace(out.String()) != callers.HashSecret(billingSecret) || strings.Contains(out.String(), billingSecret) {
 		t.Errorf("hash-secret printed %q", out.String())
 	}
-	if err := hashSecret(strings.NewReader("short\n"), io.Discard); err == nil {
-		t.Error("a short secret was accepted")
+	for _, short := range []string{"short", strings.Repeat("x", 31), "billing-secret-0123456789abcdef"} {
+		err := hashSecret(strings.NewReader(short+"\n"), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "at least 32") || !strings.Contains(err.Error(), "openssl rand -base64 32") {
+			t.Errorf("a %d-character secret: %v, want a refusal that says how to make one", len(short), err)
+		}
+	}
+	if err := hashSecret(strings.NewReader(strings.Repeat("x", 32)+"\n"), io.Discard); err != nil {
+		t.Errorf("a 32-character secret: %v", err)
 	}
 }
 
@@ -188,6 +195,9 @@ type pki struct {
 	caFile                string
 	opsCert, strangerCert tls.Certificate
 	otherCAClient         tls.Certificate
+	// issue makes a client certificate of the CA with a CN, an optional URI
+	// SAN and DNS SANs.
+	issue func(cn, uri string, dns ...string) tls.Certificate
 }
 
 func newPKI(t *testing.T) *pki {
@@ -225,12 +235,13 @@ func newPKI(t *testing.T) *pki {
 	_ = os.WriteFile(p.serverCert, sPEM, 0o600)
 	_ = os.WriteFile(p.serverKey, sKey, 0o600)
 	_ = os.WriteFile(p.caFile, caPEM, 0o600)
-	client := func(cn string, uri string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) tls.Certificate {
+	client := func(cn string, uri string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, dns ...string) tls.Certificate {
 		c := tmpl(cn, false)
 		if uri != "" {
 			u, _ := url.Parse(uri)
 			c.URIs = []*url.URL{u}
 		}
+		c.DNSNames = dns
 		_, _, cPEM, cKey := mk(c, parent, parentKey)
 		pair, err := tls.X509KeyPair(cPEM, cKey)
 		if err != nil {
@@ -245,6 +256,7 @@ func newPKI(t *testing.T) *pki {
 		_ = os.WriteFile(p.serverKey, sKey, 0o600)
 		_ = os.WriteFile(p.serverCert, sPEM, 0o600)
 	}
+	p.issue = func(cn, uri string, dns ...string) tls.Certificate { return client(cn, uri, p.caCert, p.caKey, dns...) }
 	p.opsCert = client("ops", "spiffe://corp/ops", p.caCert, p.caKey)
 	p.strangerCert = client("stranger", "spiffe://corp/stranger", p.caCert, p.caKey)
 	otherCA, otherKey, _, _ := mk(tmpl("other CA", true), nil, nil)
@@ -254,32 +266,10 @@ func newPKI(t *testing.T) *pki {
 
 func (p *pki) renewServer(t *testing.T) { p.renew(t) }
 
-func TestMutualTLS(t *testing.T) {
-	farm := newFarm(t)
-	p := newPKI(t)
-	cfg := clientsConfig(farm, fmt.Sprintf(`  - id: ops
-    cert_identity: spiffe://corp/ops
-    accounts: ["*"]
-tls: {cert_file: %s, key_file: %s, client_ca_file: %s}
-`, p.serverCert, p.serverKey, p.caFile))
-	logs := &testutil.SyncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"exogate", "-config", writeFile(t, "tls.yaml", cfg)}, func(k string) string { return farmEnv()[k] }, io.Discard, io.MultiWriter(logs, allLogs))
-	}()
-	gatewaysStarted.Add(1)
-	defer func() {
-		cancel()
-		<-done
-	}()
-	var base string
-	waitFor(t, func() bool {
-		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
-			base = "https://" + m[1]
-		}
-		return base != ""
-	})
+// clients returns a maker of HTTPS clients that trust the CA and present
+// the given certificates, and a function that sends one request to base
+// and returns its status and X-Exogate-Error.
+func (p *pki) clients(base string) (func(...tls.Certificate) *http.Client, func(c *http.Client, method, path string, hdr map[string]string) (int, string, error)) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(p.caPEM)
 	clientWith := func(certs ...tls.Certificate) *http.Client {
@@ -297,6 +287,53 @@ tls: {cert_file: %s, key_file: %s, client_ca_file: %s}
 		defer resp.Body.Close()
 		return resp.StatusCode, resp.Header.Get("X-Exogate-Error"), nil
 	}
+	return clientWith, do
+}
+
+// startTLSGateway runs the gateway with a TLS listener, in process, and
+// waits until /readyz answers over TLS. It returns the https base URL and
+// the gateway's log.
+func startTLSGateway(t *testing.T, cfg string) (string, *testutil.SyncBuffer) {
+	t.Helper()
+	logs := &testutil.SyncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"exogate", "-config", writeFile(t, "tls.yaml", cfg)}, func(k string) string { return farmEnv()[k] }, io.Discard, io.MultiWriter(logs, allLogs))
+	}()
+	gatewaysStarted.Add(1)
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	var base string
+	waitFor(t, func() bool {
+		select {
+		case err := <-done:
+			done <- err // for the cleanup
+			t.Fatalf("run exited before listening: %v\n%s", err, logs.String())
+		default:
+		}
+		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
+			base = "https://" + m[1]
+		}
+		return base != ""
+	})
+	return base, logs
+}
+
+func TestMutualTLS(t *testing.T) {
+	farm := newFarm(t)
+	p := newPKI(t)
+	cfg := clientsConfig(farm, fmt.Sprintf(`  - id: ops
+    cert_identity: uri:spiffe://corp/ops
+    accounts: ["*"]
+tls: {cert_file: %s, key_file: %s, client_ca_file: %s}
+`, p.serverCert, p.serverKey, p.caFile))
+	base, logs := startTLSGateway(t, cfg)
+	clientWith, do := p.clients(base)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(p.caPEM)
 	waitFor(t, func() bool { code, _, err := do(clientWith(), "GET", "/readyz", nil); return err == nil && code == 200 })
 
 	if code, kind, err := do(clientWith(p.opsCert), "POST", "/v2/accounts/acme1m/calls", nil); err != nil || code != 200 {
@@ -358,5 +395,255 @@ func TestClientCapsOnRedis(t *testing.T) {
 	callflows := map[string]string{"Authorization": basicOf("callflows", callflowsSecret)}
 	if r, _ := send(t, "POST", b.base+"/v1/Accounts/acme/Calls/connect.json", "To=1", callflows); r.StatusCode != 200 {
 		t.Errorf("callflows: %d", r.StatusCode)
+	}
+}
+
+// Each cert_identity is matched only against the kind it names, and a CN
+// only on a certificate without SANs: a certificate whose CN spells another
+// client's URI, or whose CN names a client beside SANs, identifies no one.
+func TestCertIdentityKinds(t *testing.T) {
+	farm := newFarm(t)
+	p := newPKI(t)
+	cfg := clientsConfig(farm, fmt.Sprintf(`  - id: ops
+    cert_identity: uri:spiffe://corp/ops
+    accounts: ["*"]
+  - id: batch
+    cert_identity: dns:batch.corp.internal
+    accounts: [acme]
+  - id: legacy
+    cert_identity: cn:legacy
+    accounts: [acme]
+tls: {cert_file: %s, key_file: %s, client_ca_file: %s}
+`, p.serverCert, p.serverKey, p.caFile))
+	base, logs := startTLSGateway(t, cfg)
+	clientWith, do := p.clients(base)
+	waitFor(t, func() bool { code, _, err := do(clientWith(), "GET", "/readyz", nil); return err == nil && code == 200 })
+
+	for _, tc := range []struct {
+		name   string
+		cert   tls.Certificate
+		status int
+		client string // in the access line
+	}{
+		{"uri SAN", p.issue("whatever", "spiffe://corp/ops"), 200, "ops"},
+		{"dns SAN, any case", p.issue("whatever", "", "x.corp", "Batch.Corp.Internal"), 200, "batch"},
+		{"cn without SANs", p.issue("legacy", ""), 200, "legacy"},
+		{"cn spelling a uri identity", p.issue("spiffe://corp/ops", ""), 401, ""},
+		{"cn spelling a dns identity", p.issue("batch.corp.internal", ""), 401, ""},
+		{"cn beside a dns SAN", p.issue("legacy", "", "x.corp"), 401, ""},
+		{"cn beside a uri SAN", p.issue("legacy", "spiffe://corp/stranger"), 401, ""},
+		{"dns SAN spelling a cn identity", p.issue("x", "", "legacy"), 401, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			farm.reset()
+			code, kind, err := do(clientWith(tc.cert), "GET", "/v1/Accounts/acme/Calls.json", nil)
+			if err != nil || code != tc.status {
+				t.Fatalf("%d %q %v, want %d", code, kind, err, tc.status)
+			}
+			if tc.status == 401 && (kind != "unauthenticated" || len(farm.all()) != 0) {
+				t.Errorf("refused as %q, %d requests reached Exotel", kind, len(farm.all()))
+			}
+		})
+	}
+	for _, id := range []string{"ops", "batch", "legacy"} {
+		if !strings.Contains(logs.String(), `"client":"`+id+`"`) {
+			t.Errorf("no access line for client %s", id)
+		}
+	}
+}
+
+// An un-prefixed cert_identity (how 0.x configurations wrote them) stops
+// start-up with a message that names the field and the forms.
+func TestCertIdentityWithoutKindRefused(t *testing.T) {
+	farm := newFarm(t)
+	p := newPKI(t)
+	cfg := clientsConfig(farm, fmt.Sprintf(`  - id: ops
+    cert_identity: spiffe://corp/ops
+    accounts: ["*"]
+tls: {cert_file: %s, key_file: %s, client_ca_file: %s}
+`, p.serverCert, p.serverKey, p.caFile))
+	// Should it start, it stops at its "listening" line and the test fails.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := &cancelOn{word: `"listening"`, cancel: cancel}
+	err := run(ctx, []string{"exogate", "-config", writeFile(t, "c.yaml", cfg)}, func(k string) string { return farmEnv()[k] }, io.Discard, stderr)
+	if err == nil || !strings.Contains(err.Error(), "clients[2].cert_identity") || !strings.Contains(err.Error(), "uri:spiffe://") {
+		t.Errorf("started, or the error does not name the field and the forms: %v", err)
+	}
+}
+
+// cancelOn is a log writer that calls cancel once a line holds word.
+type cancelOn struct {
+	word   string
+	cancel context.CancelFunc
+	buf    testutil.SyncBuffer
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	n, err := c.buf.Write(p)
+	if strings.Contains(c.buf.String(), c.word) {
+		c.cancel()
+	}
+	return n, err
+}
+
+// With clients configured, a caller without identity gets 401 (on loopback
+// too, where auth.required defaults to false without clients), and so does
+// one whose Basic credentials name no client: they are not taken for stale
+// Exotel credentials any more. auth.allow_anonymous lets callers without
+// identity through with exactly the anonymous block's rights.
+func TestAnonymousCallersWithClients(t *testing.T) {
+	farm := newFarm(t)
+	base := strings.Replace(clientsConfig(farm, ""), "auth: {required: true}\n", "", 1)
+	if base == clientsConfig(farm, "") {
+		t.Fatal("clientsConfig changed: no auth line to remove")
+	}
+	callflows := map[string]string{"Authorization": basicOf("callflows", callflowsSecret)}
+	stale := map[string]string{"Authorization": basicOf(acmeKey, acmeToken)}
+	type req struct {
+		name, method, path string
+		hdr                map[string]string
+		status             int
+	}
+	for _, tc := range []struct {
+		name string
+		auth string // the auth block
+		reqs []req
+	}{
+		{"clients, auth by default", "", []req{
+			{"no credentials", "GET", "/v1/Accounts/acme/Calls.json", nil, 401},
+			{"no credentials, v2", "POST", "/v2/accounts/acme/calls", nil, 401},
+			{"unknown id (stale Exotel credentials)", "GET", "/v1/Accounts/acme/Calls.json", stale, 401},
+			{"a client", "POST", "/v1/Accounts/acme/Calls/connect.json", callflows, 200},
+		}},
+		{"allow_anonymous without a block", "auth: {allow_anonymous: true}\n", []req{
+			{"no credentials: no rights", "GET", "/v1/Accounts/acme/Calls.json", nil, 403},
+			{"unknown id", "GET", "/v1/Accounts/acme/Calls.json", stale, 401},
+			{"a client", "POST", "/v1/Accounts/acme/Calls/connect.json", callflows, 200},
+		}},
+		{"allow_anonymous with a block", "auth:\n  allow_anonymous: true\n  anonymous: {accounts: [acme], operations: [calls.read]}\n", []req{
+			{"granted", "GET", "/v1/Accounts/acme/Calls.json", nil, 200},
+			{"another operation", "POST", "/v1/Accounts/acme/Calls/connect.json", nil, 403},
+			{"another account", "GET", "/v1/Accounts/acme1m/Calls.json", nil, 403},
+			{"unknown id", "GET", "/v1/Accounts/acme/Calls.json", stale, 401},
+			{"not Basic", "GET", "/v1/Accounts/acme/Calls.json", map[string]string{"Authorization": "Bearer abc"}, 401},
+			{"wrong secret", "GET", "/v1/Accounts/acme/Calls.json", map[string]string{"Authorization": basicOf("callflows", billingSecret)}, 401},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := startBinary(t, writeFile(t, "exogate.yaml", tc.auth+base))
+			for _, r := range tc.reqs {
+				t.Run(r.name, func(t *testing.T) {
+					farm.reset()
+					resp, body := send(t, r.method, g.base+r.path, "To=1", r.hdr)
+					kind := map[int]string{200: "", 401: "unauthenticated", 403: "forbidden"}[r.status]
+					if resp.StatusCode != r.status || resp.Header.Get("X-Exogate-Error") != kind {
+						t.Fatalf("%d %q: %s", resp.StatusCode, resp.Header.Get("X-Exogate-Error"), body)
+					}
+					got := farm.all()
+					if r.status != 200 {
+						if len(got) != 0 {
+							t.Error("a refused request reached Exotel")
+						}
+						if !strings.Contains(body, "RestException") && !strings.Contains(body, `"http_code":`) {
+							t.Errorf("not in Exotel's shape: %s", body)
+						}
+						return
+					}
+					if len(got) != 1 || got[0].Header.Get("Authorization") != basicOf(acmeKey, acmeToken) {
+						t.Errorf("upstream did not get exactly the account's credentials: %+v", got)
+					}
+				})
+			}
+		})
+	}
+}
+
+// operations: rights by what a request does, not only by bucket. A client
+// allowed voice_v1 to place calls may not edit the CustomerWhitelist (also
+// voice_v1); one allowed to send SMS may not bulk-send; a read-only client
+// may not reach Calls/connect even with GET.
+func TestOperationRights(t *testing.T) {
+	farm := newFarm(t)
+	cfg := farm.config(fmt.Sprintf(`clients:
+  - id: callflows
+    secret_sha256: %s
+    accounts: [acme]
+    operations: [calls.connect, calls.read]
+  - id: billing
+    secret_sha256: %s
+    accounts: [acme]
+    operations: [sms.send]
+  - id: ops
+    secret_sha256: %s
+    accounts: ["*"]
+    operations: ["*.read"]
+`, callers.HashSecret(callflowsSecret), callers.HashSecret(billingSecret), callers.HashSecret(opsSecret)))
+	g := startBinary(t, writeFile(t, "exogate.yaml", cfg))
+	callflows := map[string]string{"Authorization": basicOf("callflows", callflowsSecret), "Content-Type": "application/x-www-form-urlencoded"}
+	billing := map[string]string{"Authorization": basicOf("billing", billingSecret), "Content-Type": "application/x-www-form-urlencoded"}
+	ops := map[string]string{"Authorization": basicOf("ops", opsSecret)}
+	for _, tc := range []struct {
+		name, method, path string
+		hdr                map[string]string
+		status             int
+	}{
+		{"callflows places a call", "POST", "/v1/Accounts/acme/Calls/connect.json", callflows, 200},
+		{"callflows places a v2 call", "POST", "/v2/accounts/acme/calls", callflows, 200},
+		{"callflows reads a call", "GET", "/v1/Accounts/acme/Calls/c1.json", callflows, 200},
+		{"callflows may not edit the whitelist", "POST", "/v1/Accounts/acme/CustomerWhitelist.json", callflows, 403},
+		{"callflows may not look up numbers", "GET", "/v1/Accounts/acme/Numbers/0987654321.json", callflows, 403},
+		{"callflows may not change a v3 call", "PATCH", "/v3/accounts/acme/calls/c1", callflows, 403},
+		{"billing sends", "POST", "/v1/Accounts/acme/Sms/send.json", billing, 200},
+		{"billing may not bulk-send", "POST", "/v1/Accounts/acme/Sms/bulksend.json", billing, 403},
+		{"billing may not run campaigns", "POST", "/v2/accounts/acme/sms-campaigns", billing, 403},
+		{"billing may not buy numbers", "POST", "/v2_beta/Accounts/acme/IncomingPhoneNumbers.json", billing, 403},
+		{"ops reads", "GET", "/v1/Accounts/acme1m/Calls.json", ops, 200},
+		{"ops may not place a call", "POST", "/v2/accounts/acme/calls", ops, 403},
+		{"ops may not place a call with GET", "GET", "/v1/Accounts/acme/Calls/connect.json", ops, 403},
+		{"ops may not change trunks", "POST", "/v2/accounts/acme/trunks/t1/whitelisted-ips", ops, 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			farm.reset()
+			resp, body := send(t, tc.method, g.base+tc.path, "To=1", tc.hdr)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("%d %q: %s", resp.StatusCode, resp.Header.Get("X-Exogate-Error"), body)
+			}
+			if tc.status == 200 {
+				if n := len(farm.all()); n != 1 {
+					t.Errorf("%d requests reached Exotel", n)
+				}
+				return
+			}
+			if resp.Header.Get("X-Exogate-Error") != "forbidden" || len(farm.all()) != 0 {
+				t.Errorf("kind %q, %d requests reached Exotel", resp.Header.Get("X-Exogate-Error"), len(farm.all()))
+			}
+			shape := exotel.ShapeOf(tc.path)
+			want := map[exotel.Shape]string{exotel.ShapeJSON: `{"RestException":{"Status":403`, exotel.ShapeV2: `"http_code":403`, exotel.ShapeXML: "<Status>403</Status>"}[shape]
+			if !strings.Contains(body, want) {
+				t.Errorf("403 not in Exotel's %s shape: %s", shape, body)
+			}
+		})
+	}
+}
+
+// exogate check tests the accounts' credentials: callers' identities and
+// rights do not apply to it, so it works on a gateway with clients.
+func TestCheckCommandWithClients(t *testing.T) {
+	farm := newFarm(t)
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"exogate", "check", "-config", writeFile(t, "exogate.yaml", clientsConfig(farm, ""))}, func(k string) string { return farmEnv()[k] }, &out, allLogs)
+	if err != nil || strings.Count(out.String(), ": 200 OK: credentials are valid") != 2 {
+		t.Errorf("check on a gateway with clients: %v\n%s", err, out.String())
+	}
+	// It says who gets in.
+	if !strings.Contains(out.String(), "2 clients") || !strings.Contains(out.String(), "a caller without identity gets 401") {
+		t.Errorf("check does not say what callers without identity get:\n%s", out.String())
+	}
+	out.Reset()
+	anon := strings.Replace(clientsConfig(farm, ""), "auth: {required: true}\n", "auth: {allow_anonymous: true, anonymous: {accounts: [acme], operations: ['*.read']}}\n", 1)
+	err = run(context.Background(), []string{"exogate", "check", "-config", writeFile(t, "anon.yaml", anon)}, func(k string) string { return farmEnv()[k] }, &out, allLogs)
+	if err != nil || !strings.Contains(out.String(), "a caller without identity may use accounts acme, operations *.read, buckets all, methods all") {
+		t.Errorf("check with anonymous callers: %v\n%s", err, out.String())
 	}
 }

@@ -108,12 +108,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	m := metrics.New(buildVersion())
+	if cmd == "check" {
+		// The credential test is the operator's, not a caller's: it goes
+		// through the limiter, breaker and transport of live traffic, but
+		// no caller's identity or rights apply to it.
+		ccfg := cfg
+		ccfg.Clients, ccfg.Auth.Anonymous = nil, nil
+		gw, err := newGateway(ccfg, getenv, log, m, nil)
+		if err != nil {
+			return err
+		}
+		return check(ctx, cfg, gw, stdout)
+	}
 	gw, err := newGateway(cfg, getenv, log, m, nil)
 	if err != nil {
 		return err
-	}
-	if cmd == "check" {
-		return check(ctx, cfg, gw, stdout)
 	}
 	s := &server{getenv: getenv, stderr: stderr, metrics: m, log: log}
 	s.live.Store(gw)
@@ -215,6 +224,10 @@ func (s *server) reload() (err error) {
 	return nil
 }
 
+// minSecretLen is the shortest client secret hash-secret accepts: 32
+// random characters of hex carry 128 bits, of base64 192.
+const minSecretLen = 32
+
 // hashSecret reads a client secret (one line, from stdin so that it stays
 // out of the shell history and the process list) and prints the hex
 // SHA-256 that goes into clients[].secret_sha256.
@@ -224,8 +237,8 @@ func hashSecret(in io.Reader, stdout io.Writer) error {
 		return fmt.Errorf("hash-secret: %w", err)
 	}
 	secret := strings.TrimRight(line, "\r\n")
-	if len(secret) < 16 {
-		return errors.New("hash-secret: the secret must be at least 16 characters (e.g. openssl rand -hex 32)")
+	if len(secret) < minSecretLen {
+		return fmt.Errorf("hash-secret: the secret is %d characters, at least %d are needed: generate one with `openssl rand -base64 32` or `head -c 32 /dev/urandom | base64`", len(secret), minSecretLen)
 	}
 	_, err = fmt.Fprintln(stdout, callers.HashSecret(secret))
 	return err
@@ -491,13 +504,16 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 		return nil, err
 	}
 	var ident proxy.Identifier
-	if len(cfg.Clients) > 0 || cfg.AuthRequired() {
-		ccs := make([]callers.ClientConfig, 0, len(cfg.Clients))
-		for _, c := range cfg.Clients {
-			ccs = append(ccs, callers.ClientConfig{ID: c.ID, SecretSHA256: c.SecretSHA256, CertIdentity: c.CertIdentity,
-				Accounts: c.Accounts, Buckets: c.Buckets, Methods: c.Methods})
+	if len(cfg.Clients) > 0 || cfg.Auth.Anonymous != nil {
+		cc := callers.Config{AllowAnonymous: cfg.Auth.AllowAnonymous}
+		if a := cfg.Auth.Anonymous; a != nil {
+			cc.Anonymous = &callers.Rights{Accounts: a.Accounts, Buckets: a.Buckets, Methods: a.Methods, Operations: a.Operations}
 		}
-		cs, err := callers.New(ccs, cfg.AuthRequired())
+		for _, c := range cfg.Clients {
+			cc.Clients = append(cc.Clients, callers.ClientConfig{ID: c.ID, SecretSHA256: c.SecretSHA256, CertIdentity: c.CertIdentity,
+				Rights: callers.Rights{Accounts: c.Accounts, Buckets: c.Buckets, Methods: c.Methods, Operations: c.Operations}})
+		}
+		cs, err := callers.New(cc)
 		if err != nil {
 			return nil, fmt.Errorf("clients: %w", err)
 		}
@@ -782,8 +798,11 @@ func (s *server) serve(ctx context.Context) error {
 		}
 		ln, scheme = tls.NewListener(ln, tlsConf), "https"
 	}
-	if !cfg.AuthRequired() && !config.IsLoopback(cfg.Listen) {
+	switch {
+	case len(cfg.Clients) == 0 && !cfg.AuthRequired() && !config.IsLoopback(cfg.Listen):
 		log.Warn().Str("listen", cfg.Listen).Msg("auth.allow_unauthenticated: anyone who can reach this listener can use every account's credentials")
+	case len(cfg.Clients) > 0 && cfg.Auth.AllowAnonymous:
+		log.Warn().Str("listen", cfg.Listen).Msg("auth.allow_anonymous: callers without identity may do what auth.anonymous grants")
 	}
 	srv := &http.Server{
 		Handler:           s,

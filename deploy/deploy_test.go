@@ -6,6 +6,7 @@ package deploy
 // asserts the check responsible notices, so that no check passes vacuously.
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/exogate/exogate/internal/config"
 )
 
 // A target says what one directory of manifests must be.
@@ -108,6 +111,7 @@ var checks = []check{
 	{"probes use declared container ports", checkProbePorts},
 	{"exogate probes use the admin endpoints", checkAdminProbes},
 	{"embedded exogate.yaml parses and validates", checkConfigValid},
+	{"shipped clients authorise no one", checkClientPlaceholders},
 	{"-config names the mounted ConfigMap", checkConfigMount},
 	{"listen address matches the container port", checkListen},
 	{"deployment selects its own pods", checkDeployment},
@@ -351,7 +355,7 @@ func checkConfigValid(b *bundle, r *report) {
 				r.errorf("%s key %s: %v", o, key, err)
 				continue
 			}
-			if err := ec.cfg.Validate(); err != nil {
+			if err := validateButPlaceholders(ec.cfg); err != nil {
 				r.errorf("%s key %s: %v", o, key, err)
 			}
 		}
@@ -362,9 +366,52 @@ func checkConfigValid(b *bundle, r *report) {
 	// The configuration exogate actually runs with: the file plus the
 	// container's environment (EXOGATE_LISTEN), as run.go applies it.
 	if r.need(b, true) {
-		if err := b.cfg.cfg.Validate(); err != nil {
+		if err := validateButPlaceholders(b.cfg.cfg); err != nil {
 			r.errorf("%s with the container's environment: %v", b.cfg.source, err)
 		}
+	}
+}
+
+// validateButPlaceholders validates a configuration and returns its
+// problems other than the client secret placeholders a shipped manifest must
+// have (checkClientPlaceholders): every other problem is a bug of the manifest.
+func validateButPlaceholders(cfg config.Config) error {
+	err := cfg.Validate()
+	all, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return err
+	}
+	var rest []error
+	for _, e := range all.Unwrap() {
+		if !errors.Is(e, config.ErrPlaceholder) {
+			rest = append(rest, e)
+		}
+	}
+	return errors.Join(rest...)
+}
+
+// checkClientPlaceholders: a manifest applied verbatim must authorise no
+// one, so every client it ships has a placeholder for its secret hash (which
+// exogate refuses to load) and no certificate identity.
+func checkClientPlaceholders(b *bundle, r *report) {
+	if !r.need(b, true) {
+		return
+	}
+	cfg := b.cfg.cfg
+	if len(cfg.Clients) == 0 {
+		r.skipped = "no clients"
+		return
+	}
+	for i, cl := range cfg.Clients {
+		switch {
+		case cl.CertIdentity != "":
+			r.errorf("clients[%d] (%s) has a cert_identity: as shipped it would authorise whoever holds that certificate", i, cl.ID)
+		case !config.IsPlaceholder(cl.SecretSHA256):
+			r.errorf("clients[%d] (%s) secret_sha256 is not a placeholder: as shipped it would authorise whoever knows the secret", i, cl.ID)
+		}
+	}
+	if err := cfg.Validate(); !errors.Is(err, config.ErrPlaceholder) {
+		r.errorf("applied verbatim, the configuration loads (Validate: %v): it must refuse to start until the placeholders are replaced", err)
 	}
 }
 
@@ -962,6 +1009,13 @@ var breakages = []breakage{
 		old: "      on_backend_failure: local", new: "      on_backend_failure: local\n      maxwait: 1s", want: `unknown key "maxwait"`},
 	{dir: "central", check: "embedded exogate.yaml parses and validates", file: "configmap.yaml",
 		old: "        role: exogate\n", new: "", want: "vault.auth.role"},
+	// shipped clients
+	{dir: "central", check: "shipped clients authorise no one", file: "configmap.yaml",
+		old: "secret_sha256: REPLACE-with-exogate-hash-secret-of-billing.secret", new: "secret_sha256: 759fd45dce037093c922fef3f514b3651984b91895901ab41bf4e9613c71c7a3", want: "clients[1] (billing) secret_sha256 is not a placeholder"},
+	{dir: "central", check: "shipped clients authorise no one", file: "configmap.yaml",
+		old: "        secret_sha256: REPLACE-with-exogate-hash-secret-of-callflows.secret\n", new: "        cert_identity: uri:spiffe://corp/callflows\n", want: "clients[0] (callflows) has a cert_identity"},
+	{dir: "central", check: "embedded exogate.yaml parses and validates", file: "configmap.yaml",
+		old: "operations: [sms.send]", new: "operations: [sms.sned]", want: "clients[1].operations[0]"},
 	{dir: "central", check: "embedded exogate.yaml parses and validates", file: "deployment.yaml",
 		old: "- name: EXOGATE_LISTEN\n              value: 0.0.0.0:8080", new: "- name: EXOGATE_LISTEN\n              value: \"8080\"", want: "with the container's environment"},
 	// -config

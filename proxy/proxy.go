@@ -527,7 +527,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		}
 		// Rights before existence: a caller learns nothing of accounts it
 		// may not use.
-		if !client.Allowed(route.Account, route.Bucket.String(), r.Method) {
+		if !client.Allowed(route, r.Method) {
 			h.fail(ex, route.Shape, errForbidden)
 			return
 		}

@@ -1201,7 +1201,10 @@ func (f *fakeClientLimiter) Admit(ctx context.Context, client, account, bucket s
 // account's line is a 429 with Retry-After, not an upstream timeout.
 func TestClientAndAccountLinesShareMaxWait(t *testing.T) {
 	const maxWait = 2 * time.Second
-	cs, err := callers.New([]callers.ClientConfig{{ID: "app", SecretSHA256: callers.HashSecret("app-secret"), Accounts: []string{"*"}}}, false)
+	cs, err := callers.New(callers.Config{
+		Clients:        []callers.ClientConfig{{ID: "app", SecretSHA256: callers.HashSecret("app-secret"), Rights: callers.Rights{Accounts: []string{"*"}}}},
+		AllowAnonymous: true, Anonymous: &callers.Rights{Accounts: []string{"*"}},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,18 +4,29 @@
 // exactly where the SDK puts an Exotel key and token — or with a verified
 // TLS client certificate. Secrets are stored only as SHA-256 hashes and
 // compared in constant time.
+//
+// With no clients configured, every caller is anonymous (the sidecar on
+// loopback): the credentials it sends are taken for stale Exotel ones and
+// ignored. With clients, a caller must prove one of their identities: an
+// identity that names no client is refused, and a caller with none is
+// refused too unless anonymous callers are allowed, and then it may do only
+// what the anonymous rights grant.
 package callers
 
 import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
+
+	"github.com/exogate/exogate/internal/exotel"
 )
 
 // Sentinel errors.
@@ -24,58 +35,96 @@ var (
 	ErrUnauthenticated = errors.New("callers: caller not authenticated")
 )
 
+// Rights are what a caller may do: a request is allowed when its account,
+// bucket, method and operation are all allowed.
+type Rights struct {
+	Accounts   []string // account SIDs; "*" = all; empty = none
+	Buckets    []string // bucket names; empty = all
+	Methods    []string // HTTP methods; empty = all
+	Operations []string // operation names or patterns (calls.*, *.read); empty = all
+}
+
 // ClientConfig is one caller as configured.
 type ClientConfig struct {
 	ID           string
-	SecretSHA256 string   // hex SHA-256 of the client secret ("" = certificate only)
-	CertIdentity string   // URI SAN, DNS SAN or CN of its verified certificate ("" = Basic only)
-	Accounts     []string // account SIDs it may use; "*" = all
-	Buckets      []string // empty = all
-	Methods      []string // empty = all
+	SecretSHA256 string // hex SHA-256 of the client secret ("" = certificate only)
+	CertIdentity string // uri:…, dns:… or cn:… of its verified certificate ("" = Basic only)
+	Rights       Rights
 }
 
-// Client is an authenticated caller and its rights. Safe for concurrent
-// use; immutable.
+// Config is the set of callers. The zero value has no clients: every caller
+// is anonymous and may do anything.
+type Config struct {
+	Clients []ClientConfig
+	// AllowAnonymous lets a caller with no identity proceed, with the
+	// Anonymous rights, where clients are configured (without clients every
+	// caller is anonymous).
+	AllowAnonymous bool
+	// Anonymous are the rights of a caller with no identity. Nil means all
+	// rights without clients and none with clients.
+	Anonymous *Rights
+}
+
+// Client is an authenticated caller, or the anonymous one, and its rights.
+// Safe for concurrent use; immutable.
 type Client struct {
-	ID       string
-	hash     [sha256.Size]byte
-	hasHash  bool
-	accounts map[string]bool // nil with allAccounts
-	all      bool
-	buckets  map[string]bool // nil = all
-	methods  map[string]bool // nil = all
+	// ID is the client id; "" for the anonymous caller.
+	ID      string
+	hash    [sha256.Size]byte
+	hasHash bool
+	rights  rights
 }
 
-// Allowed reports whether the client may call account's bucket with method.
-// A nil Client (an anonymous caller where none is required) may do anything.
-func (c *Client) Allowed(account, bucket, method string) bool {
+// Allowed keeps one bit per operation in a uint64.
+var _ [64 - exotel.NumOperations]struct{}
+
+// rights is Rights compiled for the request path.
+type rights struct {
+	allAccounts bool
+	accounts    map[string]bool
+	buckets     uint32          // bit per exotel.Bucket
+	methods     map[string]bool // nil = all
+	ops         uint64          // bit per exotel.Operation
+}
+
+// Allowed reports whether the client may make a request of method on
+// route. A nil Client may do nothing.
+func (c *Client) Allowed(route exotel.Route, method string) bool {
 	if c == nil {
-		return true
-	}
-	if !c.all && !c.accounts[account] {
 		return false
 	}
-	if c.buckets != nil && !c.buckets[bucket] {
+	r := &c.rights
+	if !r.allAccounts && !r.accounts[route.Account] {
 		return false
 	}
-	return c.methods == nil || c.methods[method]
+	if r.buckets&(1<<route.Bucket) == 0 || r.ops&(1<<route.Operation) == 0 {
+		return false
+	}
+	return r.methods == nil || r.methods[method]
 }
 
 // Callers identifies the caller of each request. Safe for concurrent use.
 type Callers struct {
-	byID     map[string]*Client
-	byCert   map[string]*Client
-	required bool
-	dummy    [sha256.Size]byte
+	byID           map[string]*Client
+	byCert         map[string]*Client // by "uri:…", "dns:…" (lower case), "cn:…"
+	anonymous      *Client            // nil: a caller with no identity is refused
+	dummy          [sha256.Size]byte
+	allowAnonymous bool
 }
 
-// New builds the set of callers. required says whether a request without a
-// valid identity is refused (401); otherwise it proceeds as anonymous, with
-// whatever credentials it sent ignored and removed.
-func New(clients []ClientConfig, required bool) (*Callers, error) {
-	cs := &Callers{byID: map[string]*Client{}, byCert: map[string]*Client{}, required: required}
-	for _, cc := range clients {
-		c := &Client{ID: cc.ID}
+// New builds the set of callers. It checks what the configuration's
+// Validate checks too, so that a bad set never runs.
+func New(cfg Config) (*Callers, error) {
+	cs := &Callers{byID: map[string]*Client{}, byCert: map[string]*Client{}}
+	for _, cc := range cfg.Clients {
+		rt, err := compile(cc.Rights)
+		if err != nil {
+			return nil, fmt.Errorf("client %s: %w", cc.ID, err)
+		}
+		c := &Client{ID: cc.ID, rights: rt}
+		if cc.ID == "" {
+			return nil, errors.New("a client has no id")
+		}
 		if cc.SecretSHA256 != "" {
 			b, err := hex.DecodeString(cc.SecretSHA256)
 			if err != nil || len(b) != sha256.Size {
@@ -84,64 +133,133 @@ func New(clients []ClientConfig, required bool) (*Callers, error) {
 			copy(c.hash[:], b)
 			c.hasHash = true
 		}
-		for _, a := range cc.Accounts {
-			if a == "*" {
-				c.all = true
-				continue
-			}
-			if c.accounts == nil {
-				c.accounts = map[string]bool{}
-			}
-			c.accounts[strings.ToLower(a)] = true
-		}
-		if len(cc.Buckets) > 0 {
-			c.buckets = map[string]bool{}
-			for _, b := range cc.Buckets {
-				c.buckets[b] = true
-			}
-		}
-		if len(cc.Methods) > 0 {
-			c.methods = map[string]bool{}
-			for _, m := range cc.Methods {
-				c.methods[strings.ToUpper(m)] = true
-			}
-		}
 		if _, dup := cs.byID[c.ID]; dup {
 			return nil, fmt.Errorf("client %s configured twice", c.ID)
 		}
 		cs.byID[c.ID] = c
 		if cc.CertIdentity != "" {
-			if _, dup := cs.byCert[cc.CertIdentity]; dup {
+			key, err := certKey(cc.CertIdentity)
+			if err != nil {
+				return nil, fmt.Errorf("client %s: cert_identity: %w", c.ID, err)
+			}
+			if _, dup := cs.byCert[key]; dup {
 				return nil, fmt.Errorf("client %s: cert_identity %q is another client's too", c.ID, cc.CertIdentity)
 			}
-			cs.byCert[cc.CertIdentity] = c
+			cs.byCert[key] = c
 		}
 	}
+	switch {
+	case cfg.Anonymous != nil:
+		rt, err := compile(*cfg.Anonymous)
+		if err != nil {
+			return nil, fmt.Errorf("anonymous: %w", err)
+		}
+		cs.anonymous = &Client{rights: rt}
+	case len(cfg.Clients) == 0:
+		cs.anonymous = &Client{rights: rights{allAccounts: true, buckets: ^uint32(0), ops: ^uint64(0)}}
+	default:
+		cs.anonymous = &Client{} // no rights
+	}
+	cs.allowAnonymous = cfg.AllowAnonymous || len(cfg.Clients) == 0
 	return cs, nil
 }
 
-// Required reports whether every request must carry a valid identity.
-func (cs *Callers) Required() bool { return cs.required }
+// compile turns configured rights into the form Allowed checks.
+func compile(r Rights) (rights, error) {
+	var rt rights
+	for _, a := range r.Accounts {
+		if a == "*" {
+			rt.allAccounts = true
+			continue
+		}
+		if rt.accounts == nil {
+			rt.accounts = map[string]bool{}
+		}
+		rt.accounts[strings.ToLower(a)] = true
+	}
+	if len(r.Buckets) == 0 {
+		rt.buckets = ^uint32(0)
+	}
+	for _, name := range r.Buckets {
+		b, ok := exotel.ParseBucket(name)
+		if !ok {
+			return rights{}, fmt.Errorf("%q is not a bucket", name)
+		}
+		rt.buckets |= 1 << b
+	}
+	if len(r.Methods) > 0 {
+		rt.methods = map[string]bool{}
+		for _, m := range r.Methods {
+			rt.methods[strings.ToUpper(m)] = true
+		}
+	}
+	if len(r.Operations) == 0 {
+		// Every operation but OpNone, which no classified route has.
+		rt.ops = ^uint64(0) &^ 1
+	}
+	for _, p := range r.Operations {
+		ops, err := ExpandOperation(p)
+		if err != nil {
+			return rights{}, err
+		}
+		for _, op := range ops {
+			rt.ops |= 1 << op
+		}
+	}
+	return rt, nil
+}
+
+// ExpandOperation returns the operations a configured name stands for: an
+// operation's name (calls.connect), or a pattern with "*" for the resource
+// or the action (calls.*, *.read). A name or pattern that matches nothing
+// is an error that lists the names.
+func ExpandOperation(pattern string) ([]exotel.Operation, error) {
+	res, act, ok := strings.Cut(pattern, ".")
+	var out []exotel.Operation
+	if ok {
+		for _, op := range exotel.Operations() {
+			r, a, _ := strings.Cut(op.String(), ".")
+			if (res == "*" || res == r) && (act == "*" || act == a) {
+				out = append(out, op)
+			}
+		}
+	}
+	if len(out) == 0 {
+		names := make([]string, 0, exotel.NumOperations)
+		for _, op := range exotel.Operations() {
+			names = append(names, op.String())
+		}
+		return nil, fmt.Errorf("%q is not an operation (%s; or a pattern such as calls.* or *.read)", pattern, strings.Join(names, ", "))
+	}
+	return out, nil
+}
 
 // Identify returns the request's caller: by its verified TLS client
-// certificate, else by HTTP Basic client id and secret. With no identity it
-// returns nil (anonymous) when none is required, else ErrUnauthenticated. A
-// wrong secret, or an unknown id while identities are required, is
-// ErrUnauthenticated. Where identities are not required, Basic credentials
-// that name no client are taken for stale Exotel credentials from a legacy
-// caller: ignored, and the request proceeds as anonymous.
+// certificate, else by HTTP Basic client id and secret, else the anonymous
+// caller where one is allowed.
+//
+// With no clients configured every caller is anonymous, whatever it sends
+// (Basic credentials are taken for stale Exotel credentials from a legacy
+// caller, and replaced). With clients, it is ErrUnauthenticated when the
+// identity is wrong or names no client — a wrong secret, an unknown id, a
+// verified certificate mapped to no client and no Basic credentials — and
+// when there is none and anonymous callers are not allowed.
 func (cs *Callers) Identify(r *http.Request) (*Client, error) {
-	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.PeerCertificates) > 0 {
+	if len(cs.byID) == 0 {
+		return cs.anonymous, nil
+	}
+	certified := r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.PeerCertificates) > 0
+	if certified {
 		if c := cs.byCertificate(r.TLS.PeerCertificates[0]); c != nil {
 			return c, nil
 		}
 	}
 	id, secret, ok := ParseBasic(r.Header.Get("Authorization"))
 	if !ok {
-		if cs.required {
-			return nil, ErrUnauthenticated
+		if r.Header.Get("Authorization") == "" && !certified && cs.allowAnonymous {
+			return cs.anonymous, nil
 		}
-		return nil, nil
+		return nil, ErrUnauthenticated
 	}
 	c, known := cs.byID[id]
 	sum := sha256.Sum256([]byte(secret))
@@ -150,34 +268,85 @@ func (cs *Callers) Identify(r *http.Request) (*Client, error) {
 		want = c.hash
 	}
 	// Compare even for an unknown id, so timing tells nothing of the ids.
-	match := subtle.ConstantTimeCompare(sum[:], want[:]) == 1 && known && c.hasHash
-	switch {
-	case match:
+	if subtle.ConstantTimeCompare(sum[:], want[:]) == 1 && known && c.hasHash {
 		return c, nil
-	case known || cs.required:
-		return nil, ErrUnauthenticated
-	default:
-		return nil, nil
 	}
+	return nil, ErrUnauthenticated
 }
 
-// byCertificate maps a verified certificate to a client by its URI SANs,
-// then DNS SANs, then subject CN.
+// oidSubjectAltName is the X.509 subjectAltName extension (RFC 5280 4.2.1.6).
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+
+// byCertificate maps a verified certificate to a client by the kind each
+// client's cert_identity names: a URI SAN, a DNS SAN (ignoring case), or the
+// subject CN, the CN only when the certificate has no SANs at all (RFC 6125:
+// a CN beside SANs is not an identity). URI SANs are tried first, then DNS
+// SANs, then the CN.
 func (cs *Callers) byCertificate(cert *x509.Certificate) *Client {
 	for _, u := range cert.URIs {
-		if c := cs.byCert[u.String()]; c != nil {
+		if c := cs.byCert["uri:"+u.String()]; c != nil {
 			return c
 		}
 	}
 	for _, d := range cert.DNSNames {
-		if c := cs.byCert[d]; c != nil {
+		if c := cs.byCert["dns:"+strings.ToLower(d)]; c != nil {
 			return c
 		}
 	}
-	if cn := cert.Subject.CommonName; cn != "" {
-		return cs.byCert[cn]
+	if cn := cert.Subject.CommonName; cn != "" && !hasSANs(cert) {
+		return cs.byCert["cn:"+cn]
 	}
 	return nil
+}
+
+// hasSANs reports whether a certificate carries a subjectAltName extension
+// of any kind, those Go does not parse included.
+func hasSANs(cert *x509.Certificate) bool {
+	if len(cert.URIs)+len(cert.DNSNames)+len(cert.IPAddresses)+len(cert.EmailAddresses) > 0 {
+		return true
+	}
+	for _, e := range cert.Extensions {
+		if e.Id.Equal(oidSubjectAltName) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseCertIdentity checks a configured cert_identity: "uri:" and an
+// absolute URI (spiffe://corp/billing), "dns:" and a DNS name, or "cn:" and
+// a subject common name. It returns the kind and the value.
+func ParseCertIdentity(s string) (kind, value string, err error) {
+	kind, value, ok := strings.Cut(s, ":")
+	if !ok || (kind != "uri" && kind != "dns" && kind != "cn") {
+		return "", "", fmt.Errorf("%q names no kind: write uri:spiffe://trust-domain/path (a URI SAN), dns:host.example (a DNS SAN) or cn:Name (the subject CN, matched only on certificates without SANs)", s)
+	}
+	if value == "" || strings.TrimSpace(value) != value {
+		return "", "", fmt.Errorf("%q: empty value, or spaces around it", s)
+	}
+	switch kind {
+	case "uri":
+		if u, err := url.Parse(value); err != nil || u.Scheme == "" || u.String() != value {
+			return "", "", fmt.Errorf("%q: %q is not an absolute URI as a certificate carries it", s, value)
+		}
+	case "dns":
+		if strings.ContainsAny(value, "/: ") {
+			return "", "", fmt.Errorf("%q: %q is not a DNS name", s, value)
+		}
+	}
+	return kind, value, nil
+}
+
+// certKey is the byCert key of a configured cert_identity.
+func certKey(s string) (string, error) {
+	kind, value, err := ParseCertIdentity(s)
+	if err != nil {
+		return "", err
+	}
+	if kind == "dns" {
+		value = strings.ToLower(value)
+	}
+	return kind + ":" + value, nil
 }
 
 // ParseBasic parses an HTTP Basic Authorization header value (RFC 7617):

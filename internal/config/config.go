@@ -23,6 +23,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/exogate/exogate/internal/callers"
 	"github.com/exogate/exogate/internal/exotel"
 	"github.com/exogate/exogate/ratelimit"
 )
@@ -58,32 +59,76 @@ type TLS struct {
 }
 
 // Auth says whether callers must prove who they are.
+//
+// Without clients, every caller is anonymous: auth.required (default false
+// on a loopback listener, true elsewhere) must then be false, which off
+// loopback needs auth.allow_unauthenticated. With clients, a caller must
+// prove one of their identities (an identity that names no client is always
+// 401), unless auth.allow_anonymous lets callers without identity through
+// with only the rights of auth.anonymous (default: none).
 type Auth struct {
-	// Required: nil means the default, false on a loopback listener and
-	// true elsewhere.
+	// Required: nil means the default: without clients, false on a
+	// loopback listener and true elsewhere; with clients, true unless
+	// AllowAnonymous (and false is then an error: see Validate).
 	Required             *bool `yaml:"required"`
 	AllowUnauthenticated bool  `yaml:"allow_unauthenticated"`
+	// AllowAnonymous, with clients configured, lets a caller with no
+	// identity proceed with the rights of Anonymous instead of getting 401.
+	AllowAnonymous bool `yaml:"allow_anonymous"`
+	// Anonymous are the rights of a caller with no identity. Nil means
+	// none with clients, and all without (the sidecar on loopback).
+	Anonymous *Rights `yaml:"anonymous"`
+}
+
+// Rights are what a caller may do; a request must be allowed by each list.
+type Rights struct {
+	Accounts   []string `yaml:"accounts"`   // SIDs; "*" = all
+	Buckets    []string `yaml:"buckets"`    // empty = all
+	Methods    []string `yaml:"methods"`    // empty = all
+	Operations []string `yaml:"operations"` // calls.connect, sms.*, *.read...; empty = all
 }
 
 // Client is one caller of the gateway and its rights.
 type Client struct {
 	ID           string   `yaml:"id"`
 	SecretSHA256 string   `yaml:"secret_sha256"`
-	CertIdentity string   `yaml:"cert_identity"`
+	CertIdentity string   `yaml:"cert_identity"` // uri:…, dns:… or cn:…
 	Accounts     []string `yaml:"accounts"`
 	Buckets      []string `yaml:"buckets"`
 	Methods      []string `yaml:"methods"`
+	Operations   []string `yaml:"operations"`
 	Share        int      `yaml:"share"`
 	MaxPerPeriod int      `yaml:"max_per_period"`
 }
 
-// AuthRequired resolves auth.required: as set, else true unless the
-// listener is loopback-only or auth.allow_unauthenticated is set.
+// Rights returns the client's rights.
+func (cl Client) Rights() Rights {
+	return Rights{Accounts: cl.Accounts, Buckets: cl.Buckets, Methods: cl.Methods, Operations: cl.Operations}
+}
+
+// AuthRequired resolves whether a caller without identity is refused (401).
+// With clients configured: yes, unless auth.allow_anonymous is set. Without:
+// auth.required as set, else true unless the listener is loopback-only or
+// auth.allow_unauthenticated is set.
 func (c *Config) AuthRequired() bool {
+	if len(c.Clients) > 0 {
+		return !c.Auth.AllowAnonymous
+	}
 	if c.Auth.Required != nil {
 		return *c.Auth.Required
 	}
 	return !IsLoopback(c.Listen) && !c.Auth.AllowUnauthenticated
+}
+
+// ErrPlaceholder is the error Validate reports for a client secret_sha256
+// that is a placeholder (as in the shipped manifests), so that a manifest
+// applied verbatim authorises no one. Test with errors.Is.
+var ErrPlaceholder = errors.New("is a placeholder: make a secret of at least 32 characters (openssl rand -base64 32), put its hash from `exogate hash-secret` here and give the secret to the client; until then exogate refuses to start")
+
+// IsPlaceholder reports whether a configured secret_sha256 is a placeholder:
+// it starts with "REPLACE" (any case) or "<".
+func IsPlaceholder(s string) bool {
+	return strings.HasPrefix(strings.ToUpper(s), "REPLACE") || strings.HasPrefix(s, "<")
 }
 
 // IsLoopback reports whether a host:port listens on loopback only.
@@ -534,7 +579,9 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+		// Errorf, so that a sentinel given with %w (ErrPlaceholder) can be
+		// told apart with errors.Is.
+		errs = append(errs, fmt.Errorf("%s: %w", field, fmt.Errorf(format, args...)))
 	}
 
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
@@ -699,63 +746,7 @@ func (c *Config) Validate() error {
 	}
 	// Who may call. A gateway that adds credentials to every request it
 	// receives must not be open to the network by accident.
-	required := c.AuthRequired()
-	if !required && !IsLoopback(c.Listen) && !c.Auth.AllowUnauthenticated {
-		bad("auth", "listen %s is not loopback and callers are not authenticated: add clients with auth.required: true, or set auth.allow_unauthenticated: true to accept anyone who can reach it", c.Listen)
-	}
-	if required && len(c.Clients) == 0 {
-		if c.Auth.Required == nil {
-			bad("auth", "listen %s is not loopback, so callers must authenticate: add clients, or set auth.allow_unauthenticated: true (EXOGATE_ALLOW_UNAUTHENTICATED=true) to accept anyone who can reach it", c.Listen)
-		} else {
-			bad("clients", "auth.required is on but no clients are configured")
-		}
-	}
-	ids := map[string]bool{}
-	for i, cl := range c.Clients {
-		f := fmt.Sprintf("clients[%d]", i)
-		if !validClientID(cl.ID) {
-			bad(f+".id", "%q is not a client id (1-64 of a-z 0-9 _)", cl.ID)
-		}
-		if ids[cl.ID] {
-			bad(f+".id", "%q is configured twice", cl.ID)
-		}
-		ids[cl.ID] = true
-		if cl.SecretSHA256 == "" && cl.CertIdentity == "" {
-			bad(f, "needs secret_sha256 (from `exogate hash-secret`) or cert_identity")
-		}
-		if cl.SecretSHA256 != "" && !isHex64(cl.SecretSHA256) {
-			bad(f+".secret_sha256", "must be 64 hex digits: the SHA-256 from `exogate hash-secret`, never the secret itself")
-		}
-		if cl.CertIdentity != "" && c.TLS.ClientCAFile == "" {
-			bad(f+".cert_identity", "needs tls.client_ca_file (mTLS)")
-		}
-		if len(cl.Accounts) == 0 {
-			bad(f+".accounts", "list the account SIDs it may use, or \"*\"")
-		}
-		for j, a := range cl.Accounts {
-			if _, ok := seen[strings.ToLower(a)]; !ok && a != "*" {
-				bad(fmt.Sprintf("%s.accounts[%d]", f, j), "%q is not a configured account", a)
-			}
-		}
-		for j, b := range cl.Buckets {
-			if _, ok := exotel.ParseBucket(b); !ok {
-				bad(fmt.Sprintf("%s.buckets[%d]", f, j), "%q is not a bucket (voice_v1, voice_v2, sms, whatsapp, other)", b)
-			}
-		}
-		for j, m := range cl.Methods {
-			switch strings.ToUpper(m) {
-			case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE":
-			default:
-				bad(fmt.Sprintf("%s.methods[%d]", f, j), "%q is not GET, HEAD, POST, PUT, PATCH or DELETE", m)
-			}
-		}
-		if cl.Share < 0 {
-			bad(f+".share", "must not be negative")
-		}
-		if cl.MaxPerPeriod < 0 {
-			bad(f+".max_per_period", "must not be negative")
-		}
-	}
+	c.validateCallers(bad, seen)
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls", "cert_file and key_file go together")
 	}
@@ -851,6 +842,119 @@ func (c *Config) Validate() error {
 		bad("max_in_flight", "must be positive")
 	}
 	return errors.Join(errs...)
+}
+
+// validateCallers checks auth and clients. sids are the configured
+// accounts, lower-cased.
+func (c *Config) validateCallers(bad func(field, format string, args ...any), sids map[string]int) {
+	a := c.Auth
+	if len(c.Clients) == 0 {
+		required := c.AuthRequired()
+		if !required && !IsLoopback(c.Listen) && !a.AllowUnauthenticated {
+			bad("auth", "listen %s is not loopback and callers are not authenticated: add clients, or set auth.allow_unauthenticated: true to accept anyone who can reach it", c.Listen)
+		}
+		if required {
+			if a.Required == nil {
+				bad("auth", "listen %s is not loopback, so callers must authenticate: add clients, or set auth.allow_unauthenticated: true (EXOGATE_ALLOW_UNAUTHENTICATED=true) to accept anyone who can reach it", c.Listen)
+			} else {
+				bad("clients", "auth.required is on but no clients are configured")
+			}
+		}
+		if a.AllowAnonymous {
+			bad("auth.allow_anonymous", "applies only with clients: without clients every caller is anonymous (auth.anonymous, when given, limits what they may do)")
+		}
+	} else {
+		if a.Required != nil && !*a.Required && !a.AllowAnonymous {
+			bad("auth.required", "false with clients configured would let callers without identity past every client's rights: remove it (callers without identity then get 401), or set auth.allow_anonymous: true and grant them rights in auth.anonymous")
+		}
+		if a.Required != nil && *a.Required && a.AllowAnonymous {
+			bad("auth.allow_anonymous", "contradicts auth.required: true")
+		}
+		if a.AllowUnauthenticated {
+			bad("auth.allow_unauthenticated", "applies only without clients, where it lets anyone who can reach the listener use every account; with clients configured a caller without identity gets 401: remove it (or EXOGATE_ALLOW_UNAUTHENTICATED), or set auth.allow_anonymous: true and grant such callers rights in auth.anonymous")
+		}
+		if a.Anonymous != nil && !a.AllowAnonymous {
+			bad("auth.anonymous", "has no effect without auth.allow_anonymous: true: with clients configured, a caller without identity gets 401")
+		}
+	}
+	if a.Anonymous != nil {
+		validateRights(bad, "auth.anonymous", *a.Anonymous, sids)
+	}
+	ids := map[string]bool{}
+	certs := map[string]int{}
+	for i, cl := range c.Clients {
+		f := fmt.Sprintf("clients[%d]", i)
+		if !validClientID(cl.ID) {
+			bad(f+".id", "%q is not a client id (1-64 of a-z 0-9 _)", cl.ID)
+		}
+		if ids[cl.ID] {
+			bad(f+".id", "%q is configured twice", cl.ID)
+		}
+		ids[cl.ID] = true
+		if cl.SecretSHA256 == "" && cl.CertIdentity == "" {
+			bad(f, "needs secret_sha256 (from `exogate hash-secret`) or cert_identity")
+		}
+		switch {
+		case cl.SecretSHA256 == "":
+		case IsPlaceholder(cl.SecretSHA256):
+			bad(f+".secret_sha256", "%w", ErrPlaceholder)
+		case !isHex64(cl.SecretSHA256):
+			bad(f+".secret_sha256", "must be 64 hex digits: the SHA-256 from `exogate hash-secret`, never the secret itself")
+		}
+		if cl.CertIdentity != "" {
+			if c.TLS.ClientCAFile == "" {
+				bad(f+".cert_identity", "needs tls.client_ca_file (mTLS)")
+			}
+			if kind, value, err := callers.ParseCertIdentity(cl.CertIdentity); err != nil {
+				bad(f+".cert_identity", "%v", err)
+			} else {
+				key := kind + ":" + value
+				if kind == "dns" {
+					key = strings.ToLower(key)
+				}
+				if j, dup := certs[key]; dup {
+					bad(f+".cert_identity", "%q is clients[%d]'s too", cl.CertIdentity, j)
+				}
+				certs[key] = i
+			}
+		}
+		validateRights(bad, f, cl.Rights(), sids)
+		if cl.Share < 0 {
+			bad(f+".share", "must not be negative")
+		}
+		if cl.MaxPerPeriod < 0 {
+			bad(f+".max_per_period", "must not be negative")
+		}
+	}
+}
+
+// validateRights checks a client's or the anonymous caller's rights.
+func validateRights(bad func(field, format string, args ...any), f string, r Rights, sids map[string]int) {
+	if len(r.Accounts) == 0 {
+		bad(f+".accounts", "list the account SIDs it may use, or \"*\"")
+	}
+	for j, a := range r.Accounts {
+		if _, ok := sids[strings.ToLower(a)]; !ok && a != "*" {
+			bad(fmt.Sprintf("%s.accounts[%d]", f, j), "%q is not a configured account", a)
+		}
+	}
+	for j, b := range r.Buckets {
+		if _, ok := exotel.ParseBucket(b); !ok {
+			bad(fmt.Sprintf("%s.buckets[%d]", f, j), "%q is not a bucket (voice_v1, voice_v2, sms, whatsapp, other)", b)
+		}
+	}
+	for j, m := range r.Methods {
+		switch strings.ToUpper(m) {
+		case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE":
+		default:
+			bad(fmt.Sprintf("%s.methods[%d]", f, j), "%q is not GET, HEAD, POST, PUT, PATCH or DELETE", m)
+		}
+	}
+	for j, o := range r.Operations {
+		if _, err := callers.ExpandOperation(o); err != nil {
+			bad(fmt.Sprintf("%s.operations[%d]", f, j), "%v", err)
+		}
+	}
 }
 
 // validate checks a rule the way the limiter will.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -105,6 +106,21 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"client bucket", "clients: [{id: b, secret_sha256: '0000000000000000000000000000000000000000000000000000000000000000', accounts: [acme], buckets: [fax]}]\n" + account, "clients[0].buckets[0]"},
 		{"client method", "clients: [{id: b, secret_sha256: '0000000000000000000000000000000000000000000000000000000000000000', accounts: [acme], methods: [BREW]}]\n" + account, "clients[0].methods[0]"},
 		{"cert identity without mTLS", "clients: [{id: b, cert_identity: x, accounts: [acme]}]\n" + account, "clients[0].cert_identity"},
+		{"cert identity without kind", "tls: {cert_file: /etc/hostname, key_file: /etc/hostname, client_ca_file: /etc/hostname}\nclients: [{id: b, cert_identity: 'spiffe://corp/b', accounts: [acme]}]\n" + account, `clients[0].cert_identity: "spiffe://corp/b" names no kind: write uri:`},
+		{"cert identity of another kind", "tls: {cert_file: /etc/hostname, key_file: /etc/hostname, client_ca_file: /etc/hostname}\nclients: [{id: b, cert_identity: 'email:b@corp'}]\n" + account, "clients[0].cert_identity"},
+		{"cert identity twice", "tls: {cert_file: /etc/hostname, key_file: /etc/hostname, client_ca_file: /etc/hostname}\nclients: [{id: a, cert_identity: 'dns:A.corp', accounts: [acme]}, {id: b, cert_identity: 'dns:a.CORP', accounts: [acme]}]\n" + account, "clients[1].cert_identity: \"dns:a.CORP\" is clients[0]'s too"},
+		{"client secret placeholder", "clients: [{id: b, secret_sha256: REPLACE-with-exogate-hash-secret, accounts: [acme]}]\n" + account, "clients[0].secret_sha256: is a placeholder: make a secret of at least 32 characters (openssl rand -base64 32)"},
+		{"client secret angle placeholder", "clients: [{id: b, secret_sha256: '<hash of b.secret>', accounts: [acme]}]\n" + account, "clients[0].secret_sha256: is a placeholder"},
+		{"client operation", "clients: [{id: b, secret_sha256: '0000000000000000000000000000000000000000000000000000000000000000', accounts: [acme], operations: [calls.dial]}]\n" + account, `clients[0].operations[0]: "calls.dial" is not an operation (calls.connect, calls.read`},
+		{"client operation pattern", "clients: [{id: b, secret_sha256: '0000000000000000000000000000000000000000000000000000000000000000', accounts: [acme], operations: [calls.connect, 'fax.*']}]\n" + account, "clients[0].operations[1]"},
+		{"required false with clients", "auth: {required: false}\nclients: [{id: b, secret_sha256: '0000000000000000000000000000000000000000000000000000000000000000', accounts: [acme]}]\n" + account, "auth.required: false with clients configured would let callers without identity past"},
+		{"allow_unauthenticated with clients", "auth: {allow_unauthenticated: true}\nclients: [{id: b, secret_sha256: '0000000000000000000000000000000000000000000000000000000000000000', accounts: [acme]}]\n" + account, "auth.allow_unauthenticated: applies only without clients"},
+		{"allow_anonymous contradicts required", "auth: {required: true, allow_anonymous: true}\nclients: [{id: b, secret_sha256: '0000000000000000000000000000000000000000000000000000000000000000', accounts: [acme]}]\n" + account, "auth.allow_anonymous: contradicts auth.required: true"},
+		{"allow_anonymous without clients", "auth: {allow_anonymous: true}\n" + account, "auth.allow_anonymous: applies only with clients"},
+		{"anonymous block not allowed", "auth: {anonymous: {accounts: [acme]}}\nclients: [{id: b, secret_sha256: '0000000000000000000000000000000000000000000000000000000000000000', accounts: [acme]}]\n" + account, "auth.anonymous: has no effect without auth.allow_anonymous: true"},
+		{"anonymous operation", "auth: {allow_anonymous: true, anonymous: {accounts: [acme], operations: [sms]}}\nclients: [{id: b, secret_sha256: '0000000000000000000000000000000000000000000000000000000000000000', accounts: [acme]}]\n" + account, "auth.anonymous.operations[0]"},
+		{"anonymous accounts", "auth: {allow_anonymous: true, anonymous: {operations: ['*.read']}}\nclients: [{id: b, secret_sha256: '0000000000000000000000000000000000000000000000000000000000000000', accounts: [acme]}]\n" + account, "auth.anonymous.accounts: list the account SIDs"},
+		{"anonymous unknown key", "auth: {anonymous: {accounts: [acme], share: 1}}\n" + account, `unknown key "share"`},
 		{"tls half", "tls: {cert_file: /etc/hostname}\n" + account, "cert_file and key_file go together"},
 		{"rotation grace", "rotation: {previous_grace: -1s}\n" + account, "rotation.previous_grace"},
 		{"reauthorize wait", "rotation: {reauthorize_wait: 0s}\n" + account, "rotation.reauthorize_wait"},
@@ -122,6 +138,57 @@ func TestValidationNamesTheField(t *testing.T) {
 				t.Fatalf("error %v\nwant it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Who must authenticate, for each combination of clients and auth keys the
+// configuration accepts.
+func TestAuthRequired(t *testing.T) {
+	const client = "clients: [{id: b, secret_sha256: '0000000000000000000000000000000000000000000000000000000000000000', accounts: [acme]}]\n"
+	for _, tc := range []struct {
+		name, yaml string
+		required   bool
+	}{
+		{"loopback, no clients", account, false},
+		{"open, no clients, allow_unauthenticated", "listen: 0.0.0.0:8080\nauth: {allow_unauthenticated: true}\n" + account, false},
+		{"loopback, no clients, anonymous block", "auth: {anonymous: {accounts: [acme], operations: [calls.connect]}}\n" + account, false},
+		{"loopback, clients", client + account, true},
+		{"loopback, clients, required", "auth: {required: true}\n" + client + account, true},
+		{"open, clients", "listen: 0.0.0.0:8080\n" + client + account, true},
+		{"loopback, clients, allow_anonymous", "auth: {allow_anonymous: true}\n" + client + account, false},
+		{"open, clients, allow_anonymous, required false, a block", "listen: 0.0.0.0:8080\nauth: {required: false, allow_anonymous: true, anonymous: {accounts: ['*'], operations: ['*.read']}}\n" + client + account, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.AuthRequired(); got != tc.required {
+				t.Errorf("AuthRequired() = %v, want %v", got, tc.required)
+			}
+		})
+	}
+}
+
+func TestPlaceholderIsSentinel(t *testing.T) {
+	cfg, err := Parse([]byte("clients: [{id: b, secret_sha256: REPLACE_ME, accounts: [acme]}]\n" + account))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.Validate()
+	if !errors.Is(err, ErrPlaceholder) {
+		t.Errorf("Validate() = %v, want ErrPlaceholder", err)
+	}
+	for _, s := range []string{"REPLACE_ME", "replace-me", "<hash>"} {
+		if !IsPlaceholder(s) {
+			t.Errorf("IsPlaceholder(%q) = false", s)
+		}
+	}
+	if IsPlaceholder("835bc7f33847c055b083fada5363d4490af37cb3872427e7bd44311566104aa0") {
+		t.Error("a hash taken for a placeholder")
 	}
 }
 

@@ -82,12 +82,14 @@ func Classify(method, rawPath string) (Route, error) {
 
 	r := Route{Family: family, Host: HostAPI, Shape: fail.Shape}
 	ok := false
+	name := resource
 	switch family {
 	case FamilyV1:
-		r.Bucket, ok = v1Resource(trimJSON(resource, last))
+		name = trimJSON(resource, last)
+		r.Bucket, ok = v1Resource(name)
 	case FamilyV2Beta:
 		r.Bucket = BucketOther
-		name := trimJSON(resource, last)
+		name = trimJSON(resource, last)
 		ok = equalFold(name, "incomingphonenumbers") || equalFold(name, "availablephonenumbers")
 	case FamilyV2:
 		r.Bucket, r.Host, ok = v2Resource(resource)
@@ -100,8 +102,105 @@ func Classify(method, rawPath string) (Route, error) {
 	if !methodAllowed(method) {
 		return fail, ErrMethod
 	}
+	r.Operation = operation(family, name, method, rawPath, rest)
 	r.Account = strings.ToLower(sid)
 	return r, nil
+}
+
+// operation returns what a request does. resource is the resource segment
+// as matched (".json" removed in v1 and v2_beta) and rest the index in
+// rawPath just past it.
+//
+// GET and HEAD read; every other method writes. An action named in the
+// path wins over the method, so that a read right never reaches an action
+// whatever method carries it: v1 Calls/connect is calls.connect and v1
+// Sms/send and Sms/bulksend are sms.send and sms.bulksend under any
+// method. The action segment is matched as an upstream might read it:
+// percent-decoded, ignoring case, ";" parameters and any "." suffix
+// (connect.json, connect.xml). A write to a collection creates: in v2 and
+// v3 a write to calls (or to a v3 call's legs) places a call, to messages
+// sends one, to IncomingPhoneNumbers or incoming-phone-numbers buys a number.
+func operation(family Family, resource, method, rawPath string, rest int) Operation {
+	read := method == "GET" || method == "HEAD"
+	sub, next := nextSegment(rawPath, rest)
+	collection := sub == ""
+	switch {
+	case equalFold(resource, "calls"):
+		if family == FamilyV1 {
+			if actionIs(sub, "connect") {
+				return OpCallsConnect
+			}
+			return readWrite(read, OpCallsRead, OpCallsWrite)
+		}
+		if read {
+			return OpCallsRead
+		}
+		legs, after := nextSegment(rawPath, next)
+		if collection || (actionIs(legs, "legs") && isLast(rawPath, after)) {
+			return OpCallsConnect
+		}
+		return OpCallsWrite
+	case equalFold(resource, "sms"):
+		switch {
+		case actionIs(sub, "send"):
+			return OpSMSSend
+		case actionIs(sub, "bulksend"):
+			return OpSMSBulkSend
+		}
+		return readWrite(read, OpSMSRead, OpSMSWrite)
+	case equalFold(resource, "messages"):
+		return createReadWrite(read, collection, OpWhatsAppSend, OpWhatsAppRead, OpWhatsAppWrite)
+	case equalFold(resource, "numbers"):
+		return readWrite(read, OpNumbersRead, OpNumbersWrite)
+	case equalFold(resource, "incomingphonenumbers"), equalFold(resource, "incoming-phone-numbers"):
+		return createReadWrite(read, collection, OpNumbersBuy, OpNumbersRead, OpNumbersWrite)
+	case equalFold(resource, "availablephonenumbers"):
+		return readWrite(read, OpNumbersRead, OpNumbersBuy)
+	case equalFold(resource, "customerwhitelist"):
+		return readWrite(read, OpWhitelistRead, OpWhitelistWrite)
+	case equalFold(resource, "users"):
+		return readWrite(read, OpUsersRead, OpUsersWrite)
+	case equalFold(resource, "campaigns"), equalFold(resource, "sms-campaigns"), equalFold(resource, "message-campaigns"):
+		return readWrite(read, OpCampaignsRead, OpCampaignsWrite)
+	case equalFold(resource, "lists"), equalFold(resource, "contacts"):
+		return readWrite(read, OpContactsRead, OpContactsWrite)
+	case equalFold(resource, "trunks"):
+		return readWrite(read, OpTrunksRead, OpTrunksWrite)
+	}
+	// Unreachable for a resource Classify matched; OpNone is in no
+	// caller's rights.
+	return OpNone
+}
+
+func readWrite(read bool, r, w Operation) Operation {
+	if read {
+		return r
+	}
+	return w
+}
+
+func createReadWrite(read, collection bool, c, r, w Operation) Operation {
+	switch {
+	case read:
+		return r
+	case collection:
+		return c
+	}
+	return w
+}
+
+// actionIs reports whether a path segment names the action word as an
+// upstream might read it: percent-decoded, ignoring ASCII case, ";"
+// parameters and everything from the first ".". seg's escapes are well
+// formed (pathSafe checked them).
+func actionIs(seg, word string) bool {
+	if k := strings.IndexByte(seg, ';'); k >= 0 {
+		seg = seg[:k]
+	}
+	if k := strings.IndexByte(seg, '.'); k >= 0 {
+		seg = seg[:k]
+	}
+	return seg != "" && decodedEqualFold(seg, word)
 }
 
 // ShapeOf returns the body shape a caller of rawPath most likely expects,

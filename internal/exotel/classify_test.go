@@ -2,6 +2,8 @@ package exotel
 
 import (
 	"errors"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -221,10 +223,165 @@ func TestClassify(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Classify(%q, %q) error = %v, want nil", tc.method, tc.path, err)
 			}
+			// Operations have their own table (TestClassifyOperation).
+			if got.Operation == OpNone {
+				t.Errorf("Classify(%q, %q) has no operation", tc.method, tc.path)
+			}
+			got.Operation = OpNone
 			if got != tc.want {
 				t.Errorf("Classify(%q, %q) = %+v, want %+v", tc.method, tc.path, got, tc.want)
 			}
 		})
+	}
+}
+
+// operationCases map requests to operations: every row of the README's
+// table of operations, and the paths that must not slip into a lesser one.
+var operationCases = []struct {
+	method, path string
+	want         Operation
+}{
+	// v1 calls.
+	{"POST", "/v1/Accounts/acme/Calls/connect.json", OpCallsConnect},
+	{"POST", "/v1/Accounts/acme/Calls/connect", OpCallsConnect},
+	{"POST", "/v1/Accounts/acme//Calls//connect.json/", OpCallsConnect},
+	{"GET", "/v1/Accounts/acme/Calls/connect.json", OpCallsConnect},   // an action in the path wins over the method
+	{"GET", "/v1/Accounts/acme/Calls/CONNECT.JSON", OpCallsConnect},   // matched ignoring case
+	{"GET", "/v1/Accounts/acme/Calls/conn%65ct.json", OpCallsConnect}, // as an upstream that decodes reads it
+	{"GET", "/v1/Accounts/acme/Calls/connect;v=1", OpCallsConnect},
+	{"GET", "/v1/Accounts/acme/Calls/connect.xml", OpCallsConnect},
+	{"HEAD", "/v1/Accounts/acme/Calls/connect/x", OpCallsConnect},
+	{"GET", "/v1/Accounts/acme/Calls.json", OpCallsRead},
+	{"GET", "/v1/Accounts/acme/Calls/b6cfaf0b3f4f47d1.json", OpCallsRead},
+	{"HEAD", "/v1/Accounts/acme/Calls", OpCallsRead},
+	{"GET", "/v1/Accounts/acme/Calls/connectx.json", OpCallsRead},
+	{"POST", "/v1/Accounts/acme/Calls/b6cfaf0b3f4f47d1.json", OpCallsWrite},
+	{"DELETE", "/v1/Accounts/acme/Calls.json", OpCallsWrite},
+	// v1 SMS.
+	{"POST", "/v1/Accounts/acme/Sms/send.json", OpSMSSend},
+	{"GET", "/v1/Accounts/acme/Sms/send", OpSMSSend},
+	{"POST", "/v1/Accounts/acme/SMS/Send.json", OpSMSSend},
+	{"POST", "/v1/Accounts/acme/Sms/bulksend.json", OpSMSBulkSend},
+	{"GET", "/v1/Accounts/acme/Sms/bulks%65nd", OpSMSBulkSend},
+	{"GET", "/v1/Accounts/acme/SMS/Messages/a1b2c3.json", OpSMSRead},
+	{"GET", "/v1/Accounts/acme/Sms/Messages/a1b2c3", OpSMSRead},
+	{"POST", "/v1/Accounts/acme/SMS/Messages/a1b2c3.json", OpSMSWrite},
+	// Numbers and ExoPhones.
+	{"GET", "/v1/Accounts/acme/Numbers/09876543210.json", OpNumbersRead},
+	{"POST", "/v1/Accounts/acme/Numbers/09876543210", OpNumbersWrite},
+	{"GET", "/v2_beta/Accounts/acme/IncomingPhoneNumbers.json", OpNumbersRead},
+	{"GET", "/v2_beta/Accounts/acme/IncomingPhoneNumbers/PN1", OpNumbersRead},
+	{"POST", "/v2_beta/Accounts/acme/IncomingPhoneNumbers", OpNumbersBuy},
+	{"POST", "/v2_beta/Accounts/acme/IncomingPhoneNumbers.json", OpNumbersBuy},
+	{"POST", "/v2_beta/Accounts/acme/IncomingPhoneNumbers/", OpNumbersBuy},
+	{"PUT", "/v2_beta/Accounts/acme/IncomingPhoneNumbers/PN1", OpNumbersWrite},
+	{"DELETE", "/v2_beta/Accounts/acme/IncomingPhoneNumbers/PN1.json", OpNumbersWrite},
+	{"GET", "/v2_beta/Accounts/acme/AvailablePhoneNumbers/IN/Landline", OpNumbersRead},
+	{"POST", "/v2_beta/Accounts/acme/AvailablePhoneNumbers/IN/Landline", OpNumbersBuy},
+	{"GET", "/v2/accounts/acme/incoming-phone-numbers", OpNumbersRead},
+	{"POST", "/v2/accounts/acme/incoming-phone-numbers", OpNumbersBuy},
+	{"PATCH", "/v2/accounts/acme/incoming-phone-numbers/n1", OpNumbersWrite},
+	// Whitelist.
+	{"GET", "/v1/Accounts/acme/CustomerWhitelist.json", OpWhitelistRead},
+	{"POST", "/v1/Accounts/acme/CustomerWhitelist", OpWhitelistWrite},
+	{"DELETE", "/v1/Accounts/acme/customerwhitelist/09876543210", OpWhitelistWrite},
+	// v2 and v3 calls.
+	{"POST", "/v2/accounts/acme/calls", OpCallsConnect},
+	{"POST", "/v2/accounts/acme/calls/", OpCallsConnect},
+	{"GET", "/v2/accounts/acme/calls/abc123", OpCallsRead},
+	{"PATCH", "/v2/accounts/acme/calls/abc123", OpCallsWrite},
+	{"POST", "/v3/accounts/acme/calls", OpCallsConnect},
+	{"POST", "/v3/accounts/acme/calls/c1/legs", OpCallsConnect},
+	{"POST", "/v3/accounts/acme/calls/c1/LEGS/", OpCallsConnect},
+	{"PATCH", "/v3/accounts/acme/calls/c1/legs/l1", OpCallsWrite},
+	{"DELETE", "/v3/accounts/acme/calls/c1", OpCallsWrite},
+	{"GET", "/v3/accounts/acme/calls/c1/legs", OpCallsRead},
+	// Users, WhatsApp, campaigns, contacts, trunks.
+	{"GET", "/v2/accounts/acme/users", OpUsersRead},
+	{"POST", "/v2/accounts/acme/users", OpUsersWrite},
+	{"PATCH", "/v2/accounts/acme/users/u1", OpUsersWrite},
+	{"POST", "/v2/accounts/acme/messages", OpWhatsAppSend},
+	{"GET", "/v2/accounts/acme/messages/m1", OpWhatsAppRead},
+	{"DELETE", "/v2/accounts/acme/messages/m1", OpWhatsAppWrite},
+	{"POST", "/v2/accounts/acme/campaigns", OpCampaignsWrite},
+	{"GET", "/v2/accounts/acme/campaigns/c1", OpCampaignsRead},
+	{"PUT", "/v2/accounts/acme/sms-campaigns/c1", OpCampaignsWrite},
+	{"POST", "/v2/accounts/acme/message-campaigns", OpCampaignsWrite},
+	{"GET", "/v2/accounts/acme/message-campaigns", OpCampaignsRead},
+	{"GET", "/v2/accounts/acme/lists/l1/contacts", OpContactsRead},
+	{"POST", "/v2/accounts/acme/lists", OpContactsWrite},
+	{"DELETE", "/v2/accounts/acme/contacts/c1", OpContactsWrite},
+	{"GET", "/v2/accounts/acme/trunks", OpTrunksRead},
+	{"POST", "/v2/accounts/acme/trunks/t1/whitelisted-ips", OpTrunksWrite},
+}
+
+func TestClassifyOperation(t *testing.T) {
+	covered := map[Operation]bool{}
+	for _, tc := range operationCases {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			got, err := Classify(tc.method, tc.path)
+			if err != nil {
+				t.Fatalf("error %v", err)
+			}
+			if got.Operation != tc.want {
+				t.Errorf("operation %q, want %q", got.Operation, tc.want)
+			}
+		})
+		covered[tc.want] = true
+	}
+	for _, op := range Operations() {
+		if !covered[op] {
+			t.Errorf("no row yields %q", op)
+		}
+	}
+}
+
+// The README's table of operations names every operation, and no other.
+func TestREADMEListsEveryOperation(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	start := strings.Index(readme, "### Operations a client may be granted")
+	if start < 0 {
+		t.Fatal("README has no section \"Operations a client may be granted\"")
+	}
+	section := readme[start:]
+	if end := strings.Index(section[4:], "\n#"); end >= 0 {
+		section = section[:end+4]
+	}
+	for _, op := range Operations() {
+		if !strings.Contains(section, "`"+op.String()+"`") {
+			t.Errorf("the README's table does not name %s", op)
+		}
+	}
+	for _, m := range regexp.MustCompile("`([a-z]+\\.[a-z]+)`").FindAllStringSubmatch(section, -1) {
+		if _, ok := ParseOperation(m[1]); !ok && !strings.Contains(m[1], "json") {
+			t.Errorf("the README's table names %s, which is no operation", m[1])
+		}
+	}
+}
+
+func TestParseOperation(t *testing.T) {
+	seen := map[string]bool{}
+	for _, op := range Operations() {
+		name := op.String()
+		if seen[name] || !strings.Contains(name, ".") || name != strings.ToLower(name) {
+			t.Errorf("operation name %q: duplicate or not resource.action in lower case", name)
+		}
+		seen[name] = true
+		if got, ok := ParseOperation(name); !ok || got != op {
+			t.Errorf("ParseOperation(%q) = %v, %v", name, got, ok)
+		}
+	}
+	for _, bad := range []string{"", "calls", "Calls.Connect", "calls.*", "operation(99)"} {
+		if _, ok := ParseOperation(bad); ok {
+			t.Errorf("ParseOperation(%q) accepted", bad)
+		}
+	}
+	if OpNone.String() != "" || Operation(200).String() != "operation(200)" {
+		t.Errorf("String of OpNone %q, of 200 %q", OpNone.String(), Operation(200).String())
 	}
 }
 
@@ -303,6 +460,9 @@ func FuzzClassify(f *testing.F) {
 	for _, tc := range classifyCases() {
 		f.Add(tc.method, tc.path)
 	}
+	for _, tc := range operationCases {
+		f.Add(tc.method, tc.path)
+	}
 	f.Fuzz(func(t *testing.T, method, path string) {
 		r, err := Classify(method, path)
 		if r.Shape != ShapeOf(path) {
@@ -328,6 +488,18 @@ func FuzzClassify(f *testing.F) {
 		}
 		if !methodAllowed(method) {
 			t.Errorf("Classify(%q, %q) accepted the method", method, path)
+		}
+		// Every classified route has an operation, and a write is never
+		// taken for a read: a read right never reaches a write.
+		if r.Operation == OpNone || int(r.Operation) >= NumOperations || r.Operation.String() == "" {
+			t.Fatalf("Classify(%q, %q) has operation %v", method, path, r.Operation)
+		}
+		isRead := strings.HasSuffix(r.Operation.String(), ".read")
+		if isRead && method != "GET" && method != "HEAD" {
+			t.Errorf("Classify(%q, %q) = %q: a write classified as a read", method, path, r.Operation)
+		}
+		if r2, err2 := Classify(method, strings.ToUpper(path)); err2 == nil && r2.Operation != r.Operation && !strings.Contains(path, "%") {
+			t.Errorf("Classify(%q, %q) = %q but %q in upper case", method, path, r.Operation, r2.Operation)
 		}
 		if len(path) > MaxPathLen || !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "//") {
 			t.Errorf("Classify(%q, %q) accepted a path of bad length or start", method, path)

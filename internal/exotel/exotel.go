@@ -164,4 +164,134 @@ type Route struct {
 	Host Host
 	// Shape is the body shape the caller expects.
 	Shape Shape
+	// Operation is what the request does, for a caller's rights.
+	Operation Operation
+}
+
+// Operation is what a request does to which kind of resource, for a
+// caller's rights: the path decides the resource, the method (or an action
+// named in the path, such as Calls/connect) decides what is done to it.
+// Names are "resource.action"; every resource has a read (GET, HEAD) and a
+// write (anything else) operation, and some writes have their own name
+// (placing a call, sending, buying a number). The zero value is OpNone,
+// which no classified route has.
+type Operation uint8
+
+// Operations, in the order Operations lists them.
+const (
+	// OpNone is no operation: a path Classify refused.
+	OpNone Operation = iota
+	// OpCallsConnect places a call: v1 Calls/connect, a write to the v2 or
+	// v3 calls collection, or to a v3 call's legs.
+	OpCallsConnect
+	// OpCallsRead reads call details and listings (v1, v2, v3).
+	OpCallsRead
+	// OpCallsWrite changes a call or a leg (any other write on calls).
+	OpCallsWrite
+	// OpSMSSend sends one SMS: v1 Sms/send.
+	OpSMSSend
+	// OpSMSBulkSend sends SMS in bulk: v1 Sms/bulksend.
+	OpSMSBulkSend
+	// OpSMSRead reads SMS details (v1 SMS/Messages).
+	OpSMSRead
+	// OpSMSWrite is any other write on v1 SMS.
+	OpSMSWrite
+	// OpWhatsAppSend sends a WhatsApp message: a write to v2 messages.
+	OpWhatsAppSend
+	// OpWhatsAppRead reads v2 messages.
+	OpWhatsAppRead
+	// OpWhatsAppWrite is any other write on v2 messages.
+	OpWhatsAppWrite
+	// OpNumbersRead reads number metadata (v1 Numbers) and ExoPhones
+	// (IncomingPhoneNumbers, AvailablePhoneNumbers, incoming-phone-numbers).
+	OpNumbersRead
+	// OpNumbersBuy acquires an ExoPhone: a write to the IncomingPhoneNumbers
+	// or incoming-phone-numbers collection, or any write to
+	// AvailablePhoneNumbers.
+	OpNumbersBuy
+	// OpNumbersWrite changes or releases a number (any other write on
+	// numbers).
+	OpNumbersWrite
+	// OpWhitelistRead reads the v1 CustomerWhitelist.
+	OpWhitelistRead
+	// OpWhitelistWrite changes the v1 CustomerWhitelist.
+	OpWhitelistWrite
+	// OpUsersRead reads v2 users.
+	OpUsersRead
+	// OpUsersWrite creates, changes or deletes v2 users.
+	OpUsersWrite
+	// OpCampaignsRead reads v2 campaigns, sms-campaigns, message-campaigns.
+	OpCampaignsRead
+	// OpCampaignsWrite creates, runs, changes or deletes them.
+	OpCampaignsWrite
+	// OpContactsRead reads v2 lists and contacts.
+	OpContactsRead
+	// OpContactsWrite changes v2 lists and contacts.
+	OpContactsWrite
+	// OpTrunksRead reads v2 trunks.
+	OpTrunksRead
+	// OpTrunksWrite changes v2 trunks (their numbers, destinations,
+	// whitelisted IPs).
+	OpTrunksWrite
+)
+
+// NumOperations is the number of operations; valid ones are 1 to
+// NumOperations-1 (0 is OpNone).
+const NumOperations = int(OpTrunksWrite) + 1
+
+var operationNames = [NumOperations]string{
+	OpNone:           "",
+	OpCallsConnect:   "calls.connect",
+	OpCallsRead:      "calls.read",
+	OpCallsWrite:     "calls.write",
+	OpSMSSend:        "sms.send",
+	OpSMSBulkSend:    "sms.bulksend",
+	OpSMSRead:        "sms.read",
+	OpSMSWrite:       "sms.write",
+	OpWhatsAppSend:   "whatsapp.send",
+	OpWhatsAppRead:   "whatsapp.read",
+	OpWhatsAppWrite:  "whatsapp.write",
+	OpNumbersRead:    "numbers.read",
+	OpNumbersBuy:     "numbers.buy",
+	OpNumbersWrite:   "numbers.write",
+	OpWhitelistRead:  "whitelist.read",
+	OpWhitelistWrite: "whitelist.write",
+	OpUsersRead:      "users.read",
+	OpUsersWrite:     "users.write",
+	OpCampaignsRead:  "campaigns.read",
+	OpCampaignsWrite: "campaigns.write",
+	OpContactsRead:   "contacts.read",
+	OpContactsWrite:  "contacts.write",
+	OpTrunksRead:     "trunks.read",
+	OpTrunksWrite:    "trunks.write",
+}
+
+// String returns the operation's name, such as "calls.connect": the name
+// ParseOperation accepts. OpNone's is "".
+func (o Operation) String() string {
+	if int(o) < NumOperations {
+		return operationNames[o]
+	}
+	return "operation(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Operations returns every operation but OpNone, in order. The slice is new
+// on each call.
+func Operations() []Operation {
+	ops := make([]Operation, 0, NumOperations-1)
+	for o := Operation(1); int(o) < NumOperations; o++ {
+		ops = append(ops, o)
+	}
+	return ops
+}
+
+// ParseOperation returns the operation whose String is name. The match is
+// exact (lower case), as names come from configuration files.
+func ParseOperation(name string) (Operation, bool) {
+	for o := Operation(1); int(o) < NumOperations; o++ {
+		if operationNames[o] == name {
+			return o, true
+		}
+	}
+	return OpNone, false
 }
