@@ -36,7 +36,8 @@ func (h *Handler) accessLog(ex *exchange, r *http.Request, start time.Time) {
 	if ex.route.Account != "" {
 		ev.Str("account", ex.route.Account).
 			Str("family", ex.route.Family.String()).
-			Str("bucket", ex.route.Bucket.String())
+			Str("bucket", ex.route.Bucket.String()).
+			Str("operation", ex.route.Operation.String())
 	}
 	if ex.client != "" {
 		ev.Str("client", ex.client)

@@ -42,7 +42,7 @@ var (
 	errConnect        = errors.New("CONNECT is not supported")
 	errBodyTooLarge   = errors.New("request body too large")
 	errCredentials    = errors.New("credentials unavailable")
-	errForbidden      = errors.New("caller may not use this account, bucket or method")
+	errForbidden      = errors.New("caller may not use this account, operation, bucket or method")
 	errOverloaded     = errors.New("too many requests or connections in flight")
 )
 
@@ -97,7 +97,7 @@ func toResponse(err error) response {
 	case errors.Is(err, callers.ErrUnauthenticated):
 		return response{http.StatusUnauthorized, KindUnauthenticated, "Authentication failed: send this gateway's client id and secret as HTTP Basic credentials", 0}
 	case errors.Is(err, errForbidden):
-		return response{http.StatusForbidden, KindForbidden, "Forbidden: this client may not use this account, API or method", 0}
+		return response{http.StatusForbidden, KindForbidden, "Forbidden: this client may not use this account, operation or method", 0}
 	case errors.Is(err, errCredentials):
 		return response{http.StatusServiceUnavailable, KindCredentialsUnavailable, "Gateway has no credentials for this account yet", time.Second}
 	case errors.Is(err, errOverloaded):

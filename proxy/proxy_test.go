@@ -797,7 +797,7 @@ func TestAccessLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = json.Unmarshal([]byte(lines[1]), &refused)
-	want := map[string]any{"method": "POST", "status": float64(200), "account": "acme", "family": "v1", "bucket": "voice_v1",
+	want := map[string]any{"method": "POST", "status": float64(200), "account": "acme", "family": "v1", "bucket": "voice_v1", "operation": "calls.connect",
 		"path": "/v1/Accounts/acme/Calls/connect.json?From=*&To=*&Flag", "breaker": "closed"}
 	for k, v := range want {
 		if ok[k] != v {
