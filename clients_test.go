@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -600,7 +601,7 @@ func TestOperationRights(t *testing.T) {
 		{"billing may not buy numbers", "POST", "/v2_beta/Accounts/acme/IncomingPhoneNumbers.json", billing, 403},
 		{"ops reads", "GET", "/v1/Accounts/acme1m/Calls.json", ops, 200},
 		{"ops may not place a call", "POST", "/v2/accounts/acme/calls", ops, 403},
-		{"ops may not place a call with GET", "GET", "/v1/Accounts/acme/Calls/connect.json", ops, 403},
+		{"ops may not place a call with GET", "GET", "/v1/Accounts/acme/Calls/connect.json", ops, 405},
 		{"ops may not change trunks", "POST", "/v2/accounts/acme/trunks/t1/whitelisted-ips", ops, 403},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -615,13 +616,15 @@ func TestOperationRights(t *testing.T) {
 				}
 				return
 			}
-			if resp.Header.Get("X-Exogate-Error") != "forbidden" || len(farm.all()) != 0 {
+			kind := map[int]string{403: "forbidden", 405: "method_not_allowed"}[tc.status]
+			if resp.Header.Get("X-Exogate-Error") != kind || len(farm.all()) != 0 {
 				t.Errorf("kind %q, %d requests reached Exotel", resp.Header.Get("X-Exogate-Error"), len(farm.all()))
 			}
 			shape := exotel.ShapeOf(tc.path)
-			want := map[exotel.Shape]string{exotel.ShapeJSON: `{"RestException":{"Status":403`, exotel.ShapeV2: `"http_code":403`, exotel.ShapeXML: "<Status>403</Status>"}[shape]
+			code := strconv.Itoa(tc.status)
+			want := map[exotel.Shape]string{exotel.ShapeJSON: `{"RestException":{"Status":` + code, exotel.ShapeV2: `"http_code":` + code, exotel.ShapeXML: "<Status>" + code + "</Status>"}[shape]
 			if !strings.Contains(body, want) {
-				t.Errorf("403 not in Exotel's %s shape: %s", shape, body)
+				t.Errorf("%d not in Exotel's %s shape: %s", tc.status, shape, body)
 			}
 		})
 	}

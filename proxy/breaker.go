@@ -161,25 +161,16 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		return nil, errors.Join(errCredentials, err)
 	}
 	start := time.Now()
-	// Whether the whole request reached Exotel: after that, a lost answer
-	// does not mean nothing happened.
-	var written atomic.Bool
-	sent := req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-		WroteRequest: func(info httptrace.WroteRequestInfo) { written.Store(info.Err == nil) },
-	}))
-	resp, err := t.next.RoundTrip(sent)
-	if err != nil && written.Load() && !safeMethod(req.Method) && req.Context().Err() == nil {
-		err = &errOutcomeUnknown{err}
-	}
+	resp, err := t.send(req)
 	if err == nil {
 		t.metrics.Upstream(t.account, t.host, resp.StatusCode, time.Since(start))
 	}
 	if err == nil && resp.StatusCode == http.StatusUnauthorized && t.reauth != nil {
-		resp = t.replayUnauthorized(req, resp, version)
+		resp, err = t.replayUnauthorized(req, resp, version)
 	}
 	if err == nil && t.pauser != nil {
 		if resp.StatusCode == http.StatusTooManyRequests {
-			resp = t.afterTooManyRequests(req, resp)
+			resp, err = t.afterTooManyRequests(req, resp)
 		} else if resp.StatusCode < 400 {
 			t.pauser.Succeeded(t.account, t.bucket)
 		}
@@ -198,35 +189,62 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	return resp, err
 }
 
+// send sends one attempt of req. A failure after the whole request reached
+// Exotel is an *errOutcomeUnknown (for a method that may change something):
+// Exotel may have acted on it.
+func (t *upstreamTransport) send(req *http.Request) (*http.Response, error) {
+	var written atomic.Bool
+	sent := req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) { written.Store(info.Err == nil) },
+	}))
+	resp, err := t.next.RoundTrip(sent)
+	if err != nil && written.Load() && !safeMethod(req.Method) && req.Context().Err() == nil {
+		err = &errOutcomeUnknown{err}
+	}
+	return resp, err
+}
+
+// replayFailed decides what a failed second attempt leaves the caller: if
+// it reached Exotel whole, the outcome is unknown and that is the answer
+// (first's body is discarded); otherwise the first answer stands, Exotel's
+// own 401 or 429 being truer than our failure.
+func replayFailed(first *http.Response, err error) (*http.Response, error) {
+	var unknown *errOutcomeUnknown
+	if errors.As(err, &unknown) {
+		_ = first.Body.Close()
+		return nil, err
+	}
+	return first, nil
+}
+
 // replayUnauthorized sends a request Exotel refused with 401 once more, if
 // the credentials store has other credentials worth trying (a rotation that
 // reached Exotel before our poller saw it, or Exotel's own propagation lag).
 // A 401 means Exotel acted on nothing, so this holds for a POST too, as long
 // as its whole body was read and kept.
-func (t *upstreamTransport) replayUnauthorized(req *http.Request, resp *http.Response, version string) *http.Response {
+func (t *upstreamTransport) replayUnauthorized(req *http.Request, resp *http.Response, version string) (*http.Response, error) {
 	body, ok := replayBody(req)
 	if !ok {
-		return resp
+		return resp, nil
 	}
 	retry := req.Clone(req.Context())
 	retry.Body = body
 	if !t.reauth.Reauthorize(req.Context(), retry.Header, t.account, version) {
-		return resp
+		return resp, nil
 	}
 	// The replay is a request to Exotel like any other: it takes a token.
 	if t.limiter != nil {
 		if _, err := t.limiter.Admit(req.Context(), t.account, t.bucket); err != nil {
-			return resp
+			return resp, nil
 		}
 	}
-	second, err := t.next.RoundTrip(retry)
+	second, err := t.send(retry)
 	if err != nil {
-		// The first answer stands: Exotel's own 401 is truer than our failure.
-		return resp
+		return replayFailed(resp, err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
-	return second
+	return second, nil
 }
 
 // afterTooManyRequests handles Exotel's own 429: the whole fleet pauses the
@@ -234,14 +252,14 @@ func (t *upstreamTransport) replayUnauthorized(req *http.Request, resp *http.Res
 // pause is short enough for the caller the request is sent once more after
 // it — a 429 means Exotel acted on nothing. Otherwise Exotel's 429 is passed
 // on unchanged.
-func (t *upstreamTransport) afterTooManyRequests(req *http.Request, resp *http.Response) *http.Response {
+func (t *upstreamTransport) afterTooManyRequests(req *http.Request, resp *http.Response) (*http.Response, error) {
 	pause := t.pauser.Pause(t.account, t.bucket, parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
 	if pause > t.retryWait || t.retryWait < 0 {
-		return resp
+		return resp, nil
 	}
 	body, ok := replayBody(req)
 	if !ok {
-		return resp
+		return resp, nil
 	}
 	// Keep Exotel's answer to hand back if the second try cannot be made.
 	kept, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -254,21 +272,21 @@ func (t *upstreamTransport) afterTooManyRequests(req *http.Request, resp *http.R
 	if t.limiter != nil {
 		// Admit honours the pause: it waits it out (or refuses).
 		if _, err := t.limiter.Admit(req.Context(), t.account, t.bucket); err != nil {
-			return resp
+			return resp, nil
 		}
 	}
 	retry := req.Clone(req.Context())
 	retry.Body = body
-	second, err := t.next.RoundTrip(retry)
+	second, err := t.send(retry)
 	if err != nil {
-		return resp
+		return replayFailed(resp, err)
 	}
 	if second.StatusCode == http.StatusTooManyRequests {
 		t.pauser.Pause(t.account, t.bucket, parseRetryAfter(second.Header.Get("Retry-After"), time.Now()))
 	} else if second.StatusCode < 400 {
 		t.pauser.Succeeded(t.account, t.bucket)
 	}
-	return second
+	return second, nil
 }
 
 // replayBody returns a fresh copy of the request's body for a second

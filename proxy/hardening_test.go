@@ -452,3 +452,123 @@ func TestWriteTimeout(t *testing.T) {
 		waitUntil(t, func() bool { return strings.Count(r.logs.String(), `"message":"request"`) >= 2 })
 	})
 }
+
+// A second attempt after Exotel's own 401 or 429 that reached Exotel whole
+// and lost its answer may have placed the call: the caller is told so, not
+// handed the first answer (which would invite a retry).
+func TestOutcomeUnknownAfterReplay(t *testing.T) {
+	for _, first := range []int{http.StatusUnauthorized, http.StatusTooManyRequests} {
+		t.Run(strconv.Itoa(first), func(t *testing.T) {
+			var n atomic.Int32
+			up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.ReadAll(r.Body)
+				if n.Add(1) == 1 {
+					w.Header().Set("Retry-After", "1")
+					w.WriteHeader(first)
+					return
+				}
+				conn, _, _ := w.(http.Hijacker).Hijack()
+				conn.Close()
+			}))
+			defer up.Close()
+			mod := func(c *Config) {
+				c.RetryWait = 2 * time.Second
+				c.Authorizer = &rotatingAuthorizer{
+					authorize: func(h http.Header, _ string) (string, error) {
+						h.Set("Authorization", basic(testKey, "old"))
+						return "v1", nil
+					},
+					reauthorize: func(_ context.Context, h http.Header, _, _ string) bool {
+						h.Set("Authorization", basic(testKey, testToken))
+						return true
+					},
+				}
+			}
+			eachClientWith(t, up, nil, mod, func(t *testing.T, r *rig, _ string) {
+				n.Store(0)
+				req, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader("From=1&To=2"))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				resp, body := r.do(req)
+				if n.Load() != 2 {
+					t.Fatalf("upstream saw %d attempts, want 2", n.Load())
+				}
+				assertShape(t, resp, body, exotel.ShapeJSON, 502, KindUpstreamOutcomeUnknown)
+			})
+		})
+	}
+}
+
+// The write timeout starts with the answer: a slow Exotel and a replay
+// after its 401 take longer than the write timeout, and the caller still
+// gets the answer to the call Exotel placed.
+func TestWriteTimeoutSparesASlowExotel(t *testing.T) {
+	var n atomic.Int32
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		slow := time.NewTimer(300 * time.Millisecond) // a slow Exotel, each time
+		<-slow.C
+		if n.Add(1) == 1 {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		io.WriteString(w, `{"Call":{"Sid":"c1"}}`)
+	}))
+	defer up.Close()
+	mod := func(c *Config) {
+		c.WriteTimeout = 450 * time.Millisecond
+		c.Authorizer = &rotatingAuthorizer{
+			authorize: func(h http.Header, _ string) (string, error) {
+				h.Set("Authorization", basic(testKey, "old"))
+				return "v1", nil
+			},
+			reauthorize: func(_ context.Context, h http.Header, _, _ string) bool {
+				h.Set("Authorization", basic(testKey, testToken))
+				return true
+			},
+		}
+	}
+	eachClientWith(t, up, nil, mod, func(t *testing.T, r *rig, _ string) {
+		n.Store(0)
+		req, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader("From=1&To=2"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, body := r.do(req)
+		if resp.StatusCode != 200 || string(body) != `{"Call":{"Sid":"c1"}}` {
+			t.Fatalf("Exotel placed the call (%d attempts) but the caller got %d %q", n.Load(), resp.StatusCode, body)
+		}
+	})
+}
+
+// After an upstream 1xx, the final answer still carries the gateway's own
+// headers: its request id, and Connection: close for a chunked request.
+func TestGatewayHeadersSurviveInformational(t *testing.T) {
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		w.Header().Set("Link", "</x>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	defer up.Close()
+	eachClient(t, up, nil, func(t *testing.T, r *rig) {
+		conn, err := net.Dial("tcp", r.front.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "POST /v1/Accounts/acme/Calls/connect.json HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nFrom=\r\n0\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: an early hint is not the answer", resp.StatusCode)
+		}
+		if resp.Header.Get("X-Request-Id") == "" {
+			t.Errorf("no X-Request-Id after a 1xx: %v", resp.Header)
+		}
+		if !resp.Close {
+			t.Errorf("a chunked request's answer keeps the connection open after a 1xx: %v", resp.Header)
+		}
+	})
+}

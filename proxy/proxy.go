@@ -127,10 +127,11 @@ type Config struct {
 	// limiter's line included; past it a request is answered 503 overloaded
 	// at once (0: 1024; negative: no bound).
 	MaxInFlight int
-	// WriteTimeout bounds the time to send the answer, counted from when the
-	// request leaves the limiter's line (or the gateway answers it itself),
-	// so that a caller that stops reading cannot hold the request forever
-	// while one legitimately waiting in line is never cut (0: no bound).
+	// WriteTimeout bounds the time to send the answer, counted from when it
+	// starts (Exotel's status line, or the gateway's own error), so that a
+	// caller that stops reading cannot hold the request forever, while one
+	// waiting in the limiter's line or for Exotel is never cut (0: no
+	// bound).
 	WriteTimeout time.Duration
 	// Previous, on a configuration reload, is the handler being replaced:
 	// an account whose upstream hosts and breaker settings are unchanged
@@ -411,6 +412,8 @@ type exchange struct {
 	admitted    bool   // the limiter let it through
 	client      string // the caller's client id, "" when anonymous
 	clientAuth  bool   // the caller sent Authorization or Proxy-Authorization
+	closeConn   bool   // answer with Connection: close
+	writeLimit  time.Duration
 	up          *upstream
 	body        limitedBody
 	idBuf       [32]byte
@@ -418,25 +421,41 @@ type exchange struct {
 
 func (e *exchange) WriteHeader(code int) {
 	if code >= 100 && code < 200 {
-		// 100 Continue, 103 Early Hints: informational, never the final
-		// status; an upstream failure after one is still answered as an
-		// error.
-		if !e.wroteHeader {
-			e.ResponseWriter.WriteHeader(code)
-		}
+		// 100 Continue, 103 Early Hints: never the final status, and not
+		// passed on (Expect is not forwarded, and an early hint means
+		// nothing to an API client); an upstream failure after one is
+		// still answered as an error.
 		return
 	}
 	if !e.wroteHeader {
-		e.status, e.wroteHeader = code, true
+		e.final(code)
 	}
 	e.ResponseWriter.WriteHeader(code)
 }
 
 func (e *exchange) Write(p []byte) (int, error) {
 	if !e.wroteHeader {
-		e.status, e.wroteHeader = http.StatusOK, true
+		e.final(http.StatusOK)
 	}
 	return e.ResponseWriter.Write(p)
+}
+
+// final records the answer's status as it starts. The gateway's own
+// headers are set again (httputil.ReverseProxy clears the header map after
+// an upstream 1xx), and the time to write the answer starts now: the wait
+// in line and for Exotel is bounded elsewhere, a caller that stops reading
+// is not.
+func (e *exchange) final(code int) {
+	e.status, e.wroteHeader = code, true
+	h := e.Header()
+	h["X-Request-Id"] = []string{e.requestID}
+	if e.closeConn {
+		h.Set("Connection", "close")
+	}
+	if e.writeLimit > 0 {
+		// The connection's deadline is the operating system's: wall time.
+		_ = http.NewResponseController(e.ResponseWriter).SetWriteDeadline(time.Now().Add(e.writeLimit))
+	}
 }
 
 // Unwrap lets http.ResponseController reach the connection's writer (for
@@ -449,7 +468,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Not pooled: after the handler returns, an upstream transport may
 	// still be reading the request body it was handed (net/http's writes it
 	// from a goroutine of its own), and nothing it can touch may be reused.
-	ex := &exchange{ResponseWriter: w, method: r.Method}
+	ex := &exchange{ResponseWriter: w, method: r.Method, writeLimit: h.writeLimit}
 	ex.requestID = h.newRequestID(ex)
 	w.Header()["X-Request-Id"] = []string{ex.requestID}
 	defer func() {
@@ -476,7 +495,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		// net/http drops: bytes a front proxy counted as this body would be
 		// served here as a second request (smuggling). RFC 9112 §6.3: close
 		// the connection after answering it.
-		ex.Header().Set("Connection", "close")
+		ex.closeConn = true
 	}
 	switch {
 	case r.Method == http.MethodConnect:
@@ -495,7 +514,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 
 	if overConnections(r.Context()) {
 		// A connection past the listener's bound gets this one answer.
-		ex.Header().Set("Connection", "close")
+		ex.closeConn = true
 		h.fail(ex, exotel.ShapeOf(raw), errOverloaded)
 		return
 	}
@@ -582,7 +601,6 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 	}
 	// The body is read only now that the request is going upstream: a
 	// request refused above cost no more than its header.
-	h.setWriteDeadline(ex)
 	if r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength < 0 {
 			// A chunked body of unknown length is read whole (up to
@@ -612,19 +630,8 @@ type waitExhausted struct{}
 func (waitExhausted) Error() string             { return "proxy: time in line used up" }
 func (waitExhausted) RetryAfter() time.Duration { return time.Second }
 
-// setWriteDeadline starts the time the answer may take to write.
-func (h *Handler) setWriteDeadline(ex *exchange) {
-	if h.writeLimit > 0 {
-		// The connection's deadline is the operating system's: wall time.
-		_ = http.NewResponseController(ex.ResponseWriter).SetWriteDeadline(time.Now().Add(h.writeLimit))
-	}
-}
-
 // fail answers the request with err in the Exotel shape and records the kind.
 func (h *Handler) fail(ex *exchange, shape exotel.Shape, err error) {
-	if !ex.wroteHeader {
-		h.setWriteDeadline(ex)
-	}
 	ex.kind = writeError(ex, shape, ex.method, ex.requestID, err)
 	if ex.kind == KindClientClosed {
 		ex.status = 499

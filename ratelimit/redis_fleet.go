@@ -417,7 +417,9 @@ func (r *Redis) subscribe(ctx context.Context, subscribed chan struct{}) {
 func (r *Redis) pauseMessage(payload string) {
 	account, rest, ok := strings.Cut(payload, " ")
 	i := strings.LastIndexByte(rest, ' ')
-	if !ok || i <= 0 || !keySafe(account) {
+	// Bucket names are key-safe like SIDs: a name no replica would send
+	// ("no such bucket") must not fall through to the catch-all lane.
+	if !ok || i <= 0 || !keySafe(account) || !keySafe(rest[:i]) {
 		r.malformedMessage(payload)
 		return
 	}

@@ -48,7 +48,7 @@ func TestRedisPauseFromRedisCapped(t *testing.T) {
 
 	// Malformed messages: ignored (no pause anywhere) and counted. A valid
 	// message published after them arrives after them.
-	bad := []string{"", "garbage", sid + " voice_v1", sid + " voice_v1 -5", sid + " voice_v1 0", sid + " voice_v1 1e9", sid + " voice_v1 99999999999999999999", " voice_v1 1000"}
+	bad := []string{"", "garbage", sid + " voice_v1", sid + " voice_v1 -5", sid + " voice_v1 0", sid + " voice_v1 1e9", sid + " voice_v1 99999999999999999999", " voice_v1 1000", sid + " no such bucket 3600000", sid + " Voice_V1 3600000"}
 	for _, p := range bad {
 		publish(p)
 	}

@@ -177,10 +177,10 @@ func TestAllowed(t *testing.T) {
 	}{
 		{billing, "POST", "/v1/Accounts/acme/Sms/send.json", true},
 		{billing, "POST", "/v1/Accounts/ACME/Sms/send.json", true},
-		{billing, "POST", "/v1/Accounts/acme/Sms/bulksend.json", false}, // operation
-		{billing, "GET", "/v1/Accounts/acme/Sms/send.json", false},      // method
-		{billing, "POST", "/v1/Accounts/acme/Calls/connect", false},     // bucket
-		{billing, "POST", "/v1/Accounts/other/Sms/send", false},         // account
+		{billing, "POST", "/v1/Accounts/acme/Sms/bulksend.json", false},   // operation
+		{billing, "GET", "/v1/Accounts/acme/SMS/Messages/a1.json", false}, // method
+		{billing, "POST", "/v1/Accounts/acme/Calls/connect", false},       // bucket
+		{billing, "POST", "/v1/Accounts/other/Sms/send", false},           // account
 		{ops, "DELETE", "/v2/accounts/anything/users/u1", true},
 		{certonly, "POST", "/v2/accounts/acme/messages", true},
 		{certonly, "GET", "/v2/accounts/beta/messages", false},

@@ -103,6 +103,13 @@ func Classify(method, rawPath string) (Route, error) {
 		return fail, ErrMethod
 	}
 	r.Operation = operation(family, name, method, rawPath, rest)
+	if r.Operation.Creates() && method != "POST" {
+		// Placing a call, sending a message or buying a number is a POST
+		// in Exotel's API. Any other method on such a path is refused, so
+		// that GET, HEAD and OPTIONS always change nothing: a transport may
+		// resend them, and a lost answer to one is a plain timeout.
+		return fail, ErrMethod
+	}
 	r.Account = strings.ToLower(sid)
 	return r, nil
 }
@@ -409,15 +416,11 @@ func pathSafe(p string) bool {
 	}
 	for i := 0; i < len(p); i++ {
 		c := p[i]
-		// Most bytes are letters and digits; every byte that needs a
-		// closer look but the backslash sorts at or below '/'.
-		if c > '/' && c < 0x7f && c != '\\' {
+		if pathByte[c] {
 			continue
 		}
-		switch {
-		case c < 0x20, c >= 0x7f, c == '\\':
-			return false
-		case c == '%':
+		switch c {
+		case '%':
 			if i+2 >= len(p) {
 				return false
 			}
@@ -429,13 +432,15 @@ func pathSafe(p string) bool {
 			// Escapes that decode to separators, dots or control bytes
 			// let a path mean one thing here and another upstream; bytes
 			// from 0x80 up cover overlong UTF-8 such as %c0%ae; an encoded
-			// '%' hides any of these from an upstream that decodes twice.
+			// '%' hides any of these from an upstream that decodes twice,
+			// and an encoded '#' or ';' would end the path or start its
+			// parameters there.
 			d := hi<<4 | lo
-			if d < 0x20 || d >= 0x7f || d == '.' || d == '/' || d == '\\' || d == '%' {
+			if d < 0x20 || d >= 0x7f || d == '.' || d == '/' || d == '\\' || d == '%' || d == '#' || d == ';' {
 				return false
 			}
 			i += 2
-		case c == '.':
+		case '.':
 			if i+1 < len(p) && p[i+1] == '.' {
 				return false
 			}
@@ -443,10 +448,35 @@ func pathSafe(p string) bool {
 			if p[i-1] == '/' && (i+1 == len(p) || p[i+1] == '/') {
 				return false
 			}
+		default:
+			// Anything else is not a path character (RFC 3986 §3.3), or
+			// one Exotel's API never uses and an upstream may read as the
+			// path's end: '#' (a fragment), ';' (path parameters, which
+			// servers strip), quotes, brackets, '\\', controls, non-ASCII.
+			return false
 		}
 	}
 	return true
 }
+
+// pathByte marks the bytes a path may hold as they are: RFC 3986's
+// unreserved characters, its sub-delimiters but ';', ':', '@' and '/'.
+// '%' and '.' are checked apart.
+var pathByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-_~!$&'()*+,=:@/" {
+		t[c] = true
+	}
+	return t
+}()
 
 // unhex returns the value of the hex digit c.
 func unhex(c byte) (byte, bool) {

@@ -245,12 +245,10 @@ var operationCases = []struct {
 	{"POST", "/v1/Accounts/acme/Calls/connect.json", OpCallsConnect},
 	{"POST", "/v1/Accounts/acme/Calls/connect", OpCallsConnect},
 	{"POST", "/v1/Accounts/acme//Calls//connect.json/", OpCallsConnect},
-	{"GET", "/v1/Accounts/acme/Calls/connect.json", OpCallsConnect},   // an action in the path wins over the method
-	{"GET", "/v1/Accounts/acme/Calls/CONNECT.JSON", OpCallsConnect},   // matched ignoring case
-	{"GET", "/v1/Accounts/acme/Calls/conn%65ct.json", OpCallsConnect}, // as an upstream that decodes reads it
-	{"GET", "/v1/Accounts/acme/Calls/connect;v=1", OpCallsConnect},
-	{"GET", "/v1/Accounts/acme/Calls/connect.xml", OpCallsConnect},
-	{"HEAD", "/v1/Accounts/acme/Calls/connect/x", OpCallsConnect},
+	{"POST", "/v1/Accounts/acme/Calls/CONNECT.JSON", OpCallsConnect},   // matched ignoring case
+	{"POST", "/v1/Accounts/acme/Calls/conn%65ct.json", OpCallsConnect}, // as an upstream that decodes reads it
+	{"POST", "/v1/Accounts/acme/Calls/connect.xml", OpCallsConnect},
+	{"POST", "/v1/Accounts/acme/Calls/connect/x", OpCallsConnect},
 	{"GET", "/v1/Accounts/acme/Calls.json", OpCallsRead},
 	{"GET", "/v1/Accounts/acme/Calls/b6cfaf0b3f4f47d1.json", OpCallsRead},
 	{"HEAD", "/v1/Accounts/acme/Calls", OpCallsRead},
@@ -259,10 +257,9 @@ var operationCases = []struct {
 	{"DELETE", "/v1/Accounts/acme/Calls.json", OpCallsWrite},
 	// v1 SMS.
 	{"POST", "/v1/Accounts/acme/Sms/send.json", OpSMSSend},
-	{"GET", "/v1/Accounts/acme/Sms/send", OpSMSSend},
 	{"POST", "/v1/Accounts/acme/SMS/Send.json", OpSMSSend},
 	{"POST", "/v1/Accounts/acme/Sms/bulksend.json", OpSMSBulkSend},
-	{"GET", "/v1/Accounts/acme/Sms/bulks%65nd", OpSMSBulkSend},
+	{"POST", "/v1/Accounts/acme/Sms/bulks%65nd", OpSMSBulkSend},
 	{"GET", "/v1/Accounts/acme/SMS/Messages/a1b2c3.json", OpSMSRead},
 	{"GET", "/v1/Accounts/acme/Sms/Messages/a1b2c3", OpSMSRead},
 	{"POST", "/v1/Accounts/acme/SMS/Messages/a1b2c3.json", OpSMSWrite},
@@ -530,4 +527,56 @@ func hasSegmentFold(p, seg string) bool {
 		}
 	}
 	return false
+}
+
+// An action in the path wins over the method: placing a call, sending a
+// message or buying a number is a POST, and any other method on such a path
+// is refused, however the path is spelt.
+func TestCreatingOperationsArePOSTOnly(t *testing.T) {
+	for _, tc := range []struct{ method, path string }{
+		{"GET", "/v1/Accounts/acme/Calls/connect.json"},
+		{"GET", "/v1/Accounts/acme/Calls/CONNECT.JSON"},
+		{"GET", "/v1/Accounts/acme/Calls/conn%65ct.json"},
+		{"GET", "/v1/Accounts/acme/Calls/connect.xml"},
+		{"HEAD", "/v1/Accounts/acme/Calls/connect/x"},
+		{"PUT", "/v1/Accounts/acme/Calls/connect"},
+		{"GET", "/v1/Accounts/acme/Sms/send"},
+		{"DELETE", "/v1/Accounts/acme/Sms/send.json"},
+		{"GET", "/v1/Accounts/acme/Sms/bulks%65nd"},
+		{"PUT", "/v2/accounts/acme/calls"},
+		{"PATCH", "/v2/accounts/acme/messages"},
+		{"PUT", "/v2/accounts/acme/incoming-phone-numbers"},
+		{"PUT", "/v3/accounts/acme/calls/c1/legs"},
+	} {
+		if r, err := Classify(tc.method, tc.path); !errors.Is(err, ErrMethod) {
+			t.Errorf("%s %s: %v %v, want ErrMethod", tc.method, tc.path, r.Operation, err)
+		}
+	}
+}
+
+// Bytes that are not path characters, or that an upstream may read as the
+// end of the path or the start of its parameters, are refused: the
+// operation is decided on the path Exotel sees.
+func TestPathCharactersThatHideTheAction(t *testing.T) {
+	for _, path := range []string{
+		"/v1/Accounts/acme/Sms/send#",
+		"/v1/Accounts/acme/Calls/connect#x",
+		"/v2/accounts/acme/calls/#",
+		"/v2/accounts/acme/messages/#",
+		"/v2/accounts/acme/calls/;",
+		"/v2/accounts/acme/calls/;jsessionid=1",
+		"/v3/accounts/acme/calls/abc/legs/;",
+		"/v2/accounts/acme/incoming-phone-numbers/;",
+		"/v2_beta/Accounts/acme/IncomingPhoneNumbers/;",
+		"/v1/Accounts/acme/Calls/connect;v=1",
+		"/v1/Accounts/acme/Sms/send%23",
+		"/v2/accounts/acme/calls/%3b",
+		"/v1/Accounts/acme/Calls/a\"b", "/v1/Accounts/acme/Calls/a<b", "/v1/Accounts/acme/Calls/a>b",
+		"/v1/Accounts/acme/Calls/a{b", "/v1/Accounts/acme/Calls/a}b", "/v1/Accounts/acme/Calls/a|b",
+		"/v1/Accounts/acme/Calls/a^b", "/v1/Accounts/acme/Calls/a`b", "/v1/Accounts/acme/Calls/a[b]",
+	} {
+		if r, err := Classify("POST", path); !errors.Is(err, ErrBadPath) {
+			t.Errorf("POST %s: %v %v, want ErrBadPath", path, r.Operation, err)
+		}
+	}
 }

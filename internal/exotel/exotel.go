@@ -268,6 +268,16 @@ var operationNames = [NumOperations]string{
 
 // String returns the operation's name, such as "calls.connect": the name
 // ParseOperation accepts. OpNone's is "".
+// Creates reports whether the operation places a call, sends a message or
+// buys a number: only a POST may do that.
+func (o Operation) Creates() bool {
+	switch o {
+	case OpCallsConnect, OpSMSSend, OpSMSBulkSend, OpWhatsAppSend, OpNumbersBuy:
+		return true
+	}
+	return false
+}
+
 func (o Operation) String() string {
 	if int(o) < NumOperations {
 		return operationNames[o]
