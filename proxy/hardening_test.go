@@ -243,11 +243,7 @@ func TestOutcomeUnknownAfterRequestWritten(t *testing.T) {
 	}))
 	defer up.Close()
 	defer close(stuck)
-	timeouts := func(fast *h1.Transport, std *http.Transport) {
-		fast.ResponseHeaderTimeout = 50 * time.Millisecond
-		std.ResponseHeaderTimeout = 50 * time.Millisecond
-	}
-	eachClient(t, up, timeouts, func(t *testing.T, r *rig) {
+	eachClient(t, up, headerTimeout(50*time.Millisecond), func(t *testing.T, r *rig) {
 		for _, c := range []struct {
 			query  string
 			status int
@@ -473,16 +469,7 @@ func TestOutcomeUnknownAfterReplay(t *testing.T) {
 			defer up.Close()
 			mod := func(c *Config) {
 				c.RetryWait = 2 * time.Second
-				c.Authorizer = &rotatingAuthorizer{
-					authorize: func(h http.Header, _ string) (string, error) {
-						h.Set("Authorization", basic(testKey, "old"))
-						return "v1", nil
-					},
-					reauthorize: func(_ context.Context, h http.Header, _, _ string) bool {
-						h.Set("Authorization", basic(testKey, testToken))
-						return true
-					},
-				}
+				c.Authorizer = staleThenRotated()
 			}
 			eachClientWith(t, up, nil, mod, func(t *testing.T, r *rig, _ string) {
 				n.Store(0)
@@ -516,16 +503,7 @@ func TestWriteTimeoutSparesASlowExotel(t *testing.T) {
 	defer up.Close()
 	mod := func(c *Config) {
 		c.WriteTimeout = 450 * time.Millisecond
-		c.Authorizer = &rotatingAuthorizer{
-			authorize: func(h http.Header, _ string) (string, error) {
-				h.Set("Authorization", basic(testKey, "old"))
-				return "v1", nil
-			},
-			reauthorize: func(_ context.Context, h http.Header, _, _ string) bool {
-				h.Set("Authorization", basic(testKey, testToken))
-				return true
-			},
-		}
+		c.Authorizer = staleThenRotated()
 	}
 	eachClientWith(t, up, nil, mod, func(t *testing.T, r *rig, _ string) {
 		n.Store(0)
@@ -571,4 +549,27 @@ func TestGatewayHeadersSurviveInformational(t *testing.T) {
 			t.Errorf("a chunked request's answer keeps the connection open after a 1xx: %v", resp.Header)
 		}
 	})
+}
+
+// staleThenRotated authorizes with a stale token, and has the current one
+// when Exotel's 401 asks for another.
+func staleThenRotated() *rotatingAuthorizer {
+	return &rotatingAuthorizer{
+		authorize: func(h http.Header, _ string) (string, error) {
+			h.Set("Authorization", basic(testKey, "old"))
+			return "v1", nil
+		},
+		reauthorize: func(_ context.Context, h http.Header, _, _ string) bool {
+			h.Set("Authorization", basic(testKey, testToken))
+			return true
+		},
+	}
+}
+
+// headerTimeout sets both upstream clients' response header timeout.
+func headerTimeout(d time.Duration) func(*h1.Transport, *http.Transport) {
+	return func(fast *h1.Transport, std *http.Transport) {
+		fast.ResponseHeaderTimeout = d
+		std.ResponseHeaderTimeout = d
+	}
 }

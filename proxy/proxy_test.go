@@ -679,11 +679,7 @@ func TestUpstreamTimeout(t *testing.T) {
 	}))
 	defer slow.Close()
 	defer close(release)
-	timeouts := func(fast *h1.Transport, std *http.Transport) {
-		fast.ResponseHeaderTimeout = 50 * time.Millisecond
-		std.ResponseHeaderTimeout = 50 * time.Millisecond
-	}
-	eachClient(t, slow, timeouts, func(t *testing.T, r *rig) {
+	eachClient(t, slow, headerTimeout(50*time.Millisecond), func(t *testing.T, r *rig) {
 		req, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls", nil)
 		resp, body := r.do(req)
 		assertShape(t, resp, body, exotel.ShapeXML, 504, KindUpstreamTimeout)
