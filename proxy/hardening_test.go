@@ -473,9 +473,7 @@ func TestOutcomeUnknownAfterReplay(t *testing.T) {
 			}
 			eachClientWith(t, up, nil, mod, func(t *testing.T, r *rig, _ string) {
 				n.Store(0)
-				req, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader("From=1&To=2"))
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				resp, body := r.do(req)
+				resp, body := r.connect()
 				if n.Load() != 2 {
 					t.Fatalf("upstream saw %d attempts, want 2", n.Load())
 				}
@@ -507,9 +505,7 @@ func TestWriteTimeoutSparesASlowExotel(t *testing.T) {
 	}
 	eachClientWith(t, up, nil, mod, func(t *testing.T, r *rig, _ string) {
 		n.Store(0)
-		req, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader("From=1&To=2"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, body := r.do(req)
+		resp, body := r.connect()
 		if resp.StatusCode != 200 || string(body) != `{"Call":{"Sid":"c1"}}` {
 			t.Fatalf("Exotel placed the call (%d attempts) but the caller got %d %q", n.Load(), resp.StatusCode, body)
 		}
@@ -572,4 +568,11 @@ func headerTimeout(d time.Duration) func(*h1.Transport, *http.Transport) {
 		fast.ResponseHeaderTimeout = d
 		std.ResponseHeaderTimeout = d
 	}
+}
+
+// connect places a call through the gateway: a v1 Calls/connect form post.
+func (r *rig) connect() (*http.Response, []byte) {
+	req, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader("From=1&To=2"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return r.do(req)
 }
