@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,15 +27,22 @@ import (
 var tenth = ratelimit.Rule{Limit: 11, Period: time.Second, Burst: 1}
 
 // TestRedisWindowFleetWide runs three replicas, each with its own client,
-// sharing one account's bucket, with three times the demand the rule allows
+// sharing one account's bucket, with four times the demand the rule allows
 // for two periods, and checks that no window of Period holds more than Limit
-// admits across the fleet, and that at least 95% of what the rule allows
-// was let through.
+// admits across the fleet, and that the fleet lost no token while callers
+// were waiting.
+//
+// The rule has a deep burst on purpose. With Burst 1 every moment a head of
+// line is late for its token is lost for good, so how many get through in
+// a given time depends on how busy the machine is, not only on the limiter;
+// with Burst 10 a token is lost only when nobody takes any for 1.8s, so the
+// count below holds on a loaded machine. The window check is, if anything,
+// stricter with a deep burst: the refill rate must be Limit − Burst.
 func TestRedisWindowFleetWide(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	rule := ratelimit.Rule{Limit: 20, Period: 2 * time.Second, Burst: 1}
-	cfg := ratelimit.Config{MaxWait: 150 * time.Millisecond, Buckets: map[string]ratelimit.Rule{"sms": rule}}
+	rule := ratelimit.Rule{Limit: 20, Period: 2 * time.Second, Burst: 10}
+	cfg := ratelimit.Config{MaxWait: time.Second, Buckets: map[string]ratelimit.Rule{"sms": rule}}
 	var logs logSink
 	replicas := make([]*ratelimit.Redis, 3)
 	for i := range replicas {
@@ -53,18 +61,18 @@ func TestRedisWindowFleetWide(t *testing.T) {
 		for range 2 {
 			wg.Go(func() {
 				// Each caller asks every 150ms, or at once after waiting:
-				// six callers ask for 40 a second, four times the rule.
+				// six callers ask for 40 a second, eight times the rate.
 				tick := time.NewTicker(150 * time.Millisecond)
 				defer tick.Stop()
 				for time.Since(t0) < d {
 					_, err := r.Admit(context.Background(), sid, "sms")
 					at := time.Since(t0)
 					switch {
-					case err == nil && at <= d:
+					case err == nil:
 						mu.Lock()
 						admits = append(admits, at)
 						mu.Unlock()
-					case err != nil && !isRejection(err):
+					case !isRejection(err):
 						t.Errorf("Admit: %v", err)
 						return
 					}
@@ -74,16 +82,32 @@ func TestRedisWindowFleetWide(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	slices.Sort(admits)
 
+	// The instants are when Admit returned, a little after Redis decided:
+	// a window of Period here spans a little more of Redis's time, and can
+	// hold more than Limit only if those delays differ by a whole token
+	// interval (200ms).
 	if got := maxInWindow(admits, rule.Period); got > rule.Limit {
 		t.Errorf("%d admits in one window of %v across the fleet, limit %d", got, rule.Period, rule.Limit)
 	}
-	// Burst 1: at most 1 + d/I in [0, d].
-	most := 1 + int(d/interval(rule))
-	if len(admits)*100 < 95*most {
-		t.Errorf("%d admits in %v, want at least 95%% of %d", len(admits), d, most)
+	// With callers always waiting, no token is lost: the first Burst go at
+	// once, then one every interval from the first admit to the last. (The
+	// last admit may be seen late by as much as one interval; the floor
+	// takes another.)
+	iv := interval(rule)
+	if len(admits) == 0 {
+		t.Fatal("no admits")
 	}
-	t.Logf("%d admits in %v (at most %d possible); fullest window %d", len(admits), d, most, maxInWindow(admits, rule.Period))
+	span := admits[len(admits)-1] - admits[0]
+	if want := rule.Burst + int(span/iv) - 1; len(admits) < want {
+		t.Errorf("%d admits from the first to the last, %v later: want at least %d (Burst %d, then one every %v)", len(admits), span, want, rule.Burst, iv)
+	}
+	t.Logf("%d admits over %v (last at %v); fullest window %d", len(admits), span, admits[len(admits)-1], maxInWindow(admits, rule.Period))
+	// The demand lasted d: the admits must not have stopped early.
+	if last := admits[len(admits)-1]; last < d-rule.Period {
+		t.Errorf("last admit at %v, want one in the last period before %v", last, d)
+	}
 	if n := logs.count("warn", msgDown); n != 0 {
 		t.Errorf("%d switches to the fallback during the run, want none", n)
 	}
@@ -104,53 +128,58 @@ func TestRedisWindowFleetWide(t *testing.T) {
 }
 
 // TestRedisFIFO checks that callers of one account×bucket in a replica are
-// let through in the order they came.
+// let through in the order they came, each one token after the one before:
+// never sooner than the rule allows. How much later depends on how busy the
+// machine is (with Burst 1 every moment the head is late is lost for good),
+// so no upper bound on the waits is asserted here.
 func TestRedisFIFO(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	r := newRedis(t, ratelimit.Config{MaxWait: 2 * time.Second, Buckets: map[string]ratelimit.Rule{"sms": tenth}}, ratelimit.RedisConfig{Addr: srv.Addr(), Timeout: time.Second})
+	r := newRedis(t, ratelimit.Config{MaxWait: 5 * time.Second, Buckets: map[string]ratelimit.Rule{"sms": tenth}}, ratelimit.RedisConfig{Addr: srv.Addr(), Timeout: time.Second})
+	// Redis admits the first caller at an instant after t0 by its clock,
+	// and each later one at least an interval after the one before; every
+	// Admit returns after Redis decided.
+	t0 := time.Now()
 	if _, err := r.Admit(context.Background(), sid, "sms"); err != nil {
 		t.Fatalf("first: %v", err)
 	}
 	const n = 6
 	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		order  []int
-		done   atomic.Int32
-		waited = make([]time.Duration, n)
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		order []int
+		at    []time.Duration // since t0, in the order of order
+		done  atomic.Int32
 	)
 	for i := range n {
 		wg.Go(func() {
 			defer done.Add(1)
-			w, err := r.Admit(context.Background(), sid, "sms")
-			if err != nil {
+			if _, err := r.Admit(context.Background(), sid, "sms"); err != nil {
 				t.Errorf("caller %d: %v", i, err)
 				return
 			}
-			waited[i] = w
 			mu.Lock()
 			order = append(order, i)
+			at = append(at, time.Since(t0))
 			mu.Unlock()
 		})
 		// Caller i is in line (or through it) before caller i+1 comes.
-		testutil.Eventually(t, time.Second, "caller in line", func() bool { return r.InLine(sid, "sms")+int(done.Load()) >= i+1 })
+		testutil.Eventually(t, 5*time.Second, "caller in line", func() bool { return r.InLine(sid, "sms")+int(done.Load()) >= i+1 })
 	}
 	wg.Wait()
-	for i, got := range order {
-		if got != i {
-			t.Fatalf("callers let through in order %v, want 0..%d", order, n-1)
+	if len(order) != n || !slices.IsSorted(order) {
+		t.Fatalf("callers let through in order %v, want 0..%d", order, n-1)
+	}
+	// Redis's clock and this process's may run apart by a little over a
+	// second (NTP slewing); a millisecond is plenty.
+	const slack = time.Millisecond
+	iv := interval(tenth)
+	for k, a := range at {
+		if earliest := time.Duration(k+1)*iv - slack; a < earliest {
+			t.Errorf("caller %d admitted %v after the first asked, before its token at %v", order[k], a, earliest+slack)
 		}
 	}
-	for i := 1; i < n; i++ {
-		if waited[i] <= waited[i-1] {
-			t.Errorf("caller %d waited %v, caller %d %v: want longer", i, waited[i], i-1, waited[i-1])
-		}
-	}
-	// Six tokens 100ms apart after the first.
-	if last := waited[n-1]; !within(last, n*100*time.Millisecond, 80*time.Millisecond) {
-		t.Errorf("last caller waited %v, want about %v", last, n*100*time.Millisecond)
-	}
+	t.Logf("admitted at %v after the first asked (tokens every %v)", at, iv)
 }
 
 // TestRedisRejections checks the callers turned away: at once when the
