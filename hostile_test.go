@@ -456,14 +456,12 @@ server: {read_header_timeout: 1s, read_timeout: 3s}
 			name: "expect/100-continue with Content-Length over max_body",
 			drive: func(t *testing.T, w *wire) {
 				w.write("POST " + hostileV1 + " HTTP/1.1\r\nHost: x\r\n" + hostileForm + "Content-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
-				// The body is never sent: the answer must come without it,
-				// well before read_timeout (3s) could end a wait for it.
+				// The body is never sent: the answer must come without it.
+				// A gateway that waited for it would be cut off by
+				// read_timeout (3s) and answer a timeout, not the 413 below.
 				start := time.Now()
 				if !w.next() {
 					t.Fatalf("no answer: %v", w.err)
-				}
-				if took := time.Since(start); took > 2*time.Second {
-					t.Errorf("answered after %v: the gateway waited for the body", took)
 				}
 				if w.resps[0].StatusCode == 100 {
 					t.Error("100 Continue sent for a body the gateway refuses")

@@ -89,3 +89,40 @@ func BenchmarkRedisAdmit(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRedisLineBurst1 measures how much of a Burst 1 rule a replica's
+// waiting line uses: callers always wait, and every moment the head is late
+// for a token is lost for good (see the package documentation). It reports
+// "used" as the share of the tokens the rule gave out in the run, 1.0 for a
+// head never late. This depends on how busy the machine is, which is why it
+// is measured here and not asserted by a test.
+func BenchmarkRedisLineBurst1(b *testing.B) {
+	srv := redistest.Start(b)
+	rule := ratelimit.Rule{Limit: 21, Period: time.Second, Burst: 1} // a token every 50ms
+	r, err := ratelimit.NewRedis([]string{sid}, ratelimit.Config{MaxWait: time.Minute, Buckets: map[string]ratelimit.Rule{"sms": rule}},
+		ratelimit.RedisConfig{Addr: srv.Addr(), Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.Start(context.Background())
+	b.Cleanup(func() { r.Close() })
+	if _, err := r.Admit(context.Background(), sid, "sms"); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	var n atomic.Int64
+	b.SetParallelism(4) // callers always waiting in line
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := r.Admit(context.Background(), sid, "sms"); err != nil {
+				b.Error(err)
+				return
+			}
+			n.Add(1)
+		}
+	})
+	// The first admit took the burst; each later one took one interval.
+	if took := time.Since(start); took > 0 {
+		b.ReportMetric(float64(time.Duration(n.Load())*interval(rule))/float64(took), "used")
+	}
+}

@@ -92,27 +92,28 @@ func isRejection(err error) bool {
 	return errors.As(err, &le)
 }
 
-// stallProxy is a TCP proxy in front of Redis that holds back, for stall,
-// every write from a client that contains pattern: a Redis that is slow for
-// one key only, with everything else passing at once.
+// stallProxy is a TCP proxy in front of Redis that holds back every write
+// from a client that contains pattern until the test calls release: a Redis
+// that is slow for one key only, with everything else passing at once.
 type stallProxy struct {
-	ln      net.Listener
-	target  string
-	pattern []byte
-	stall   time.Duration
-	stalled atomic.Int32 // writes held back so far
-	done    chan struct{}
-	wg      sync.WaitGroup
+	ln       net.Listener
+	target   string
+	pattern  []byte
+	stalled  atomic.Int32  // writes held back so far
+	released chan struct{} // closed by release
+	once     sync.Once
+	done     chan struct{}
+	wg       sync.WaitGroup
 }
 
 // newStallProxy starts a stallProxy, stopped when the test ends.
-func newStallProxy(t testing.TB, target, pattern string, stall time.Duration) *stallProxy {
+func newStallProxy(t testing.TB, target, pattern string) *stallProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &stallProxy{ln: ln, target: target, pattern: []byte(pattern), stall: stall, done: make(chan struct{})}
+	p := &stallProxy{ln: ln, target: target, pattern: []byte(pattern), released: make(chan struct{}), done: make(chan struct{})}
 	p.wg.Go(p.serve)
 	t.Cleanup(func() {
 		close(p.done)
@@ -121,6 +122,9 @@ func newStallProxy(t testing.TB, target, pattern string, stall time.Duration) *s
 	})
 	return p
 }
+
+// release lets the writes held back, and all later ones, through.
+func (p *stallProxy) release() { p.once.Do(func() { close(p.released) }) }
 
 // Addr returns the proxy's address.
 func (p *stallProxy) Addr() string { return p.ln.Addr().String() }
@@ -155,11 +159,9 @@ func (p *stallProxy) serve() {
 				}
 				if bytes.Contains(buf[:n], p.pattern) {
 					p.stalled.Add(1)
-					hold := time.NewTimer(p.stall)
 					select {
-					case <-hold.C:
+					case <-p.released:
 					case <-p.done:
-						hold.Stop()
 						return
 					}
 				}
@@ -180,6 +182,16 @@ func admitAll(r *ratelimit.Redis, n int, account, bucket string) []error {
 	}
 	wg.Wait()
 	return errs
+}
+
+// retryWithin reports whether a RetryAfter got is what is left, after at
+// most elapsed, of a wait want: the time a token (or a pause's end) was due
+// since the test's clock started at or before Redis's. Two milliseconds
+// either way allow for pauses kept in whole milliseconds, Redis's float
+// seconds, and the two clocks running apart.
+func retryWithin(got, want, elapsed time.Duration) bool {
+	const slack = 2 * time.Millisecond
+	return got >= want-elapsed-slack && got <= want+slack
 }
 
 // within reports whether d is within tol of want.

@@ -503,18 +503,24 @@ func TestConcurrent(t *testing.T) {
 	}
 }
 
+// initialized is when this test binary set its package variables, a moment
+// after the process started.
+var initialized = time.Now()
+
 // The runtime and process families hold live values.
 func TestRuntimeAndProcess(t *testing.T) {
 	m := New("v")
 	before := series(t, scrape(t, m), "go_gc_duration_seconds", nil).GetSummary().GetSampleCount()
+	gcAfter := time.Now()
 	runtime.GC()
 	fams := scrape(t, m)
 	s := series(t, fams, "go_gc_duration_seconds", nil).GetSummary()
 	if s.GetSampleCount() <= before || len(s.GetQuantile()) != 5 {
 		t.Errorf("go_gc_duration_seconds: count %d after %d and a GC; quantiles %v", s.GetSampleCount(), before, s.GetQuantile())
 	}
-	if v := series(t, fams, "go_memstats_last_gc_time_seconds", nil).GetGauge().GetValue(); time.Since(time.Unix(int64(v), 0)) > time.Minute {
-		t.Errorf("last GC at %v", v)
+	// The GC just made is the last one (or a later one).
+	if v := series(t, fams, "go_memstats_last_gc_time_seconds", nil).GetGauge().GetValue(); time.Unix(0, int64(v*1e9)).Before(gcAfter.Add(-time.Millisecond)) {
+		t.Errorf("last GC at %v, before the one made at %v", v, gcAfter)
 	}
 
 	if runtime.GOOS != "linux" {
@@ -537,10 +543,11 @@ func TestRuntimeAndProcess(t *testing.T) {
 	if open, max := g("process_open_fds"), g("process_max_fds"); open < 3 || max < open {
 		t.Errorf("process_open_fds = %v, process_max_fds = %v", open, max)
 	}
-	// The test binary started moments ago (the start time has 10 ms steps;
-	// allow for the boot time's rounding).
-	if start := time.Unix(int64(g("process_start_time_seconds")), 0); time.Since(start) > 10*time.Minute || time.Until(start) > 2*time.Second {
-		t.Errorf("process_start_time_seconds = %v", start)
+	// The test binary started before its package variables were set, and
+	// not long before (the start time has 10 ms steps; allow for the boot
+	// time's rounding, and for a very slow start).
+	if start := time.Unix(0, int64(g("process_start_time_seconds")*1e9)); start.After(initialized.Add(2*time.Second)) || start.Before(initialized.Add(-time.Minute)) {
+		t.Errorf("process_start_time_seconds = %v, package variables set at %v", start, initialized)
 	}
 	if v := series(t, fams, "process_cpu_seconds_total", nil).GetCounter().GetValue(); v < 0 || v > 3600 {
 		t.Errorf("process_cpu_seconds_total = %v", v)

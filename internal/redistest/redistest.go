@@ -7,9 +7,11 @@ package redistest
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -32,6 +34,7 @@ type Server struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd            // nil while stopped
+	held func()               // releases the port held while stopped; nil when not held
 	done chan struct{}        // closed when cmd has exited
 	out  *testutil.SyncBuffer // the server's output, for failure reports
 }
@@ -47,7 +50,10 @@ func Start(t testing.TB) *Server {
 		t.Fatal("redis-server not found: apt-get install -y redis-server (scripts/test.sh does this)")
 	}
 	s := &Server{t: t, bin: bin, dir: t.TempDir(), out: &testutil.SyncBuffer{}}
-	t.Cleanup(s.Stop)
+	t.Cleanup(func() {
+		s.Stop()
+		s.release()
+	})
 	// A port found free can be taken before the server binds it: try a few.
 	var last error
 	for range 5 {
@@ -68,8 +74,11 @@ func (s *Server) Addr() string {
 }
 
 // Stop stops the server (SIGTERM, then SIGKILL if it lingers) and waits
-// until it has exited and the port is closed. Stopping a stopped server
-// does nothing.
+// until it has exited and the port is closed. Until Restart (or the end of
+// the test) the port stays reserved where the platform allows (Linux):
+// connections to it are refused, and no other listener, in this process or
+// another, can be given it, so the stopped server's clients never reach
+// another test's server instead. Stopping a stopped server does nothing.
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -84,6 +93,26 @@ func (s *Server) Stop() {
 		<-s.done
 	}
 	s.cmd = nil
+	release, err := holdPort(s.port)
+	if err != nil {
+		s.t.Logf("redistest: cannot reserve %s while the server is stopped: %v", s.Addr(), err)
+		return
+	}
+	s.held = release
+}
+
+// release gives up the port held while the server is stopped.
+func (s *Server) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releaseLocked()
+}
+
+func (s *Server) releaseLocked() {
+	if s.held != nil {
+		s.held()
+		s.held = nil
+	}
 }
 
 // Restart stops the server if it runs and starts it again on the same
@@ -110,6 +139,7 @@ func (s *Server) Restart() {
 func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.releaseLocked()
 	cmd := exec.Command(s.bin,
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
@@ -135,7 +165,9 @@ func (s *Server) start() error {
 	deadline := time.NewTimer(startTimeout)
 	defer deadline.Stop()
 	for {
-		if ping(s.Addr()) == nil {
+		// A port found free may have gone to another test's server, which
+		// would answer while ours fails to bind: only our process will do.
+		if ping(s.Addr(), cmd.Process.Pid) == nil {
 			s.cmd, s.done = cmd, done
 			return nil
 		}
@@ -151,23 +183,41 @@ func (s *Server) start() error {
 	}
 }
 
-// ping sends PING to addr and checks for PONG.
-func ping(addr string) error {
+// ping sends PING to addr, checks for PONG, and checks that the server
+// that answered is the process pid.
+func ping(addr string, pid int) error {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+	if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	rd := bufio.NewReader(c)
+	line, err := rd.ReadString('\n')
 	if err != nil {
 		return err
 	}
 	if line != "+PONG\r\n" {
 		return fmt.Errorf("PING answered %q", line)
+	}
+	// INFO's answer is one bulk string: $<length>, then the text.
+	if line, err = rd.ReadString('\n'); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(line, "$"), "\r\n"))
+	if err != nil {
+		return fmt.Errorf("INFO answered %q", line)
+	}
+	info := make([]byte, n)
+	if _, err := io.ReadFull(rd, info); err != nil {
+		return err
+	}
+	want := "process_id:" + strconv.Itoa(pid) + "\r\n"
+	if !strings.Contains(string(info), want) {
+		return fmt.Errorf("%s is answered by another redis-server than process %d", addr, pid)
 	}
 	return nil
 }
