@@ -316,15 +316,17 @@ func TestRedisPausePropagation(t *testing.T) {
 	cfg := ratelimit.Config{Buckets: map[string]ratelimit.Rule{"sms": tenth}}
 	rc := ratelimit.RedisConfig{Addr: srv.Addr(), Timeout: time.Second}
 	a, c := newRedis(t, cfg, rc), newRedis(t, cfg, rc)
-	cfg.MaxWait = 3 * time.Second
+	cfg.MaxWait = 5 * time.Second
 	b := newRedis(t, cfg, rc)
 
-	const pause = 1500 * time.Millisecond
+	// Long enough that the news reaches B and C before its end, even on a
+	// loaded machine (PauseLeft says nothing once a pause is over).
+	const pause = 3 * time.Second
 	t0 := time.Now()
 	if got := a.Pause(sid, "sms", pause); got != pause {
 		t.Fatalf("Pause = %v, want %v", got, pause)
 	}
-	testutil.Eventually(t, time.Second, "B and C learn of the pause", func() bool {
+	testutil.Eventually(t, pause, "B and C learn of the pause", func() bool {
 		return b.PauseLeft(sid, "sms") > 0 && c.PauseLeft(sid, "sms") > 0
 	})
 	if got, elapsed := retryAfter(t, admitErr(c, sid, "sms")), time.Since(t0); !retryWithin(got, pause, elapsed) {
@@ -341,8 +343,8 @@ func TestRedisPausePropagation(t *testing.T) {
 	}
 
 	// Buckets without a rule of their own share the account's other pause.
-	a.Pause(sid, "whatsapp", time.Second)
-	testutil.Eventually(t, time.Second, "C learns of the pause", func() bool { return c.PauseLeft(sid, "other") > 0 })
+	a.Pause(sid, "whatsapp", time.Minute)
+	testutil.Eventually(t, 10*time.Second, "C learns of the pause", func() bool { return c.PauseLeft(sid, "other") > 0 })
 	if left := c.PauseLeft(sid, "sms"); left != 0 {
 		t.Errorf("sms: PauseLeft = %v, want 0", left)
 	}
