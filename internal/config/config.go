@@ -397,9 +397,7 @@ func Parse(data []byte) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		var root yaml.Node
-		_ = yaml.Unmarshal(data, &root)
-		return Config{}, fmt.Errorf("config: %s", cleanYAMLError(err, &root))
+		return Config{}, fmt.Errorf("config: %s", describeYAMLError(err, data))
 	}
 	var extra any
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -431,65 +429,6 @@ func Parse(data []byte) (Config, error) {
 		}
 	}
 	return cfg, nil
-}
-
-// cleanYAMLError turns yaml.v3's "field x not found in type config.Limits"
-// into "unknown key \"x\"", and "line 3: cannot unmarshal ..." into
-// "line 3: shutdown_timeout: cannot unmarshal ...", so the message speaks the
-// file's language and names the field.
-func cleanYAMLError(err error, root *yaml.Node) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
-	var out []string
-	for _, line := range strings.Split(msg, "\n") {
-		line = strings.TrimSpace(line)
-		if i := strings.Index(line, "field "); i >= 0 && strings.Contains(line, " not found in type ") {
-			name := line[i+len("field ") : strings.Index(line, " not found in type ")]
-			line = line[:i] + fmt.Sprintf("unknown key %q", name)
-		} else if rest, ok := strings.CutPrefix(line, "line "); ok {
-			num, tail, _ := strings.Cut(rest, ": ")
-			if n, err := strconv.Atoi(num); err == nil {
-				if field := fieldAtLine(root, n, ""); field != "" {
-					line = fmt.Sprintf("line %d: %s: %s", n, field, tail)
-				}
-			}
-		}
-		out = append(out, line)
-	}
-	return strings.Join(out, "; ")
-}
-
-// fieldAtLine returns the dotted path of the key whose value sits on line n.
-func fieldAtLine(n *yaml.Node, line int, prefix string) string {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			if f := fieldAtLine(c, line, prefix); f != "" {
-				return f
-			}
-		}
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			key, val := n.Content[i], n.Content[i+1]
-			path := key.Value
-			if prefix != "" {
-				path = prefix + "." + key.Value
-			}
-			if f := fieldAtLine(val, line, path); f != "" {
-				return f
-			}
-			if val.Line == line && val.Kind == yaml.ScalarNode {
-				return path
-			}
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			if f := fieldAtLine(c, line, fmt.Sprintf("%s[%d]", prefix, i)); f != "" {
-				return f
-			}
-		}
-	}
-	return ""
 }
 
 // Environment variable names of the zero-setup mode, as in Exotel's own samples.
