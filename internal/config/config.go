@@ -22,7 +22,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/exogate/exogate/credentials"
 	"github.com/exogate/exogate/internal/exotel"
+	"github.com/exogate/exogate/proxy"
+	"github.com/exogate/exogate/ratelimit"
 )
 
 // Config is the whole gateway configuration. The zero value is not useful:
@@ -267,17 +270,18 @@ type Limits struct {
 	Replicas         int             `yaml:"replicas"`
 }
 
-// Redis says how to reach the Redis that holds the fleet's shared budget.
+// Redis says how to reach the Redis that holds the fleet's shared budget
+// (ratelimit.RedisConfig, which documents each field and its default).
 // The username and password come from environment variables, never the file.
 type Redis struct {
-	Address     string        `yaml:"address"`
-	UsernameEnv string        `yaml:"username_env"`
-	PasswordEnv string        `yaml:"password_env"`
+	Address     string        `yaml:"address"`      // default 127.0.0.1:6379
+	UsernameEnv string        `yaml:"username_env"` // default none
+	PasswordEnv string        `yaml:"password_env"` // default REDIS_PASSWORD
 	DB          int           `yaml:"db"`
 	TLS         bool          `yaml:"tls"`
 	CAFile      string        `yaml:"ca_file"`
-	KeyPrefix   string        `yaml:"key_prefix"`
-	Timeout     time.Duration `yaml:"timeout"`
+	KeyPrefix   string        `yaml:"key_prefix"` // default "exogate:", as ratelimit's
+	Timeout     time.Duration `yaml:"timeout"`    // default 100ms, as ratelimit's
 }
 
 // Rule is one budget: at most Limit requests in any window of Period.
@@ -287,14 +291,18 @@ type Rule struct {
 	Burst  int           `yaml:"burst"`
 }
 
-// Breaker configures the circuit breaker kept per account and upstream host.
+// Breaker configures the circuit breaker kept per account and upstream host
+// (proxy.BreakerSettings, which documents each field). The file format's
+// defaults are proxy.BreakerSettings' except that the failure ratio is on
+// (0.5 of at least 20 requests), where the proxy's zero value leaves it off;
+// see Default.
 type Breaker struct {
-	ConsecutiveFailures uint32        `yaml:"consecutive_failures"`
-	FailureRatio        float64       `yaml:"failure_ratio"`
-	MinRequests         uint32        `yaml:"min_requests"`
-	Interval            time.Duration `yaml:"interval"`
-	OpenFor             time.Duration `yaml:"open_for"`
-	HalfOpenRequests    uint32        `yaml:"half_open_requests"`
+	ConsecutiveFailures uint32        `yaml:"consecutive_failures"` // default 5
+	FailureRatio        float64       `yaml:"failure_ratio"`        // default 0.5; 0 = off
+	MinRequests         uint32        `yaml:"min_requests"`         // default 20
+	Interval            time.Duration `yaml:"interval"`             // default 1m
+	OpenFor             time.Duration `yaml:"open_for"`             // default 30s
+	HalfOpenRequests    uint32        `yaml:"half_open_requests"`   // default 1
 }
 
 // Region names and their default hosts, from Exotel's documentation.
@@ -312,68 +320,123 @@ func DefaultRegions() map[string]RegionHosts {
 }
 
 // Default returns the built-in configuration, with no accounts.
+//
+// Each runtime package documents what its zero values mean (proxy.Config,
+// proxy.BreakerSettings, ratelimit.RedisConfig, credentials.Config and
+// credentials.VaultConfig, h1.Transport). Default holds two kinds of value:
+//
+//   - choices of the gateway's own, where the runtime's zero value would be
+//     wrong for it or there is no runtime default (no timeout at all in
+//     net/http, a breaker that never looks at the failure ratio); each says
+//     why;
+//   - the runtime's own default, written out (in runtimeDefaults) so that
+//     the file format can refuse an explicit 0 that would silently mean
+//     that default, and so that config.example.yaml can show it; each
+//     names the documentation it repeats, and is applied to the same
+//     effect whether set here or left to the runtime.
 func Default() Config {
 	buckets := make(map[string]Rule, exotel.NumBuckets)
 	for _, b := range exotel.Buckets() {
+		// The limiter has no default budget: Exotel's documented 200 calls
+		// a minute per account and API, one at a time.
 		buckets[b.String()] = Rule{Limit: 200, Period: time.Minute, Burst: 1}
 	}
-	return Config{
+	c := Config{
+		// Loopback: a gateway that adds credentials is never open by default.
 		Listen: "127.0.0.1:8080",
-		Admin:  Admin{Listen: "127.0.0.1:9901", MinReloadInterval: 5 * time.Second},
-		Log:    Log{Level: "info", Format: "json"},
+		// MinReloadInterval: a reload re-reads every secret, so it is paced.
+		Admin: Admin{Listen: "127.0.0.1:9901", MinReloadInterval: 5 * time.Second},
+		Log:   Log{Level: "info", Format: "json"},
 		Upstream: Upstream{
+			// net/http's zero values mean no timeout at all; these bound a
+			// stuck Exotel (30s is longer than any of its documented calls).
 			Timeout:             30 * time.Second,
 			DialTimeout:         5 * time.Second,
 			TLSHandshakeTimeout: 10 * time.Second,
-			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,
+			// net/http keeps 2 idle connections per host: too few for a
+			// gateway that sends every caller's requests to one host.
+			MaxIdleConnsPerHost: 64,
 			Client:              "http1",
 			Regions:             DefaultRegions(),
 		},
 		Limits: Limits{
+			// Zero would refuse at once what must wait a moment for a token.
 			MaxWait: 2 * time.Second,
 			Buckets: buckets,
+			// No account-wide cap (limit 0); a cap given without a period
+			// counts per minute, like the buckets.
 			Account: Rule{Limit: 0, Period: time.Minute},
 			Backend: "memory",
 			Redis: Redis{
+				// Not go-redis's "localhost:6379": no name to resolve.
 				Address:     "127.0.0.1:6379",
 				PasswordEnv: "REDIS_PASSWORD",
-				KeyPrefix:   "exogate:",
-				Timeout:     100 * time.Millisecond,
+				// Written out, not left to ratelimit.RedisConfig's default
+				// (the same "exogate:"): the clients' limiters put their
+				// keys under it, extended with "client:<id>:".
+				KeyPrefix: "exogate:",
 			},
-			OnBackendFailure: "local",
 		},
 		Breaker: Breaker{
+			// proxy.BreakerSettings leaves the failure ratio off (0): the
+			// gateway also opens on half of at least 20 requests failing,
+			// which catches an Exotel that fails often but not 5 times in
+			// a row.
+			FailureRatio: 0.5,
+			// proxy.BreakerSettings defaults this to 5 only when the ratio
+			// is off too, so with the ratio on it is set here.
 			ConsecutiveFailures: 5,
-			FailureRatio:        0.5,
-			MinRequests:         20,
-			Interval:            time.Minute,
-			OpenFor:             30 * time.Second,
-			HalfOpenRequests:    1,
 		},
+		// Kubernetes' default grace period is 30s: finish within it.
 		ShutdownTimeout: 25 * time.Second,
-		MaxBody:         1 << 20,
-		// Sized from the measured memory of a request (docs/operations.md).
-		MaxInFlight:    1024,
+		// net/http accepts 1 MiB of headers; a request to Exotel needs few.
 		MaxHeaderBytes: 64 << 10,
 		Server: Server{
+			// net/http's zero values mean no timeout: a slow or idle caller
+			// would hold a connection for ever.
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			WriteTimeout:      60 * time.Second,
-			MaxConnections:    4096,
+			// The listener has no bound of its own.
+			MaxConnections: 4096,
 		},
-		Vault: Vault{
-			Timeout:         10 * time.Second,
-			Auth:            VaultAuth{Method: "token", ServiceAccountTokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token"},
-			RefreshInterval: 30 * time.Second,
-		},
-		Rotation: Rotation{
-			FilePollInterval: 5 * time.Second,
-			PreviousGrace:    10 * time.Minute,
-			MinForcedRefresh: 2 * time.Second,
-			ReauthorizeWait:  time.Second,
-		},
+	}
+	runtimeDefaults(&c)
+	return c
+}
+
+// runtimeDefaults writes into c the runtime packages' own defaults, as
+// their documentation gives them, for the fields the file format refuses
+// at 0 (see Default).
+func runtimeDefaults(c *Config) {
+	// ratelimit.RedisConfig: Timeout 100ms, OnFailure local.
+	c.Limits.Redis.Timeout = 100 * time.Millisecond
+	c.Limits.OnBackendFailure = ratelimit.OnFailureLocal
+	// proxy.BreakerSettings: MinRequests 20, Interval 1m, OpenFor 30s,
+	// HalfOpenRequests 1.
+	c.Breaker.MinRequests = 20
+	c.Breaker.Interval = time.Minute
+	c.Breaker.OpenFor = 30 * time.Second
+	c.Breaker.HalfOpenRequests = 1
+	// proxy.Config: MaxBody 1 MiB; MaxInFlight sized from the measured
+	// memory of a request (docs/operations.md).
+	c.MaxBody = 1 << 20
+	c.MaxInFlight = proxy.DefaultMaxInFlight
+	// credentials.VaultConfig and credentials.VaultAuth: Timeout 10s,
+	// Method token, the pod's service-account token.
+	c.Vault.Timeout = 10 * time.Second
+	c.Vault.Auth.Method = "token"
+	c.Vault.Auth.ServiceAccountTokenFile = credentials.DefaultServiceAccountTokenFile
+	// credentials.Config: RefreshInterval 30s, FilePollInterval 5s,
+	// PreviousGrace 10m, MinForcedRefresh 2s, ReauthorizeWait 1s.
+	c.Vault.RefreshInterval = 30 * time.Second
+	c.Rotation = Rotation{
+		FilePollInterval: 5 * time.Second,
+		PreviousGrace:    10 * time.Minute,
+		MinForcedRefresh: 2 * time.Second,
+		ReauthorizeWait:  time.Second,
 	}
 }
 

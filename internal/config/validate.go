@@ -11,6 +11,7 @@ import (
 
 	"github.com/exogate/exogate/internal/callers"
 	"github.com/exogate/exogate/internal/exotel"
+	"github.com/exogate/exogate/ratelimit"
 )
 
 // problems collects what Validate finds, each message naming its field.
@@ -412,7 +413,7 @@ func (l Limits) validate(p *problems) {
 		p.add("limits.backend", "%q is not memory or redis", l.Backend)
 	}
 	switch l.OnBackendFailure {
-	case "local", "allow", "deny":
+	case ratelimit.OnFailureLocal, ratelimit.OnFailureAllow, ratelimit.OnFailureDeny:
 	default:
 		p.add("limits.on_backend_failure", "%q is not local, allow or deny", l.OnBackendFailure)
 	}
