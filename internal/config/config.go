@@ -6,6 +6,11 @@
 // an unknown key is an error), then environment variables, then flags (applied
 // by the caller), then Validate. No secret is ever read from the file: the file
 // names where credentials come from, never what they are.
+//
+// The file format's types are kept apart from the runtime packages'
+// settings: runtime.go maps one to the other field by field, validate.go
+// holds Validate (one function per section), and yamlerror.go puts the
+// YAML library's errors in the file's terms.
 package config
 
 import (
