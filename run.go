@@ -458,7 +458,7 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 			APITokenFile: cr.APITokenFile,
 		}
 		if cr.Vault != nil {
-			spec.Vault = credentials.VaultSecret(*cr.Vault)
+			spec.Vault = cr.Vault.Credentials()
 		}
 		specs = append(specs, spec)
 	}
@@ -470,7 +470,7 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 			CAFile:        v.CAFile,
 			Namespace:     v.Namespace,
 			Timeout:       v.Timeout,
-			Auth:          credentials.VaultAuth(v.Auth),
+			Auth:          v.Auth.Credentials(),
 			AllowInsecure: v.AllowInsecure,
 		},
 		RefreshInterval:  v.RefreshInterval,
@@ -488,7 +488,7 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 
 	buckets := make(map[string]ratelimit.Rule, len(cfg.Limits.Buckets))
 	for name, r := range cfg.Limits.Buckets {
-		buckets[name] = ratelimit.Rule(r)
+		buckets[name] = r.RateLimit()
 	}
 	var prevLimiter limiter
 	if prev != nil {
@@ -615,7 +615,7 @@ func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rul
 	rc := ratelimit.Config{
 		MaxWait: l.MaxWait,
 		Buckets: buckets,
-		Account: ratelimit.Rule(l.Account),
+		Account: l.Account.RateLimit(),
 	}
 	if l.Backend != "redis" {
 		var (

@@ -43,6 +43,7 @@ echo "== fuzz targets, briefly"
 # time budget ends (golang/go#75804, fixed in Go 1.27).
 go test -run='^$' -fuzz='^FuzzClassify$' -fuzztime=300000x ./internal/exotel/
 go test -run='^$' -fuzz='^FuzzParse$' -fuzztime=25000x ./internal/config/
+go test -run='^$' -fuzz='^FuzzParseByteSize$' -fuzztime=100000x ./internal/config/
 go test -run='^$' -fuzz='^FuzzParseBasic$' -fuzztime=80000x ./internal/callers/
 go test -run='^$' -fuzz='^FuzzIdentify$' -fuzztime=70000x ./internal/callers/
 

@@ -6,6 +6,11 @@
 // an unknown key is an error), then environment variables, then flags (applied
 // by the caller), then Validate. No secret is ever read from the file: the file
 // names where credentials come from, never what they are.
+//
+// The file format's types are kept apart from the runtime packages'
+// settings: runtime.go maps one to the other field by field, validate.go
+// holds Validate (one function per section), and yamlerror.go puts the
+// YAML library's errors in the file's terms.
 package config
 
 import (
@@ -14,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -23,8 +27,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/exogate/exogate/internal/callers"
+	"github.com/exogate/exogate/credentials"
 	"github.com/exogate/exogate/internal/exotel"
+	"github.com/exogate/exogate/proxy"
 	"github.com/exogate/exogate/ratelimit"
 )
 
@@ -270,17 +275,18 @@ type Limits struct {
 	Replicas         int             `yaml:"replicas"`
 }
 
-// Redis says how to reach the Redis that holds the fleet's shared budget.
+// Redis says how to reach the Redis that holds the fleet's shared budget
+// (ratelimit.RedisConfig, which documents each field and its default).
 // The username and password come from environment variables, never the file.
 type Redis struct {
-	Address     string        `yaml:"address"`
-	UsernameEnv string        `yaml:"username_env"`
-	PasswordEnv string        `yaml:"password_env"`
+	Address     string        `yaml:"address"`      // default 127.0.0.1:6379
+	UsernameEnv string        `yaml:"username_env"` // default none
+	PasswordEnv string        `yaml:"password_env"` // default REDIS_PASSWORD
 	DB          int           `yaml:"db"`
 	TLS         bool          `yaml:"tls"`
 	CAFile      string        `yaml:"ca_file"`
-	KeyPrefix   string        `yaml:"key_prefix"`
-	Timeout     time.Duration `yaml:"timeout"`
+	KeyPrefix   string        `yaml:"key_prefix"` // default "exogate:", as ratelimit's
+	Timeout     time.Duration `yaml:"timeout"`    // default 100ms, as ratelimit's
 }
 
 // Rule is one budget: at most Limit requests in any window of Period.
@@ -290,14 +296,18 @@ type Rule struct {
 	Burst  int           `yaml:"burst"`
 }
 
-// Breaker configures the circuit breaker kept per account and upstream host.
+// Breaker configures the circuit breaker kept per account and upstream host
+// (proxy.BreakerSettings, which documents each field). The file format's
+// defaults are proxy.BreakerSettings' except that the failure ratio is on
+// (0.5 of at least 20 requests), where the proxy's zero value leaves it off;
+// see Default.
 type Breaker struct {
-	ConsecutiveFailures uint32        `yaml:"consecutive_failures"`
-	FailureRatio        float64       `yaml:"failure_ratio"`
-	MinRequests         uint32        `yaml:"min_requests"`
-	Interval            time.Duration `yaml:"interval"`
-	OpenFor             time.Duration `yaml:"open_for"`
-	HalfOpenRequests    uint32        `yaml:"half_open_requests"`
+	ConsecutiveFailures uint32        `yaml:"consecutive_failures"` // default 5
+	FailureRatio        float64       `yaml:"failure_ratio"`        // default 0.5; 0 = off
+	MinRequests         uint32        `yaml:"min_requests"`         // default 20
+	Interval            time.Duration `yaml:"interval"`             // default 1m
+	OpenFor             time.Duration `yaml:"open_for"`             // default 30s
+	HalfOpenRequests    uint32        `yaml:"half_open_requests"`   // default 1
 }
 
 // Region names and their default hosts, from Exotel's documentation.
@@ -315,68 +325,123 @@ func DefaultRegions() map[string]RegionHosts {
 }
 
 // Default returns the built-in configuration, with no accounts.
+//
+// Each runtime package documents what its zero values mean (proxy.Config,
+// proxy.BreakerSettings, ratelimit.RedisConfig, credentials.Config and
+// credentials.VaultConfig, h1.Transport). Default holds two kinds of value:
+//
+//   - choices of the gateway's own, where the runtime's zero value would be
+//     wrong for it or there is no runtime default (no timeout at all in
+//     net/http, a breaker that never looks at the failure ratio); each says
+//     why;
+//   - the runtime's own default, written out (in runtimeDefaults) so that
+//     the file format can refuse an explicit 0 that would silently mean
+//     that default, and so that config.example.yaml can show it; each
+//     names the documentation it repeats, and is applied to the same
+//     effect whether set here or left to the runtime.
 func Default() Config {
 	buckets := make(map[string]Rule, exotel.NumBuckets)
 	for _, b := range exotel.Buckets() {
+		// The limiter has no default budget: Exotel's documented 200 calls
+		// a minute per account and API, one at a time.
 		buckets[b.String()] = Rule{Limit: 200, Period: time.Minute, Burst: 1}
 	}
-	return Config{
+	c := Config{
+		// Loopback: a gateway that adds credentials is never open by default.
 		Listen: "127.0.0.1:8080",
-		Admin:  Admin{Listen: "127.0.0.1:9901", MinReloadInterval: 5 * time.Second},
-		Log:    Log{Level: "info", Format: "json"},
+		// MinReloadInterval: a reload re-reads every secret, so it is paced.
+		Admin: Admin{Listen: "127.0.0.1:9901", MinReloadInterval: 5 * time.Second},
+		Log:   Log{Level: "info", Format: "json"},
 		Upstream: Upstream{
+			// net/http's zero values mean no timeout at all; these bound a
+			// stuck Exotel (30s is longer than any of its documented calls).
 			Timeout:             30 * time.Second,
 			DialTimeout:         5 * time.Second,
 			TLSHandshakeTimeout: 10 * time.Second,
-			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,
+			// net/http keeps 2 idle connections per host: too few for a
+			// gateway that sends every caller's requests to one host.
+			MaxIdleConnsPerHost: 64,
 			Client:              "http1",
 			Regions:             DefaultRegions(),
 		},
 		Limits: Limits{
+			// Zero would refuse at once what must wait a moment for a token.
 			MaxWait: 2 * time.Second,
 			Buckets: buckets,
+			// No account-wide cap (limit 0); a cap given without a period
+			// counts per minute, like the buckets.
 			Account: Rule{Limit: 0, Period: time.Minute},
 			Backend: "memory",
 			Redis: Redis{
+				// Not go-redis's "localhost:6379": no name to resolve.
 				Address:     "127.0.0.1:6379",
 				PasswordEnv: "REDIS_PASSWORD",
-				KeyPrefix:   "exogate:",
-				Timeout:     100 * time.Millisecond,
+				// Written out, not left to ratelimit.RedisConfig's default
+				// (the same "exogate:"): the clients' limiters put their
+				// keys under it, extended with "client:<id>:".
+				KeyPrefix: "exogate:",
 			},
-			OnBackendFailure: "local",
 		},
 		Breaker: Breaker{
+			// proxy.BreakerSettings leaves the failure ratio off (0): the
+			// gateway also opens on half of at least 20 requests failing,
+			// which catches an Exotel that fails often but not 5 times in
+			// a row.
+			FailureRatio: 0.5,
+			// proxy.BreakerSettings defaults this to 5 only when the ratio
+			// is off too, so with the ratio on it is set here.
 			ConsecutiveFailures: 5,
-			FailureRatio:        0.5,
-			MinRequests:         20,
-			Interval:            time.Minute,
-			OpenFor:             30 * time.Second,
-			HalfOpenRequests:    1,
 		},
+		// Kubernetes' default grace period is 30s: finish within it.
 		ShutdownTimeout: 25 * time.Second,
-		MaxBody:         1 << 20,
-		// Sized from the measured memory of a request (docs/operations.md).
-		MaxInFlight:    1024,
+		// net/http accepts 1 MiB of headers; a request to Exotel needs few.
 		MaxHeaderBytes: 64 << 10,
 		Server: Server{
+			// net/http's zero values mean no timeout: a slow or idle caller
+			// would hold a connection for ever.
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			WriteTimeout:      60 * time.Second,
-			MaxConnections:    4096,
+			// The listener has no bound of its own.
+			MaxConnections: 4096,
 		},
-		Vault: Vault{
-			Timeout:         10 * time.Second,
-			Auth:            VaultAuth{Method: "token", ServiceAccountTokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token"},
-			RefreshInterval: 30 * time.Second,
-		},
-		Rotation: Rotation{
-			FilePollInterval: 5 * time.Second,
-			PreviousGrace:    10 * time.Minute,
-			MinForcedRefresh: 2 * time.Second,
-			ReauthorizeWait:  time.Second,
-		},
+	}
+	runtimeDefaults(&c)
+	return c
+}
+
+// runtimeDefaults writes into c the runtime packages' own defaults, as
+// their documentation gives them, for the fields the file format refuses
+// at 0 (see Default).
+func runtimeDefaults(c *Config) {
+	// ratelimit.RedisConfig: Timeout 100ms, OnFailure local.
+	c.Limits.Redis.Timeout = 100 * time.Millisecond
+	c.Limits.OnBackendFailure = ratelimit.OnFailureLocal
+	// proxy.BreakerSettings: MinRequests 20, Interval 1m, OpenFor 30s,
+	// HalfOpenRequests 1.
+	c.Breaker.MinRequests = 20
+	c.Breaker.Interval = time.Minute
+	c.Breaker.OpenFor = 30 * time.Second
+	c.Breaker.HalfOpenRequests = 1
+	// proxy.Config: MaxBody 1 MiB; MaxInFlight sized from the measured
+	// memory of a request (docs/operations.md).
+	c.MaxBody = 1 << 20
+	c.MaxInFlight = proxy.DefaultMaxInFlight
+	// credentials.VaultConfig and credentials.VaultAuth: Timeout 10s,
+	// Method token, the pod's service-account token.
+	c.Vault.Timeout = 10 * time.Second
+	c.Vault.Auth.Method = "token"
+	c.Vault.Auth.ServiceAccountTokenFile = credentials.DefaultServiceAccountTokenFile
+	// credentials.Config: RefreshInterval 30s, FilePollInterval 5s,
+	// PreviousGrace 10m, MinForcedRefresh 2s, ReauthorizeWait 1s.
+	c.Vault.RefreshInterval = 30 * time.Second
+	c.Rotation = Rotation{
+		FilePollInterval: 5 * time.Second,
+		PreviousGrace:    10 * time.Minute,
+		MinForcedRefresh: 2 * time.Second,
+		ReauthorizeWait:  time.Second,
 	}
 }
 
@@ -400,9 +465,7 @@ func Parse(data []byte) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		var root yaml.Node
-		_ = yaml.Unmarshal(data, &root)
-		return Config{}, fmt.Errorf("config: %s", cleanYAMLError(err, &root))
+		return Config{}, fmt.Errorf("config: %s", describeYAMLError(err, data))
 	}
 	var extra any
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -434,65 +497,6 @@ func Parse(data []byte) (Config, error) {
 		}
 	}
 	return cfg, nil
-}
-
-// cleanYAMLError turns yaml.v3's "field x not found in type config.Limits"
-// into "unknown key \"x\"", and "line 3: cannot unmarshal ..." into
-// "line 3: shutdown_timeout: cannot unmarshal ...", so the message speaks the
-// file's language and names the field.
-func cleanYAMLError(err error, root *yaml.Node) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
-	var out []string
-	for _, line := range strings.Split(msg, "\n") {
-		line = strings.TrimSpace(line)
-		if i := strings.Index(line, "field "); i >= 0 && strings.Contains(line, " not found in type ") {
-			name := line[i+len("field ") : strings.Index(line, " not found in type ")]
-			line = line[:i] + fmt.Sprintf("unknown key %q", name)
-		} else if rest, ok := strings.CutPrefix(line, "line "); ok {
-			num, tail, _ := strings.Cut(rest, ": ")
-			if n, err := strconv.Atoi(num); err == nil {
-				if field := fieldAtLine(root, n, ""); field != "" {
-					line = fmt.Sprintf("line %d: %s: %s", n, field, tail)
-				}
-			}
-		}
-		out = append(out, line)
-	}
-	return strings.Join(out, "; ")
-}
-
-// fieldAtLine returns the dotted path of the key whose value sits on line n.
-func fieldAtLine(n *yaml.Node, line int, prefix string) string {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			if f := fieldAtLine(c, line, prefix); f != "" {
-				return f
-			}
-		}
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			key, val := n.Content[i], n.Content[i+1]
-			path := key.Value
-			if prefix != "" {
-				path = prefix + "." + key.Value
-			}
-			if f := fieldAtLine(val, line, path); f != "" {
-				return f
-			}
-			if val.Line == line && val.Kind == yaml.ScalarNode {
-				return path
-			}
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			if f := fieldAtLine(c, line, fmt.Sprintf("%s[%d]", prefix, i)); f != "" {
-				return f
-			}
-		}
-	}
-	return ""
 }
 
 // Environment variable names of the zero-setup mode, as in Exotel's own samples.
@@ -573,389 +577,6 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 	}
 	return v, v != ""
 }
-
-// Validate checks the whole configuration and reports every problem found,
-// each naming its field.
-func (c *Config) Validate() error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		// Errorf, so that a sentinel given with %w (ErrPlaceholder) can be
-		// told apart with errors.Is.
-		errs = append(errs, fmt.Errorf("%s: %w", field, fmt.Errorf(format, args...)))
-	}
-
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("listen", "%q is not host:port", c.Listen)
-	}
-	if c.Admin.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
-			bad("admin.listen", "%q is not host:port", c.Admin.Listen)
-		} else if c.Admin.Listen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
-			bad("admin.listen", "must differ from listen: the admin endpoints never share Exotel's path space")
-		} else if !IsLoopback(c.Admin.Listen) && c.Admin.TokenFile == "" {
-			bad("admin.token_file", "required when admin.listen (%s) is not loopback: whoever reaches it could reload the configuration; "+
-				"put a random token (openssl rand -hex 32) in a file readable by exogate only and name the file here or in %s", c.Admin.Listen, EnvAdminTokenFile)
-		}
-	}
-	if c.Admin.MinReloadInterval < 0 {
-		bad("admin.min_reload_interval", "must not be negative (0 means no limit), got %s", c.Admin.MinReloadInterval)
-	}
-	switch c.Log.Level {
-	case "trace", "debug", "info", "warn", "error":
-	default:
-		bad("log.level", "%q is not one of trace, debug, info, warn, error", c.Log.Level)
-	}
-	switch c.Log.Format {
-	case "json", "console":
-	default:
-		bad("log.format", "%q is not json or console", c.Log.Format)
-	}
-
-	u := c.Upstream
-	positive := func(field string, d time.Duration) {
-		if d <= 0 {
-			bad(field, "must be a positive duration, got %s", d)
-		}
-	}
-	positive("upstream.timeout", u.Timeout)
-	positive("upstream.dial_timeout", u.DialTimeout)
-	positive("upstream.tls_handshake_timeout", u.TLSHandshakeTimeout)
-	if u.MaxIdleConnsPerHost < 0 {
-		bad("upstream.max_idle_conns_per_host", "must not be negative")
-	}
-	positive("upstream.idle_conn_timeout", u.IdleConnTimeout)
-	if u.Client != "http1" && u.Client != "net/http" {
-		bad("upstream.client", "must be http1 or net/http, got %q", u.Client)
-	}
-	if u.CAFile != "" {
-		if _, err := os.Stat(u.CAFile); err != nil {
-			bad("upstream.ca_file", "%v", err)
-		}
-	}
-	for _, name := range sortedKeys(u.Regions) {
-		h := u.Regions[name]
-		checkURL := func(kind, raw string) {
-			field := "upstream.regions." + name + "." + kind
-			p, err := url.Parse(raw)
-			switch {
-			case raw == "":
-				bad(field, "is empty")
-			case err != nil:
-				bad(field, "%v", err)
-			case p.Host == "" || p.User != nil || (p.Path != "" && p.Path != "/") || p.RawQuery != "" || p.Fragment != "":
-				bad(field, "%q must be a bare scheme://host[:port]", raw)
-			case p.Scheme == "https":
-			case p.Scheme == "http" && u.AllowInsecureHTTP:
-			case p.Scheme == "http":
-				bad(field, "%q is plain http: Exotel requires HTTPS (set upstream.allow_insecure_http: true only for tests)", raw)
-			default:
-				bad(field, "%q: scheme must be https", raw)
-			}
-		}
-		checkURL("api", h.API)
-		checkURL("ccm", h.CCM)
-	}
-
-	if len(c.Accounts) == 0 {
-		bad("accounts", "at least one account is required")
-	}
-	seen := map[string]int{}
-	usesVault := false
-	for i, a := range c.Accounts {
-		field := fmt.Sprintf("accounts[%d]", i)
-		if !validSID(a.SID) {
-			bad(field+".sid", "%q is not an account SID (1-64 of A-Z a-z 0-9 _ -)", a.SID)
-		}
-		sid := strings.ToLower(a.SID)
-		if j, dup := seen[sid]; dup {
-			bad(field+".sid", "%q is also accounts[%d] (SIDs are matched case-insensitively)", a.SID, j)
-		}
-		seen[sid] = i
-		if _, ok := u.Regions[a.Region]; !ok {
-			bad(field+".region", "%q is not a configured region (have %s)", a.Region, strings.Join(sortedKeys(u.Regions), ", "))
-		}
-		cr, cf := a.Credentials, field+".credentials"
-		only := func(source string, set bool, key string) {
-			if set && cr.Source != source {
-				bad(cf+"."+key, "only applies to source %s", source)
-			}
-		}
-		only("env", cr.APIKeyEnv != "", "api_key_env")
-		only("env", cr.APITokenEnv != "", "api_token_env")
-		only("file", cr.APIKeyFile != "", "api_key_file")
-		only("file", cr.APITokenFile != "", "api_token_file")
-		only("vault", cr.Vault != nil, "vault")
-		switch cr.Source {
-		case "env":
-			if cr.APIKeyEnv == "" {
-				bad(cf+".api_key_env", "is required for source env")
-			}
-			if cr.APITokenEnv == "" {
-				bad(cf+".api_token_env", "is required for source env")
-			}
-		case "file":
-			if cr.APIKeyFile == "" {
-				bad(cf+".api_key_file", "is required for source file")
-			}
-			if cr.APITokenFile == "" {
-				bad(cf+".api_token_file", "is required for source file")
-			}
-		case "vault":
-			usesVault = true
-			switch {
-			case cr.Vault == nil || strings.Trim(cr.Vault.Path, "/") == "":
-				bad(cf+".vault.path", "is required for source vault")
-			case cr.Vault.KVVersion != 0 && cr.Vault.KVVersion != 1 && cr.Vault.KVVersion != 2:
-				bad(cf+".vault.kv_version", "%d is not 1 or 2", cr.Vault.KVVersion)
-			}
-		default:
-			bad(cf+".source", "%q is not env, file or vault", cr.Source)
-		}
-	}
-	if usesVault {
-		v := c.Vault
-		positive("vault.refresh_interval", v.RefreshInterval)
-		positive("vault.timeout", v.Timeout)
-		if v.Address != "" {
-			u, err := url.Parse(v.Address)
-			switch {
-			case err != nil || (u.Scheme != "unix" && u.Host == ""):
-				bad("vault.address", "%q is not an https:// URL", v.Address)
-			case u.Scheme == "http" && !v.AllowInsecure && !IsLoopback(net.JoinHostPort(u.Hostname(), "0")):
-				bad("vault.address", "%q is plain http to a host that is not loopback: use https, or set vault.allow_insecure: true (tests only)", v.Address)
-			case u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "unix":
-				bad("vault.address", "%q: scheme %q is not https, http or unix", v.Address, u.Scheme)
-			}
-		}
-		switch v.Auth.Method {
-		case "token":
-		case "approle":
-			if v.Auth.RoleIDFile == "" && v.Auth.RoleIDEnv == "" {
-				bad("vault.auth.role_id_file", "approle needs role_id_file or role_id_env")
-			}
-			if v.Auth.SecretIDFile == "" && v.Auth.SecretIDEnv == "" {
-				bad("vault.auth.secret_id_file", "approle needs secret_id_file or secret_id_env")
-			}
-		case "kubernetes":
-			if v.Auth.Role == "" {
-				bad("vault.auth.role", "is required for kubernetes auth")
-			}
-		default:
-			bad("vault.auth.method", "%q is not token, approle or kubernetes", v.Auth.Method)
-		}
-	}
-	// Who may call. A gateway that adds credentials to every request it
-	// receives must not be open to the network by accident.
-	c.validateCallers(bad, seen)
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		bad("tls", "cert_file and key_file go together")
-	}
-	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
-		bad("tls.client_ca_file", "needs cert_file and key_file (mTLS is on a TLS listener)")
-	}
-	for field, f := range map[string]string{"tls.cert_file": c.TLS.CertFile, "tls.key_file": c.TLS.KeyFile, "tls.client_ca_file": c.TLS.ClientCAFile} {
-		if f != "" {
-			if _, err := os.Stat(f); err != nil {
-				bad(field, "%v", err)
-			}
-		}
-	}
-
-	positive("rotation.file_poll_interval", c.Rotation.FilePollInterval)
-	positive("rotation.previous_grace", c.Rotation.PreviousGrace)
-	positive("rotation.min_forced_refresh", c.Rotation.MinForcedRefresh)
-	positive("rotation.reauthorize_wait", c.Rotation.ReauthorizeWait)
-
-	if c.Limits.MaxWait < 0 {
-		bad("limits.max_wait", "must not be negative")
-	}
-	for _, name := range sortedKeys(c.Limits.Buckets) {
-		if _, ok := exotel.ParseBucket(name); !ok {
-			bad("limits.buckets."+name, "unknown bucket (have voice_v1, voice_v2, sms, whatsapp, other)")
-			continue
-		}
-		if err := c.Limits.Buckets[name].validate(); err != nil {
-			bad("limits.buckets."+name, "%v", err)
-		}
-	}
-	if err := c.Limits.Account.validate(); err != nil {
-		bad("limits.account", "%v", err)
-	}
-	switch c.Limits.Backend {
-	case "memory":
-	case "redis":
-		if _, _, err := net.SplitHostPort(c.Limits.Redis.Address); err != nil {
-			bad("limits.redis.address", "%q is not host:port", c.Limits.Redis.Address)
-		}
-		if c.Limits.Redis.DB < 0 {
-			bad("limits.redis.db", "must not be negative")
-		}
-		positive("limits.redis.timeout", c.Limits.Redis.Timeout)
-		if c.Limits.Redis.CAFile != "" && !c.Limits.Redis.TLS {
-			bad("limits.redis.ca_file", "set tls: true to use a CA file")
-		}
-	default:
-		bad("limits.backend", "%q is not memory or redis", c.Limits.Backend)
-	}
-	switch c.Limits.OnBackendFailure {
-	case "local", "allow", "deny":
-	default:
-		bad("limits.on_backend_failure", "%q is not local, allow or deny", c.Limits.OnBackendFailure)
-	}
-	if c.Limits.Replicas < 0 {
-		bad("limits.replicas", "must not be negative")
-	}
-
-	b := c.Breaker
-	if b.FailureRatio < 0 || b.FailureRatio > 1 {
-		bad("breaker.failure_ratio", "must be between 0 and 1, got %v", b.FailureRatio)
-	}
-	if b.ConsecutiveFailures == 0 && (b.FailureRatio == 0 || b.MinRequests == 0) {
-		bad("breaker", "set consecutive_failures, or failure_ratio with min_requests, or the breaker never opens")
-	}
-	positive("breaker.open_for", b.OpenFor)
-	positive("breaker.interval", b.Interval)
-	if b.HalfOpenRequests == 0 {
-		bad("breaker.half_open_requests", "must be at least 1")
-	}
-	positive("shutdown_timeout", c.ShutdownTimeout)
-	if c.ShutdownDelay < 0 {
-		bad("shutdown_delay", "must not be negative")
-	}
-	if c.MaxBody <= 0 {
-		bad("max_body", "must be positive")
-	}
-	if c.MaxHeaderBytes < 4096 {
-		bad("max_header_bytes", "must be at least 4KiB")
-	}
-	positive("server.read_header_timeout", c.Server.ReadHeaderTimeout)
-	positive("server.read_timeout", c.Server.ReadTimeout)
-	positive("server.idle_timeout", c.Server.IdleTimeout)
-	positive("server.write_timeout", c.Server.WriteTimeout)
-	if c.Server.MaxConnections <= 0 {
-		bad("server.max_connections", "must be positive")
-	}
-	if c.MaxInFlight <= 0 {
-		bad("max_in_flight", "must be positive")
-	}
-	return errors.Join(errs...)
-}
-
-// validateCallers checks auth and clients. sids are the configured
-// accounts, lower-cased.
-func (c *Config) validateCallers(bad func(field, format string, args ...any), sids map[string]int) {
-	a := c.Auth
-	if len(c.Clients) == 0 {
-		required := c.AuthRequired()
-		if !required && !IsLoopback(c.Listen) && !a.AllowUnauthenticated {
-			bad("auth", "listen %s is not loopback and callers are not authenticated: add clients, or set auth.allow_unauthenticated: true to accept anyone who can reach it", c.Listen)
-		}
-		if required {
-			if a.Required == nil {
-				bad("auth", "listen %s is not loopback, so callers must authenticate: add clients, or set auth.allow_unauthenticated: true (EXOGATE_ALLOW_UNAUTHENTICATED=true) to accept anyone who can reach it", c.Listen)
-			} else {
-				bad("clients", "auth.required is on but no clients are configured")
-			}
-		}
-		if a.AllowAnonymous {
-			bad("auth.allow_anonymous", "applies only with clients: without clients every caller is anonymous (auth.anonymous, when given, limits what they may do)")
-		}
-	} else {
-		if a.Required != nil && !*a.Required && !a.AllowAnonymous {
-			bad("auth.required", "false with clients configured would let callers without identity past every client's rights: remove it (callers without identity then get 401), or set auth.allow_anonymous: true and grant them rights in auth.anonymous")
-		}
-		if a.Required != nil && *a.Required && a.AllowAnonymous {
-			bad("auth.allow_anonymous", "contradicts auth.required: true")
-		}
-		if a.AllowUnauthenticated {
-			bad("auth.allow_unauthenticated", "applies only without clients, where it lets anyone who can reach the listener use every account; with clients configured a caller without identity gets 401: remove it (or EXOGATE_ALLOW_UNAUTHENTICATED), or set auth.allow_anonymous: true and grant such callers rights in auth.anonymous")
-		}
-		if a.Anonymous != nil && !a.AllowAnonymous {
-			bad("auth.anonymous", "has no effect without auth.allow_anonymous: true: with clients configured, a caller without identity gets 401")
-		}
-	}
-	if a.Anonymous != nil {
-		validateRights(bad, "auth.anonymous", *a.Anonymous, sids)
-	}
-	ids := map[string]bool{}
-	certs := map[string]int{}
-	for i, cl := range c.Clients {
-		f := fmt.Sprintf("clients[%d]", i)
-		if !validClientID(cl.ID) {
-			bad(f+".id", "%q is not a client id (1-64 of a-z 0-9 _)", cl.ID)
-		}
-		if ids[cl.ID] {
-			bad(f+".id", "%q is configured twice", cl.ID)
-		}
-		ids[cl.ID] = true
-		if cl.SecretSHA256 == "" && cl.CertIdentity == "" {
-			bad(f, "needs secret_sha256 (from `exogate hash-secret`) or cert_identity")
-		}
-		switch {
-		case cl.SecretSHA256 == "":
-		case IsPlaceholder(cl.SecretSHA256):
-			bad(f+".secret_sha256", "%w", ErrPlaceholder)
-		case !isHex64(cl.SecretSHA256):
-			bad(f+".secret_sha256", "must be 64 hex digits: the SHA-256 from `exogate hash-secret`, never the secret itself")
-		}
-		if cl.CertIdentity != "" {
-			if c.TLS.ClientCAFile == "" {
-				bad(f+".cert_identity", "needs tls.client_ca_file (mTLS)")
-			}
-			if kind, value, err := callers.ParseCertIdentity(cl.CertIdentity); err != nil {
-				bad(f+".cert_identity", "%v", err)
-			} else {
-				key := kind + ":" + value
-				if kind == "dns" {
-					key = strings.ToLower(key)
-				}
-				if j, dup := certs[key]; dup {
-					bad(f+".cert_identity", "%q is clients[%d]'s too", cl.CertIdentity, j)
-				}
-				certs[key] = i
-			}
-		}
-		validateRights(bad, f, cl.Rights(), sids)
-		if cl.Share < 0 {
-			bad(f+".share", "must not be negative")
-		}
-		if cl.MaxPerPeriod < 0 {
-			bad(f+".max_per_period", "must not be negative")
-		}
-	}
-}
-
-// validateRights checks a client's or the anonymous caller's rights.
-func validateRights(bad func(field, format string, args ...any), f string, r Rights, sids map[string]int) {
-	if len(r.Accounts) == 0 {
-		bad(f+".accounts", "list the account SIDs it may use, or \"*\"")
-	}
-	for j, a := range r.Accounts {
-		if _, ok := sids[strings.ToLower(a)]; !ok && a != "*" {
-			bad(fmt.Sprintf("%s.accounts[%d]", f, j), "%q is not a configured account", a)
-		}
-	}
-	for j, b := range r.Buckets {
-		if _, ok := exotel.ParseBucket(b); !ok {
-			bad(fmt.Sprintf("%s.buckets[%d]", f, j), "%q is not a bucket (voice_v1, voice_v2, sms, whatsapp, other)", b)
-		}
-	}
-	for j, m := range r.Methods {
-		switch strings.ToUpper(m) {
-		case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE":
-		default:
-			bad(fmt.Sprintf("%s.methods[%d]", f, j), "%q is not GET, HEAD, POST, PUT, PATCH or DELETE", m)
-		}
-	}
-	for j, o := range r.Operations {
-		if _, err := callers.ExpandOperation(o); err != nil {
-			bad(fmt.Sprintf("%s.operations[%d]", f, j), "%v", err)
-		}
-	}
-}
-
-// validate checks a rule the way the limiter will.
-func (r Rule) validate() error { return ratelimit.Rule(r).Validate() }
 
 func validClientID(s string) bool {
 	if len(s) == 0 || len(s) > 64 {

@@ -1,10 +1,16 @@
 package config
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func TestExampleFileIsValid(t *testing.T) {
@@ -281,16 +287,43 @@ func TestParseByteSize(t *testing.T) {
 	}
 }
 
+// FuzzParse checks that whatever Parse accepts, Validate either accepts or
+// rejects with messages that each name a field of the file format, that
+// nothing panics, and that an accepted file round-trips: written back as
+// YAML and parsed again, it is the same configuration.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(account))
 	f.Add([]byte("limits: {buckets: {sms: {limit: 5, period: 1s, burst: 5}}}\n" + account))
 	f.Add([]byte("max_body: 1MiB\nupstream: {regions: {x: {api: 'https://a', ccm: 'https://b'}}}\n"))
+	f.Add([]byte("listen: 0.0.0.0:8080\nauth: {allow_anonymous: true, anonymous: {accounts: ['*']}}\nclients: [{id: b, secret_sha256: REPLACE, accounts: [acme], share: -1}]\n" + account))
+	f.Add([]byte("vault: {address: 'http://vault:8200', auth: {method: approle}}\naccounts:\n  - sid: a\n    credentials: {source: vault, vault: {path: p, kv_version: 3}}\n"))
+	f.Add([]byte("limits: {backend: redis, redis: {address: x, db: -1, ca_file: /x}, replicas: -1}\nbreaker: {consecutive_failures: 0, failure_ratio: 0}\n" + account))
+	for _, file := range []string{"../../config.example.yaml", "testdata/plain-http.yaml"} {
+		if data, err := os.ReadFile(file); err == nil {
+			f.Add(data)
+		}
+	}
+	keys := map[string]bool{}
+	for _, field := range reflect.VisibleFields(reflect.TypeFor[Config]()) {
+		keys[field.Tag.Get("yaml")] = true
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data)
 		if err != nil {
 			return
 		}
-		if cfg.Validate() == nil {
+		if err := cfg.Validate(); err != nil {
+			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+				field, _, ok := strings.Cut(e.Error(), ": ")
+				top := field
+				if i := strings.IndexAny(top, ".["); i >= 0 {
+					top = top[:i]
+				}
+				if !ok || !keys[top] {
+					t.Fatalf("Validate error names no field of the file: %q", e)
+				}
+			}
+		} else {
 			// Anything valid must have accounts with known regions and sane limits.
 			for _, a := range cfg.Accounts {
 				if _, ok := cfg.Upstream.Regions[a.Region]; !ok {
@@ -302,6 +335,44 @@ func FuzzParse(f *testing.F) {
 					t.Fatalf("valid config with bad rule %s %+v", name, r)
 				}
 			}
+		}
+		out, err := yaml.Marshal(cfg)
+		if err != nil {
+			t.Fatalf("Marshal: %v", err)
+		}
+		again, err := Parse(out)
+		if err != nil {
+			t.Fatalf("Parse of its own output: %v\n%s", err, out)
+		}
+		if out2, _ := yaml.Marshal(again); !bytes.Equal(out, out2) {
+			t.Fatalf("does not round-trip:\n%s\nthen\n%s", out, out2)
+		}
+	})
+}
+
+// FuzzParseByteSize checks that ParseByteSize never panics, that what it
+// accepts is a size it can read back written as plain bytes, and that the
+// space around the number and unit does not matter.
+func FuzzParseByteSize(f *testing.F) {
+	for _, s := range []string{"1024", "64KiB", "1MiB", "10MB", "2 GiB", "7B", "", "-1", "1XB", "MiB", "99999999999999999999GiB", "4611686018427387904", "+5KB", "0x10"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := ParseByteSize(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), "is not a size") {
+				t.Fatalf("ParseByteSize(%q): error %q does not say what is wrong", s, err)
+			}
+			return
+		}
+		if n < 0 || n > 1<<62 {
+			t.Fatalf("ParseByteSize(%q) = %d, out of range", s, n)
+		}
+		if back, err := ParseByteSize(strconv.FormatInt(int64(n), 10)); err != nil || back != n {
+			t.Fatalf("ParseByteSize(%q) = %d, but %d reads back as %d, %v", s, n, n, back, err)
+		}
+		if spaced, err := ParseByteSize(" " + s + "\t"); err != nil || spaced != n {
+			t.Fatalf("ParseByteSize(%q) = %d, but with spaces around it %d, %v", s, n, spaced, err)
 		}
 	})
 }
