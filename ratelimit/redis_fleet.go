@@ -417,9 +417,10 @@ func (r *Redis) subscribe(ctx context.Context, subscribed chan struct{}) {
 func (r *Redis) pauseMessage(payload string) {
 	account, rest, ok := strings.Cut(payload, " ")
 	i := strings.LastIndexByte(rest, ' ')
-	// Bucket names are key-safe like SIDs: a name no replica would send
-	// ("no such bucket") must not fall through to the catch-all lane.
-	if !ok || i <= 0 || !keySafe(account) || !keySafe(rest[:i]) {
+	// Bucket names are key-safe like SIDs, or the catch-all lane's name: a
+	// name no replica would send ("no such bucket") must not fall through
+	// to the catch-all lane.
+	if !ok || i <= 0 || !keySafe(account) || (!keySafe(rest[:i]) && rest[:i] != catchAll) {
 		r.malformedMessage(payload)
 		return
 	}
