@@ -402,27 +402,28 @@ func (s *Store) poll(ctx context.Context, sl *slot) {
 	if sl.src.kind() == "file" {
 		interval = s.cfg.FilePollInterval
 	}
-	bo := backoff{min: time.Second, max: 5 * time.Minute}
+	bo := retryBackoff(s.now)
 	for sl.cur.Load() == nil {
 		if s.refresh(ctx, sl) == nil && sl.cur.Load() != nil {
 			break
 		}
-		if !sleep(ctx, bo.next()) {
+		if !sleep(ctx, bo.NextBackOff()) {
 			return
 		}
 	}
+	every := intervalJitter(interval, s.now)
 	next := time.Duration(rand.Int64N(int64(interval)))
 	for {
 		if !sleep(ctx, next) {
 			return
 		}
-		next = jitter(interval)
+		next = every.NextBackOff()
 		if err := s.refresh(ctx, sl); err != nil {
 			// Keep serving the last good credentials; retry sooner than a
 			// full interval while the source is failing.
-			next = min(next, bo.next())
+			next = min(next, bo.NextBackOff())
 		} else {
-			bo.reset()
+			bo.Reset()
 		}
 	}
 }
@@ -542,28 +543,6 @@ func (e envSource) load(context.Context) (string, string, string, error) {
 
 func (envSource) kind() string    { return "env" }
 func (e envSource) where() string { return e.spec.APIKeyEnv + ", " + e.spec.APITokenEnv }
-
-// backoff is an exponential backoff with full jitter between min and max.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	// Between half and all of the step: spread, but never a busy loop.
-	return b.cur/2 + time.Duration(rand.Int64N(int64(b.cur/2)+1))
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-// jitter returns d ± 20 %.
-func jitter(d time.Duration) time.Duration {
-	return d - d/5 + time.Duration(rand.Int64N(int64(2*d/5)+1))
-}
 
 // sleep waits d or until ctx ends, and reports whether ctx is still live.
 func sleep(ctx context.Context, d time.Duration) bool {

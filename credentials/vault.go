@@ -359,21 +359,21 @@ func (v *vaultClient) TokenExpiresAt() time.Time {
 // with a LifetimeWatcher and logs in again when renewal ends (max TTL) or a
 // Vault call is refused, backing off from 1s to 5min while Vault fails.
 func (v *vaultClient) run(ctx context.Context) {
-	bo := backoff{min: time.Second, max: 5 * time.Minute}
+	bo := retryBackoff(v.now)
 	for ctx.Err() == nil {
 		secret, err := v.login(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			wait := bo.next()
+			wait := bo.NextBackOff()
 			v.log().Error().Str("method", v.cfg.Auth.Method).Str("error", err.Error()).Dur("retry_in", wait).Msg("vault: login failed")
 			if !sleep(ctx, wait) {
 				return
 			}
 			continue
 		}
-		bo.reset()
+		bo.Reset()
 		// A refusal seen before this login was about the old token.
 		select {
 		case <-v.relogin:

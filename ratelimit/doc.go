@@ -137,11 +137,10 @@
 // callers of one account×bucket wait in a line; only its head talks to
 // Redis, and when redis_rate says no it sleeps for the RetryAfter it gives
 // and asks again. With Burst 1 any lateness of that second call is lost for
-// good, and Go's timers can be a millisecond late, so the head wakes a
-// millisecond early and measures out the rest with PINGs (each one round
-// trip long): its call then reaches Redis less than a round trip after the
-// token. This costs about a millisecond's worth of PINGs per token, and
-// only while callers queue. A caller who would join the line is turned
+// good (Go's timers can be a millisecond late, and the call takes half a
+// round trip to reach Redis): about 1.6ms per token against a loopback
+// Redis, 0.5 % of a rule of 200 per minute, and only while callers queue
+// (see docs/benchmarks.md). A caller who would join the line is turned
 // away at once when its predicted wait (the head's RetryAfter, or the
 // tokens the head last saw, plus one interval for each caller ahead; at
 // least the end of a pause) is beyond MaxWait or its deadline. Lines of

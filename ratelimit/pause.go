@@ -81,6 +81,14 @@ const (
 // backoff returns the pause for the step-th consecutive pause (step >= 1)
 // when Exotel gave no Retry-After: a random duration between half and all
 // of min(backoffBase·2^(step−1), backoffMax).
+//
+// It is not cenkalti/backoff (which the credentials package uses for its
+// retries): that library keeps the step inside one not-concurrent-safe
+// value and advances it per call, while here the step is a counter shared
+// by every request of the lane (an atomic in this replica, a Redis key for
+// the fleet), so the pause must be a pure function of the step. The same
+// function is computed in Redis by pauseScript, which must stay in step
+// with this one.
 func backoff(step int) time.Duration {
 	return jitter(backoffStep(step), rand.Float64())
 }

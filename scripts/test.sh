@@ -46,6 +46,9 @@ go test -run='^$' -fuzz='^FuzzParse$' -fuzztime=25000x ./internal/config/
 go test -run='^$' -fuzz='^FuzzParseByteSize$' -fuzztime=100000x ./internal/config/
 go test -run='^$' -fuzz='^FuzzParseBasic$' -fuzztime=80000x ./internal/callers/
 go test -run='^$' -fuzz='^FuzzIdentify$' -fuzztime=70000x ./internal/callers/
+go test -run='^$' -fuzz='^FuzzRedactURI$' -fuzztime=40000x ./proxy/
+go test -run='^$' -fuzz='^FuzzParseRetryAfter$' -fuzztime=50000x ./proxy/
+go test -run='^$' -fuzz='^FuzzRewrite$' -fuzztime=50000x ./proxy/
 
 echo "== benchmarks compile and run once"
 go test -run='^$' -bench=. -benchtime=1x ./...

@@ -18,7 +18,6 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -254,7 +253,7 @@ func (cs *Callers) Identify(r *http.Request) (*Client, error) {
 			return c, nil
 		}
 	}
-	id, secret, ok := ParseBasic(r.Header.Get("Authorization"))
+	id, secret, ok := ParseBasic(r)
 	if !ok {
 		if r.Header.Get("Authorization") == "" && !certified && cs.allowAnonymous {
 			return cs.anonymous, nil
@@ -349,18 +348,12 @@ func certKey(s string) (string, error) {
 	return kind + ":" + value, nil
 }
 
-// ParseBasic parses an HTTP Basic Authorization header value (RFC 7617):
-// the scheme is case-insensitive, the credentials base64 of "id:secret".
-func ParseBasic(h string) (id, secret string, ok bool) {
-	const prefix = "basic "
-	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
-		return "", "", false
-	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(h[len(prefix):]))
-	if err != nil {
-		return "", "", false
-	}
-	id, secret, ok = strings.Cut(string(raw), ":")
+// ParseBasic returns the client id and secret of r's HTTP Basic
+// credentials, as [http.Request.BasicAuth] reads them (RFC 7617: the scheme
+// case-insensitive, the credentials base64 of "id:secret"). An empty id is
+// not a client: ok is false, as it is without Basic credentials.
+func ParseBasic(r *http.Request) (id, secret string, ok bool) {
+	id, secret, ok = r.BasicAuth()
 	if !ok || id == "" {
 		return "", "", false
 	}

@@ -276,6 +276,37 @@ func TestHashSecret(t *testing.T) {
 	}
 }
 
+// authRequest is a request whose Authorization header is h.
+func authRequest(h string) *http.Request {
+	return &http.Request{Header: http.Header{"Authorization": {h}}}
+}
+
+func TestParseBasic(t *testing.T) {
+	for _, tc := range []struct {
+		name, header string
+		id, secret   string
+		ok           bool
+	}{
+		{"id and secret", basic("billing", "s3cret"), "billing", "s3cret", true},
+		{"scheme in any case", "bAsIc " + base64.StdEncoding.EncodeToString([]byte("a:b")), "a", "b", true},
+		{"colons in the secret", basic("a", "b:c:d"), "a", "b:c:d", true},
+		{"empty secret", basic("a", ""), "a", "", true},
+		{"empty id", basic("", "s3cret"), "", "", false},
+		{"no colon", "Basic " + base64.StdEncoding.EncodeToString([]byte("billing")), "", "", false},
+		{"not base64", "Basic !!!", "", "", false},
+		{"scheme only", "Basic ", "", "", false},
+		{"another scheme", "Bearer " + base64.StdEncoding.EncodeToString([]byte("a:b")), "", "", false},
+		{"no header", "", "", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, secret, ok := ParseBasic(authRequest(tc.header))
+			if id != tc.id || secret != tc.secret || ok != tc.ok {
+				t.Errorf("ParseBasic(%q) = %q, %q, %v; want %q, %q, %v", tc.header, id, secret, ok, tc.id, tc.secret, tc.ok)
+			}
+		})
+	}
+}
+
 func FuzzParseBasic(f *testing.F) {
 	f.Add(basic("billing", "s3cret"))
 	f.Add("basic " + base64.StdEncoding.EncodeToString([]byte("a:b:c")))
@@ -283,7 +314,7 @@ func FuzzParseBasic(f *testing.F) {
 	f.Add("Basic Zm9v")
 	f.Add("Bearer x")
 	f.Fuzz(func(t *testing.T, h string) {
-		id, secret, ok := ParseBasic(h)
+		id, secret, ok := ParseBasic(authRequest(h))
 		if !ok {
 			if id != "" || secret != "" {
 				t.Fatal("values returned with ok false")
@@ -294,7 +325,7 @@ func FuzzParseBasic(f *testing.F) {
 			t.Fatalf("id %q", id)
 		}
 		// Round trip: the same pair encodes back to an equal header.
-		id2, secret2, ok2 := ParseBasic(basic(id, secret))
+		id2, secret2, ok2 := ParseBasic(authRequest(basic(id, secret)))
 		if !ok2 || id2 != id || secret2 != secret {
 			t.Fatalf("round trip of %q:%q gave %q:%q %v", id, secret, id2, secret2, ok2)
 		}
@@ -316,7 +347,7 @@ func FuzzIdentify(f *testing.F) {
 			t.Fatalf("credentials %q that name no client made an anonymous caller", h)
 		}
 		if c != nil && c.ID != "" {
-			_, secret, _ := ParseBasic(h)
+			_, secret, _ := ParseBasic(authRequest(h))
 			if HashSecret(secret) != HashSecret(map[string]string{"billing": "billing-secret-0123456789", "ops": "ops-secret-0123456789"}[c.ID]) {
 				t.Fatalf("identified %s without its secret", c.ID)
 			}
