@@ -143,9 +143,21 @@ type upstreamTransport struct {
 	pauser     Pauser // nil: Exotel's 429s are passed on as they are
 	retryWait  time.Duration
 	next       http.RoundTripper
+	now        func() time.Time // the handler's clock (nil: time.Now)
+}
+
+func (t *upstreamTransport) clock() time.Time {
+	if t.now == nil {
+		return time.Now()
+	}
+	return t.now()
 }
 
 func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// The admission that counts: the handler's look at the state only
+	// spares an open breaker's callers the wait in line, while Allow also
+	// counts half-open probes and may refuse a request that was admitted
+	// while the breaker was closed.
 	done, err := t.breaker.cb.Allow()
 	if err != nil {
 		// Open, or half-open with its probes already out.
@@ -160,10 +172,10 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		done(context.Canceled) // excluded: says nothing about the upstream
 		return nil, errors.Join(errCredentials, err)
 	}
-	start := time.Now()
+	start := t.clock()
 	resp, err := t.send(req)
 	if err == nil {
-		t.metrics.Upstream(t.account, t.host, resp.StatusCode, time.Since(start))
+		t.metrics.Upstream(t.account, t.host, resp.StatusCode, t.clock().Sub(start))
 	}
 	if err == nil && resp.StatusCode == http.StatusUnauthorized && t.reauth != nil {
 		resp, err = t.replayUnauthorized(req, resp, version)
@@ -253,7 +265,7 @@ func (t *upstreamTransport) replayUnauthorized(req *http.Request, resp *http.Res
 // it — a 429 means Exotel acted on nothing. Otherwise Exotel's 429 is passed
 // on unchanged.
 func (t *upstreamTransport) afterTooManyRequests(req *http.Request, resp *http.Response) (*http.Response, error) {
-	pause := t.pauser.Pause(t.account, t.bucket, parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
+	pause := t.pauser.Pause(t.account, t.bucket, parseRetryAfter(resp.Header.Get("Retry-After"), t.clock()))
 	if pause > t.retryWait || t.retryWait < 0 {
 		return resp, nil
 	}
@@ -282,7 +294,7 @@ func (t *upstreamTransport) afterTooManyRequests(req *http.Request, resp *http.R
 		return replayFailed(resp, err)
 	}
 	if second.StatusCode == http.StatusTooManyRequests {
-		t.pauser.Pause(t.account, t.bucket, parseRetryAfter(second.Header.Get("Retry-After"), time.Now()))
+		t.pauser.Pause(t.account, t.bucket, parseRetryAfter(second.Header.Get("Retry-After"), t.clock()))
 	} else if second.StatusCode < 400 {
 		t.pauser.Succeeded(t.account, t.bucket)
 	}

@@ -282,6 +282,7 @@ func (h *Handler) newUpstream(sid string, host exotel.Host, target *url.URL, bs 
 				pauser:     h.pauser,
 				retryWait:  h.retryWait,
 				next:       next,
+				now:        h.now,
 			},
 			BufferPool:   &h.bufs,
 			ErrorHandler: h.proxyError,
@@ -563,7 +564,8 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		h.fail(ex, route.Shape, errBodyTooLarge)
 		return
 	}
-	// An open breaker answers at once, without queueing for the limiter.
+	// An open breaker answers at once, without queueing for the limiter
+	// (the transport's Allow is the admission that counts).
 	if up.breaker.State() == gobreaker.StateOpen {
 		h.fail(ex, route.Shape, up.breaker.refusal())
 		return
@@ -575,6 +577,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 			// from the account's (the limiters refuse a turn past the
 			// deadline at once, with Retry-After).
 			var cancel context.CancelFunc
+			// A context deadline is wall time, not the handler's clock.
 			lctx, cancel = context.WithDeadline(lctx, time.Now().Add(h.maxWait))
 			defer cancel()
 		}
