@@ -141,8 +141,10 @@ type server struct {
 	metrics *metrics.Metrics
 	log     zerolog.Logger // the first gateway's logger, for the server's own lines
 
-	mu  sync.Mutex // serializes reloads
-	ctx context.Context
+	mu sync.Mutex // serializes reloads and the shutdown
+	// closing counts the replaced gateways whose background work is still
+	// to be stopped; serve waits for them before it returns.
+	closing sync.WaitGroup
 }
 
 // ServeHTTP hands each request to the gateway live when it arrives; a
@@ -156,8 +158,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // sources change; limiter and breaker state and loaded credentials of
 // unchanged accounts carry over; requests in flight finish on the old
 // gateway. Listen addresses need a restart and are refused. On any error the
-// old configuration keeps serving.
-func (s *server) reload() (err error) {
+// old configuration keeps serving. bg is the background work's context:
+// it ends when serve returns, and the replaced gateway is closed then at
+// the latest.
+func (s *server) reload(bg context.Context) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.live.Load()
@@ -201,7 +205,7 @@ func (s *server) reload() (err error) {
 	if err != nil {
 		return err
 	}
-	gw.start(s.ctx)
+	gw.start(bg)
 	s.live.Store(gw)
 	sids := make([]string, 0, len(cfg.Accounts))
 	for _, a := range cfg.Accounts {
@@ -210,12 +214,14 @@ func (s *server) reload() (err error) {
 	log.Info().Strs("accounts", sids).Msg("configuration reloaded")
 	// The old gateway's requests may still be in flight: stop its background
 	// work once they have had the time a shutdown would give them.
+	s.closing.Add(1)
 	go func() {
+		defer s.closing.Done()
 		t := time.NewTimer(old.cfg.ShutdownTimeout)
 		defer t.Stop()
 		select {
 		case <-t.C:
-		case <-s.ctx.Done():
+		case <-bg.Done():
 		}
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -764,7 +770,11 @@ type roundTripper interface {
 func (s *server) serve(ctx context.Context) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	s.ctx = context.WithoutCancel(ctx)
+	// The background work (credentials refresh, limiter heartbeats, the
+	// certificate watcher, replaced gateways waiting to close) outlives the
+	// signal, through the drain, and ends when serve returns.
+	bg, cancelBg := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBg() // also on the early returns; the close below cancels it first
 	gw := s.live.Load()
 	cfg, log := gw.cfg, s.log
 	if cfg.Admin.Listen != "" && cfg.Admin.TokenFile != "" {
@@ -776,13 +786,17 @@ func (s *server) serve(ctx context.Context) error {
 	// Credentials from files and Vault load in the background: until every
 	// account has some, /readyz answers 503 and that account's requests 503
 	// credentials_unavailable, and exogate keeps trying.
-	gw.start(s.ctx)
+	gw.start(bg)
 	defer func() {
+		s.mu.Lock()
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
 		if err := s.live.Load().close(cctx); err != nil {
 			log.Warn().Str("error", err.Error()).Msg("shutting down")
 		}
+		cancel()
+		cancelBg()
+		s.mu.Unlock()
+		s.closing.Wait()
 	}()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -791,7 +805,7 @@ func (s *server) serve(ctx context.Context) error {
 	}
 	scheme := "http"
 	if cfg.TLS.CertFile != "" {
-		tlsConf, err := newServerTLS(s.ctx, cfg.TLS, log)
+		tlsConf, err := newServerTLS(bg, cfg.TLS, log)
 		if err != nil {
 			ln.Close()
 			return err
@@ -843,7 +857,7 @@ func (s *server) serve(ctx context.Context) error {
 		}
 		var reload func() error
 		if s.load != nil {
-			reload = s.reload
+			reload = func() error { return s.reload(bg) }
 		}
 		admin := &http.Server{
 			Handler:           adminHandler(s.live.Load, s.metrics, reload, log),
@@ -866,7 +880,7 @@ func (s *server) serve(ctx context.Context) error {
 		case err := <-errc:
 			return fmt.Errorf("serve: %w", err)
 		case <-hup:
-			_ = s.reload()
+			_ = s.reload(bg)
 		case <-ctx.Done():
 			running = false
 		}
