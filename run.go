@@ -419,9 +419,7 @@ func newClientLimiters(cfg config.Config, sids []string, getenv func(string) str
 func (g *gateway) start(ctx context.Context) {
 	g.store.Start(ctx)
 	for _, l := range g.allLimiters() {
-		if r, ok := l.(*ratelimit.Redis); ok {
-			r.Start(ctx)
-		}
+		l.Start(ctx)
 	}
 }
 
@@ -437,9 +435,7 @@ func (g *gateway) allLimiters() []limiter {
 func (g *gateway) close(ctx context.Context) error {
 	var errs []error
 	for _, l := range g.allLimiters() {
-		if r, ok := l.(*ratelimit.Redis); ok {
-			errs = append(errs, r.Close())
-		}
+		errs = append(errs, l.Close())
 	}
 	errs = append(errs, g.store.Close(ctx))
 	g.transport.CloseIdleConnections()
@@ -612,6 +608,13 @@ type limiter interface {
 	proxy.Limiter
 	proxy.Pauser
 	PauseLeft(account, bucket string) time.Duration
+	// Start begins the background work (Redis: heartbeats and the pause
+	// subscription) until ctx ends or Close.
+	Start(ctx context.Context)
+	Close() error
+	Backend() string // memory, redis, or local (Redis unavailable)
+	Replicas() int   // 0 when unknown
+	MalformedMessages() int64
 }
 
 // newLimiter builds the in-memory limiter, or the Redis one shared by every
@@ -643,16 +646,9 @@ func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rul
 	if r.TLS {
 		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
 		if r.CAFile != "" {
-			pem, err := os.ReadFile(r.CAFile)
+			pool, err := caPool(r.CAFile, true)
 			if err != nil {
 				return nil, fmt.Errorf("limits.redis.ca_file: %w", err)
-			}
-			pool, err := x509.SystemCertPool()
-			if err != nil || pool == nil {
-				pool = x509.NewCertPool()
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("limits.redis.ca_file: %s holds no PEM certificate", r.CAFile)
 			}
 			tlsConf.RootCAs = pool
 		}
@@ -697,16 +693,9 @@ func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rul
 func newTransport(u config.Upstream, upstreams []*url.URL, log zerolog.Logger) (roundTripper, error) {
 	var roots *x509.CertPool
 	if u.CAFile != "" {
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		pem, err := os.ReadFile(u.CAFile)
+		pool, err := caPool(u.CAFile, true)
 		if err != nil {
 			return nil, fmt.Errorf("upstream.ca_file: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("upstream.ca_file: %s holds no PEM certificate", u.CAFile)
 		}
 		roots = pool
 	}
@@ -966,17 +955,36 @@ func newServerTLS(ctx context.Context, c config.TLS, log zerolog.Logger) (*tls.C
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cur.Load(), nil },
 	}
 	if c.ClientCAFile != "" {
-		pem, err := os.ReadFile(c.ClientCAFile)
+		// Only the named CA: the system's public roots must not vouch
+		// for a caller.
+		pool, err := caPool(c.ClientCAFile, false)
 		if err != nil {
 			return nil, fmt.Errorf("tls.client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.client_ca_file: %s holds no PEM certificate", c.ClientCAFile)
 		}
 		conf.ClientCAs, conf.ClientAuth = pool, tls.VerifyClientCertIfGiven
 	}
 	return conf, nil
+}
+
+// caPool is the certificates of the PEM file, added to the system roots
+// when withSystem is set (a verifier of servers), alone otherwise (a
+// verifier of callers). A file without a certificate is an error.
+func caPool(file string, withSystem bool) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var pool *x509.CertPool
+	if withSystem {
+		pool, _ = x509.SystemCertPool()
+	}
+	if pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return pool, nil
 }
 
 func buildVersion() string {
