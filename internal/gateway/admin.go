@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"bytes"
@@ -211,7 +211,7 @@ type BucketStatus struct {
 
 func (g *gateway) status() Status {
 	st := Status{
-		Version:  buildVersion(),
+		Version:  g.version,
 		Ready:    g.Ready(),
 		Draining: g.Draining(),
 		Limiter:  LimiterStatus{Backend: g.backend()},
