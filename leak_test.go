@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/exogate/exogate/internal/gateway"
 	"github.com/exogate/exogate/internal/testutil"
 )
 
@@ -66,31 +66,24 @@ shutdown_delay: 0s
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
+	started := make(chan *gateway.Server, 1)
 	gatewaysStarted.Add(1)
 	go func() {
-		done <- run(ctx, []string{"exogate", "-config", path}, func(k string) string { return farmEnv()[k] }, io.Discard, io.MultiWriter(logs, allLogs))
+		done <- runNotify(ctx, []string{"exogate", "-config", path}, func(k string) string { return farmEnv()[k] }, io.Discard, io.MultiWriter(logs, allLogs),
+			func(s *gateway.Server) { started <- s })
 	}()
-	var base string
-	waitFor(t, func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("run exited before listening: %v\n%s", err, logs.String())
-		default:
-		}
-		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
-			base = "https://" + m[1]
-		}
-		return base != ""
-	})
+	var gw *gateway.Server
+	select {
+	case gw = <-started:
+	case err := <-done:
+		t.Fatalf("run exited before listening: %v\n%s", err, logs.String())
+	}
+	base := "https://" + gw.Addr().String()
 	clientWith, do := p.clients(base)
 	c := clientWith()
 	waitFor(t, func() bool { code, _, err := do(c, "GET", "/readyz", nil); return err == nil && code == 200 })
 	c.CloseIdleConnections()
-	m := regexp.MustCompile(`"admin_addr":"([^"]+)"`).FindStringSubmatch(logs.String())
-	if m == nil {
-		t.Fatalf("no admin address in the log:\n%s", logs.String())
-	}
-	resp, err := http.Post("http://"+m[1]+"/-/reload", "", nil)
+	resp, err := http.Post("http://"+gw.AdminAddr().String()+"/-/reload", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/exogate/exogate/internal/callers"
 	"github.com/exogate/exogate/internal/config"
 	"github.com/exogate/exogate/internal/gateway"
@@ -44,6 +42,12 @@ EXOGATE_LISTEN overrides the listen address in both modes.
 // run is the whole program: it reads flags, the environment and the config
 // file, wires the gateway and serves until ctx ends or SIGINT/SIGTERM.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return runNotify(ctx, args, getenv, stdout, stderr, nil)
+}
+
+// runNotify is run, calling started (when not nil) with the gateway once it
+// listens: in-process tests read its addresses there.
+func runNotify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, started func(*gateway.Server)) error {
 	cmd, rest := "serve", args[1:]
 	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		cmd, rest = rest[0], rest[1:]
@@ -108,16 +112,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	return serve(ctx, gw, log)
+	return serve(ctx, gw, started)
 }
 
 // serve runs the gateway until ctx ends or SIGINT/SIGTERM arrives, then
 // drains. SIGHUP (and POST /-/reload) reload the configuration file.
-func serve(ctx context.Context, gw *gateway.Server, log zerolog.Logger) error {
+func serve(ctx context.Context, gw *gateway.Server, started func(*gateway.Server)) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := gw.Start(ctx); err != nil {
 		return err
+	}
+	if started != nil {
+		started(gw)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
