@@ -237,27 +237,36 @@ func (s *Server) Start(ctx context.Context) (err error) {
 
 	s.deps.Metrics.Register(newStateCollector(s.live.Load))
 	if cfg.Admin.Listen != "" {
-		aln, err := lc.Listen(ctx, "tcp", cfg.Admin.Listen)
-		if err != nil {
+		if err := s.startAdmin(ctx, cfg, log); err != nil {
 			_ = srv.Close()
-			return fmt.Errorf("admin listen: %w", err)
+			return err
 		}
-		var reload func() error
-		if s.deps.Load != nil {
-			reload = s.Reload
-		}
-		admin := &http.Server{
-			Handler:           adminHandler(s.live.Load, s.deps.Metrics, reload, log),
-			ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
-			ReadTimeout:       cfg.Server.ReadTimeout,
-			IdleTimeout:       cfg.Server.IdleTimeout,
-			ErrorLog:          logx.StdLogger(log, "admin"),
-		}
-		s.admin, s.aln = admin, aln
-		go func() { s.errc <- admin.Serve(aln) }()
-		log.Info().Str("admin_addr", aln.Addr().String()).Bool("admin_token_required", cfg.Admin.TokenFile != "").
-			Dur("min_reload_interval", cfg.Admin.MinReloadInterval).Msg("admin listening")
 	}
+	return nil
+}
+
+// startAdmin opens the admin listener and serves it.
+func (s *Server) startAdmin(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
+	var lc net.ListenConfig
+	aln, err := lc.Listen(ctx, "tcp", cfg.Admin.Listen)
+	if err != nil {
+		return fmt.Errorf("admin listen: %w", err)
+	}
+	var reload func() error
+	if s.deps.Load != nil {
+		reload = s.Reload
+	}
+	admin := &http.Server{
+		Handler:           adminHandler(s.live.Load, s.deps.Metrics, reload, log),
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		ReadTimeout:       cfg.Server.ReadTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		ErrorLog:          logx.StdLogger(log, "admin"),
+	}
+	s.admin, s.aln = admin, aln
+	go func() { s.errc <- admin.Serve(aln) }()
+	log.Info().Str("admin_addr", aln.Addr().String()).Bool("admin_token_required", cfg.Admin.TokenFile != "").
+		Dur("min_reload_interval", cfg.Admin.MinReloadInterval).Msg("admin listening")
 	return nil
 }
 
