@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/exogate/exogate/internal/fakeexotel"
+	"github.com/exogate/exogate/internal/gateway"
 )
 
 var adminRE = regexp.MustCompile(`"admin_addr":"([^"]+)"`)
@@ -192,7 +193,7 @@ breaker: {consecutive_failures: 2, open_for: 1h}
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	var st Status
+	var st gateway.Status
 	if err := json.Unmarshal(body, &st); err != nil {
 		t.Fatalf("status: %v\n%s", err, body)
 	}

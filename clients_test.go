@@ -25,6 +25,7 @@ import (
 
 	"github.com/exogate/exogate/internal/callers"
 	"github.com/exogate/exogate/internal/exotel"
+	"github.com/exogate/exogate/internal/gateway"
 	"github.com/exogate/exogate/internal/redistest"
 	"github.com/exogate/exogate/internal/testutil"
 )
@@ -299,28 +300,24 @@ func startTLSGateway(t *testing.T, cfg string) (string, *testutil.SyncBuffer) {
 	logs := &testutil.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	started := make(chan string, 1)
 	go func() {
-		done <- run(ctx, []string{"exogate", "-config", writeFile(t, "tls.yaml", cfg)}, func(k string) string { return farmEnv()[k] }, io.Discard, io.MultiWriter(logs, allLogs))
+		done <- runNotify(ctx, []string{"exogate", "-config", writeFile(t, "tls.yaml", cfg)}, func(k string) string { return farmEnv()[k] }, io.Discard, io.MultiWriter(logs, allLogs),
+			func(s *gateway.Server) { started <- s.Addr().String() })
 	}()
 	gatewaysStarted.Add(1)
 	t.Cleanup(func() {
 		cancel()
 		<-done
 	})
-	var base string
-	waitFor(t, func() bool {
-		select {
-		case err := <-done:
-			done <- err // for the cleanup
-			t.Fatalf("run exited before listening: %v\n%s", err, logs.String())
-		default:
-		}
-		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
-			base = "https://" + m[1]
-		}
-		return base != ""
-	})
-	return base, logs
+	select {
+	case addr := <-started:
+		return "https://" + addr, logs
+	case err := <-done:
+		done <- err // for the cleanup
+		t.Fatalf("run exited before listening: %v\n%s", err, logs.String())
+		return "", nil
+	}
 }
 
 func TestMutualTLS(t *testing.T) {

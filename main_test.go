@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/exogate/exogate/internal/fakeexotel"
+	"github.com/exogate/exogate/internal/gateway"
 	"github.com/exogate/exogate/internal/testutil"
 )
 
@@ -162,21 +163,17 @@ func startGateway(t *testing.T, args []string, env map[string]string) *testGatew
 	g := &testGateway{cancel: cancel, done: make(chan error, 1), logs: &testutil.SyncBuffer{}}
 	stderr := io.MultiWriter(g.logs, allLogs)
 	gatewaysStarted.Add(1)
+	started := make(chan string, 1)
 	go func() {
-		g.done <- run(ctx, append([]string{"exogate"}, args...), func(k string) string { return env[k] }, io.Discard, stderr)
+		g.done <- runNotify(ctx, append([]string{"exogate"}, args...), func(k string) string { return env[k] }, io.Discard, stderr,
+			func(s *gateway.Server) { started <- s.Addr().String() })
 	}()
-	waitFor(t, func() bool {
-		select {
-		case err := <-g.done:
-			t.Fatalf("run exited before listening: %v\n%s", err, g.logs.String())
-		default:
-		}
-		if m := addrRE.FindStringSubmatch(g.logs.String()); m != nil {
-			g.base = "http://" + m[1]
-			return true
-		}
-		return false
-	})
+	select {
+	case addr := <-started:
+		g.base = "http://" + addr
+	case err := <-g.done:
+		t.Fatalf("run exited before listening: %v\n%s", err, g.logs.String())
+	}
 	waitStatus(t, g.base+"/readyz", 200)
 	t.Cleanup(func() { g.stop(t) })
 	return g

@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"bytes"
@@ -19,9 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/exogate/exogate/internal/exotel"
-	"github.com/exogate/exogate/internal/h1"
 	"github.com/exogate/exogate/internal/metrics"
-	"github.com/exogate/exogate/ratelimit"
 )
 
 // adminHandler serves the operator's endpoints on the admin listener:
@@ -213,16 +211,15 @@ type BucketStatus struct {
 
 func (g *gateway) status() Status {
 	st := Status{
-		Version:  buildVersion(),
+		Version:  g.version,
 		Ready:    g.Ready(),
 		Draining: g.Draining(),
 		Limiter:  LimiterStatus{Backend: g.backend()},
 	}
-	if r, ok := g.limiter.(*ratelimit.Redis); ok {
-		st.Limiter.Replicas = r.Replicas()
-	}
+	st.Limiter.Replicas = g.limiter.Replicas()
 	st.Upstream.Client = "net/http"
-	if t, ok := g.transport.(*h1.Transport); ok {
+	// exogate's own client (h1) is the one that counts its idle connections.
+	if t, ok := g.transport.(interface{ IdleConns() int }); ok {
 		n := t.IdleConns()
 		st.Upstream.Client, st.Upstream.IdleConns = "http1", &n
 	}
@@ -251,12 +248,7 @@ func (g *gateway) status() Status {
 }
 
 // backend names the limiter backend in use: memory, redis, or local.
-func (g *gateway) backend() string {
-	if r, ok := g.limiter.(*ratelimit.Redis); ok {
-		return r.Backend()
-	}
-	return "memory"
-}
+func (g *gateway) backend() string { return g.limiter.Backend() }
 
 // stateCollector reads, at scrape time, what lives in the limiter and the
 // credentials store: pauses, the backend, credential versions and ages,
@@ -297,14 +289,12 @@ func (c *stateCollector) Collect(w *metrics.Writer) {
 		}
 		w.Write(c.backend, v, b)
 	}
-	if _, ok := g.limiter.(*ratelimit.Redis); ok {
+	if g.backend() != "memory" {
 		// The accounts' limiter and each capped client's, each on its own
 		// channel.
 		n := int64(0)
 		for _, l := range g.allLimiters() {
-			if r, ok := l.(*ratelimit.Redis); ok {
-				n += r.MalformedMessages()
-			}
+			n += l.MalformedMessages()
 		}
 		w.Write(c.malformedPauses, float64(n))
 	}

@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"context"
@@ -26,8 +26,18 @@ var checkHints = map[int]string{
 // for every account through the gateway's own handler (so through the same
 // limiter, breaker, credentials and transport as live traffic), one line per
 // account. It fails if any account does not answer 200.
-func check(ctx context.Context, cfg config.Config, gw *gateway, stdout io.Writer) error {
-	gw.start(ctx)
+//
+// The credential test is the operator's, not a caller's: it goes through
+// the limiter, breaker and transport of live traffic, but no caller's
+// identity or rights apply to it.
+func Check(ctx context.Context, cfg config.Config, deps Deps, stdout io.Writer) error {
+	ccfg := cfg
+	ccfg.Clients, ccfg.Auth.Anonymous = nil, nil
+	gw, err := newGateway(ccfg, deps.Getenv, deps.Logger, deps.Metrics, deps.Version, nil)
+	if err != nil {
+		return err
+	}
+	gw.start()
 	defer func() { _ = gw.close(context.WithoutCancel(ctx)) }()
 	// Give file and Vault sources a moment to load; an account still without
 	// credentials then reports credentials_unavailable.
