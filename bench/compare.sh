@@ -10,8 +10,21 @@
 #        (flags of bench/compare; `go run ./bench/compare -h` lists them)
 #        -before GIT-REF (first) also builds exogate at that commit and measures
 #        it beside the working tree's build, as "exogate (before)".
+#        bench/compare.sh clients [-rounds 5] [-upstream-delay 20ms] [-conns 256] ...
+#        measures exogate's two upstream clients (upstream.client: http1 and
+#        net/http) against a TLS stand-in that answers after a delay (~3.5 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ ${1:-} == clients ]]; then
+	shift
+	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+	work=$(mktemp -d)
+	trap 'rm -rf "$work"' EXIT
+	CGO_ENABLED=0 go build -trimpath -ldflags "-w" -o "$work/exogate" .
+	go build -o "$work/compare" ./bench/compare
+	"$work/compare" clients -exogate "$work/exogate" "$@"
+	exit
+fi
 missing=()
 for cmd in nginx haproxy wrk; do
 	command -v "$cmd" >/dev/null || missing+=("$cmd")

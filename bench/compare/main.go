@@ -81,6 +81,13 @@ func main() {
 		fmt.Printf("p50 %s  p99 %s  errors %d  generator late p99 %s\n", fmtDur(pct(r.lat, 0.50)), fmtDur(pct(r.lat, 0.99)), r.errors, fmtDur(r.lateP99))
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "clients" {
+		if err := clientsMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "compare clients:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "goproxy" {
 		if err := goproxyMain(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "compare goproxy:", err)

@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // upstream is the stand-in for Exotel: plain HTTP/1.1 on loopback, keep-alive,
@@ -22,6 +24,7 @@ type upstream struct {
 	ln       net.Listener
 	wantAuth []byte
 	wantHost []byte
+	delay    time.Duration // added before each answer, as Exotel's own round trip
 
 	requests atomic.Int64
 	authBad  atomic.Int64 // missing, wrong or repeated Authorization
@@ -53,11 +56,21 @@ var (
 )
 
 func startUpstream(wantAuth string) (*upstream, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return startUpstreamWith(wantAuth, nil, 0)
+}
+
+// startUpstreamWith is the stand-in over TLS when tlsConf is not nil, and
+// answering each request delay after reading it when delay > 0.
+func startUpstreamWith(wantAuth string, tlsConf *tls.Config, delay time.Duration) (*upstream, error) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	u := &upstream{ln: ln, wantAuth: []byte(wantAuth), wantHost: []byte(ln.Addr().String()), conns: map[net.Conn]struct{}{}}
+	ln := tcp
+	if tlsConf != nil {
+		ln = tls.NewListener(tcp, tlsConf)
+	}
+	u := &upstream{ln: ln, wantAuth: []byte(wantAuth), wantHost: []byte(tcp.Addr().String()), delay: delay, conns: map[net.Conn]struct{}{}}
 	u.wg.Add(1)
 	go func() {
 		defer u.wg.Done()
@@ -182,6 +195,9 @@ func (u *upstream) serve(c net.Conn) {
 			if _, err := r.Discard(int(contentLength)); err != nil {
 				return
 			}
+		}
+		if u.delay > 0 {
+			time.Sleep(u.delay)
 		}
 		switch {
 		case nAuth != 1 || !authOK:
