@@ -193,31 +193,13 @@ func printClients(cs []*contender, res map[string]*clientStats, delay time.Durat
 // upstream.client; everything else as newExogate, with a pool wide enough
 // for the saturated runs.
 func newExogateClient(dir, bin, up, caFile, client string) (*contender, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	admin, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	rule := "{limit: 100000000, period: 1s, burst: 1000000}"
-	cfg := fmt.Sprintf(`listen: 127.0.0.1:%d
-admin: {listen: 127.0.0.1:%d}
-log: {level: info, format: json}
-upstream:
-  client: %s
+	cfg, port, err := exogateConfig(fmt.Sprintf(`  client: %s
   ca_file: %s
   max_idle_conns_per_host: 512
-  regions: {singapore: {api: "https://%s", ccm: "https://%s"}}
-accounts:
-  - sid: acme
-    region: singapore
-    credentials: {source: env, api_key_env: K, api_token_env: T}
-limits:
-  backend: memory
-  buckets: {voice_v1: %s, voice_v2: %s, sms: %s, whatsapp: %s, other: %s}
-`, port, admin, client, caFile, up, up, rule, rule, rule, rule, rule)
+  regions: {singapore: {api: "https://%s", ccm: "https://%s"}}`, client, caFile, up, up))
+	if err != nil {
+		return nil, err
+	}
 	file, err := writeFile(dir, strings.ReplaceAll(client, "/", "")+".yaml", cfg)
 	if err != nil {
 		return nil, err

@@ -162,34 +162,11 @@ func writeFile(dir, name, text string) (string, error) {
 // in-memory limiter with limits far above the load, breaker on (default),
 // info JSON access log on stderr (to /dev/null), admin listener on.
 func newExogate(dir, name, bin, up, key, token string, extraEnv []string) (*contender, error) {
-	port, err := freePort()
+	cfg, port, err := exogateConfig(fmt.Sprintf(`  allow_insecure_http: true
+  regions: {singapore: {api: "http://%s", ccm: "http://%s"}}`, up, up))
 	if err != nil {
 		return nil, err
 	}
-	admin, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	rule := "{limit: 100000000, period: 1s, burst: 1000000}"
-	cfg := fmt.Sprintf(`listen: 127.0.0.1:%d
-admin: {listen: 127.0.0.1:%d}
-log: {level: info, format: json}
-upstream:
-  allow_insecure_http: true
-  regions: {singapore: {api: "http://%s", ccm: "http://%s"}}
-accounts:
-  - sid: acme
-    region: singapore
-    credentials: {source: env, api_key_env: K, api_token_env: T}
-limits:
-  backend: memory
-  buckets:
-    voice_v1: %s
-    voice_v2: %s
-    sms: %s
-    whatsapp: %s
-    other: %s
-`, port, admin, up, up, rule, rule, rule, rule, rule)
 	file, err := writeFile(dir, strings.NewReplacer(" ", "-", "(", "", ")", "").Replace(name)+".yaml", cfg)
 	if err != nil {
 		return nil, err
@@ -401,4 +378,34 @@ func cpuTime(pids []int) time.Duration {
 		}
 	}
 	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// exogateConfig is exogate's file as the comparisons run it, on free ports:
+// env credentials, the in-memory limiter with limits far above the load,
+// the breaker on (default), an info JSON access log, the admin listener on;
+// upstream is the body of the upstream: block.
+func exogateConfig(upstream string) (cfg string, port int, err error) {
+	port, err = freePort()
+	if err != nil {
+		return "", 0, err
+	}
+	admin, err := freePort()
+	if err != nil {
+		return "", 0, err
+	}
+	rule := "{limit: 100000000, period: 1s, burst: 1000000}"
+	cfg = fmt.Sprintf(`listen: 127.0.0.1:%d
+admin: {listen: 127.0.0.1:%d}
+log: {level: info, format: json}
+upstream:
+%s
+accounts:
+  - sid: acme
+    region: singapore
+    credentials: {source: env, api_key_env: K, api_token_env: T}
+limits:
+  backend: memory
+  buckets: {voice_v1: %s, voice_v2: %s, sms: %s, whatsapp: %s, other: %s}
+`, port, admin, upstream, rule, rule, rule, rule, rule)
+	return cfg, port, nil
 }
