@@ -205,12 +205,16 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 // Exotel is an *errOutcomeUnknown (for a method that may change something):
 // Exotel may have acted on it.
 func (t *upstreamTransport) send(req *http.Request) (*http.Response, error) {
+	if safeMethod(req.Method) {
+		// Nothing to tell apart: a lost answer to a read changed nothing.
+		return t.next.RoundTrip(req)
+	}
 	var written atomic.Bool
 	sent := req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
 		WroteRequest: func(info httptrace.WroteRequestInfo) { written.Store(info.Err == nil) },
 	}))
 	resp, err := t.next.RoundTrip(sent)
-	if err != nil && written.Load() && !safeMethod(req.Method) && req.Context().Err() == nil {
+	if err != nil && written.Load() && req.Context().Err() == nil {
 		err = &errOutcomeUnknown{err}
 	}
 	return resp, err

@@ -470,8 +470,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// still be reading the request body it was handed (net/http's writes it
 	// from a goroutine of its own), and nothing it can touch may be reused.
 	ex := &exchange{ResponseWriter: w, method: r.Method, writeLimit: h.writeLimit}
-	ex.requestID = h.newRequestID(ex)
-	w.Header()["X-Request-Id"] = []string{ex.requestID}
+	ex.requestID = h.newRequestID(ex) // set on the answer by exchange.final
 	defer func() {
 		if p := recover(); p != nil {
 			// ReverseProxy aborts the response with http.ErrAbortHandler when
