@@ -497,6 +497,12 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		// the connection after answering it.
 		ex.closeConn = true
 	}
+	over := overConnections(r.Context())
+	if over {
+		// A connection past the listener's bound gets one answer, then is
+		// closed: a 503 overloaded, or a health check's own answer.
+		ex.closeConn = true
+	}
 	switch {
 	case r.Method == http.MethodConnect:
 		h.fail(ex, exotel.ShapeOf(raw), errConnect)
@@ -512,9 +518,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		return
 	}
 
-	if overConnections(r.Context()) {
-		// A connection past the listener's bound gets this one answer.
-		ex.closeConn = true
+	if over {
 		h.fail(ex, exotel.ShapeOf(raw), errOverloaded)
 		return
 	}
