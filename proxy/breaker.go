@@ -87,8 +87,26 @@ type breaker struct {
 
 func newBreaker(name string, s BreakerSettings, now func() time.Time) *breaker {
 	b := &breaker{openFor: s.withDefaults().OpenFor, now: now, settings: s.comparable()}
+	gs := s.Gobreaker(name)
+	onChange := gs.OnStateChange
+	gs.OnStateChange = func(name string, from, to gobreaker.State) {
+		if to == gobreaker.StateOpen {
+			b.openedAt.Store(b.now().UnixNano())
+		}
+		if onChange != nil {
+			onChange(name, from, to)
+		}
+	}
+	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gs)
+	return b
+}
+
+// Gobreaker returns the settings, defaults applied, as gobreaker takes
+// them, for a breaker named name: the trip rule of the upstream breakers,
+// for other breakers that should behave alike.
+func (s BreakerSettings) Gobreaker(name string) gobreaker.Settings {
 	s = s.withDefaults()
-	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+	return gobreaker.Settings{
 		Name:        name,
 		MaxRequests: s.HalfOpenRequests,
 		Interval:    s.Interval,
@@ -100,18 +118,10 @@ func newBreaker(name string, s BreakerSettings, now func() time.Time) *breaker {
 			return s.FailureRatio > 0 && c.Requests >= s.MinRequests &&
 				float64(c.TotalFailures) >= s.FailureRatio*float64(c.Requests)
 		},
-		OnStateChange: func(name string, from, to gobreaker.State) {
-			if to == gobreaker.StateOpen {
-				b.openedAt.Store(b.now().UnixNano())
-			}
-			if s.OnStateChange != nil {
-				s.OnStateChange(name, from, to)
-			}
-		},
+		OnStateChange: s.OnStateChange,
 		// A caller that went away says nothing about the upstream's health.
 		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
-	})
-	return b
+	}
 }
 
 // State returns the breaker's current state.

@@ -20,6 +20,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,6 +55,7 @@ type Config struct {
 	TLS             TLS           `yaml:"tls"`
 	Auth            Auth          `yaml:"auth"`
 	Clients         []Client      `yaml:"clients"`
+	Webhooks        Webhooks      `yaml:"webhooks"`
 }
 
 // TLS is the Exotel-facing listener's TLS. A client CA turns on mTLS.
@@ -409,6 +411,7 @@ func Default() Config {
 		},
 	}
 	runtimeDefaults(&c)
+	c.Webhooks = webhookDefaults()
 	return c
 }
 
@@ -446,12 +449,18 @@ func runtimeDefaults(c *Config) {
 }
 
 // Load reads the YAML file at path over the defaults. It does not validate.
+// The webhook store's path defaults to a file beside the configuration.
 func Load(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	return Parse(data)
+	cfg, err := Parse(data)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg.Webhooks.Store.Path = cfg.Webhooks.StorePath(filepath.Dir(path))
+	return cfg, nil
 }
 
 // Parse decodes YAML over the defaults, strictly: a key the format does not
@@ -495,6 +504,9 @@ func Parse(data []byte) (Config, error) {
 		if cfg.Accounts[i].Credentials.Source == "" {
 			cfg.Accounts[i].Credentials.Source = "env"
 		}
+	}
+	for i := range cfg.Webhooks.Routes {
+		routeDefaults(&cfg.Webhooks.Routes[i])
 	}
 	return cfg, nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"github.com/exogate/exogate/credentials"
+	"github.com/exogate/exogate/proxy"
 	"github.com/exogate/exogate/ratelimit"
 )
 
@@ -40,5 +41,17 @@ func (s VaultSecret) Credentials() credentials.VaultSecret {
 		KVVersion:     s.KVVersion,
 		APIKeyField:   s.APIKeyField,
 		APITokenField: s.APITokenField,
+	}
+}
+
+// Proxy returns the breaker settings as the proxy takes them.
+func (b Breaker) Proxy() proxy.BreakerSettings {
+	return proxy.BreakerSettings{
+		ConsecutiveFailures: b.ConsecutiveFailures,
+		FailureRatio:        b.FailureRatio,
+		MinRequests:         b.MinRequests,
+		Interval:            b.Interval,
+		OpenFor:             b.OpenFor,
+		HalfOpenRequests:    b.HalfOpenRequests,
 	}
 }

@@ -266,19 +266,12 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 	}
 	b := cfg.Breaker
 	h, err := proxy.New(proxy.Config{
-		Accounts:   accounts,
-		Authorizer: store,
-		Limiter:    limiter,
-		RetryWait:  retryWait(cfg.Limits.MaxWait),
-		Transport:  transport,
-		Breaker: proxy.BreakerSettings{
-			ConsecutiveFailures: b.ConsecutiveFailures,
-			FailureRatio:        b.FailureRatio,
-			MinRequests:         b.MinRequests,
-			Interval:            b.Interval,
-			OpenFor:             b.OpenFor,
-			HalfOpenRequests:    b.HalfOpenRequests,
-		},
+		Accounts:      accounts,
+		Authorizer:    store,
+		Limiter:       limiter,
+		RetryWait:     retryWait(cfg.Limits.MaxWait),
+		Transport:     transport,
+		Breaker:       b.Proxy(),
 		MaxBody:       int64(cfg.MaxBody),
 		Logger:        log,
 		Metrics:       m,
