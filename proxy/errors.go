@@ -84,6 +84,8 @@ func toResponse(err error) response {
 	switch {
 	case errors.Is(err, exotel.ErrBadPath):
 		return response{http.StatusBadRequest, KindBadRequest, "Bad request: the request path is malformed or not allowed", 0}
+	case errors.As(err, new(*errCallbackRoute)):
+		return response{http.StatusBadRequest, KindBadRequest, "Bad request: " + err.Error(), 0}
 	case errors.Is(err, errAbsoluteURI):
 		return response{http.StatusBadRequest, KindBadRequest, "Bad request: send the path only, exogate is not an open proxy", 0}
 	case errors.Is(err, exotel.ErrNotFound):
