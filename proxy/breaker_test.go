@@ -36,10 +36,9 @@ type breakerRig struct {
 func newBreakerRig(s BreakerSettings) *breakerRig {
 	r := &breakerRig{}
 	r.status.Store(200)
-	r.tr = &upstreamTransport{
-		breaker:    newBreaker("t", s, time.Now),
-		account:    "acme",
-		authorizer: okAuthorizer{},
+	r.tr = &upstreamTransport{breaker: newBreaker("t", s, time.Now), replayer: replayer{
+		account: "acme",
+		now:     time.Now,
 		next: roundTripFunc(func(req *http.Request) (*http.Response, error) {
 			r.calls.Add(1)
 			if r.block != nil {
@@ -55,11 +54,13 @@ func newBreakerRig(s BreakerSettings) *breakerRig {
 			}
 			return &http.Response{StatusCode: st, Body: http.NoBody}, nil
 		}),
-	}
+	}}
 	return r
 }
 
 func (r *breakerRig) send(ctx context.Context) (*http.Response, error) {
+	// As the handler's Rewrite leaves it: credentials set.
+	ctx = withExchange(ctx, &exchange{credVersion: "v1"})
 	req, _ := http.NewRequestWithContext(ctx, "GET", "https://api.exotel.com/v1/Accounts/acme/Calls.json", nil)
 	return r.tr.RoundTrip(req)
 }
