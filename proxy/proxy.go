@@ -110,7 +110,12 @@ type Config struct {
 	// Metrics records requests, upstream timings and breaker states (nil:
 	// none).
 	Metrics *metrics.Metrics
-	// Now is the clock (default time.Now).
+	// Now is the clock (default time.Now). The handler reads every instant
+	// from it: durations, Retry-After dates, when a breaker opened, the
+	// deadline of a wait in line (which the limiters compare with their own
+	// clock) and the write deadline. Another clock must keep the wall
+	// clock's pace, as testing/synctest's does: the context and connection
+	// deadlines set from it expire by the wall clock.
 	Now func() time.Time
 	// Callers identifies callers and holds their rights (nil: every caller
 	// is anonymous and may do anything).

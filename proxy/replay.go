@@ -46,7 +46,9 @@ func (p *replayer) roundTrip(req *http.Request, version string, body *limitedBod
 	}
 	p.metrics.Upstream(p.account, p.host, resp.StatusCode, p.now().Sub(start))
 	if resp.StatusCode == http.StatusUnauthorized && p.reauth != nil {
-		resp, err = p.afterUnauthorized(req, resp, version, body)
+		// From here on req is the attempt resp answers: a replay after a
+		// 429 that follows carries the new credentials.
+		req, resp, err = p.afterUnauthorized(req, resp, version, body)
 		if err != nil {
 			return nil, err
 		}
@@ -85,28 +87,30 @@ func (p *replayer) send(req *http.Request) (*http.Response, error) {
 // the credentials store has other credentials worth trying (a rotation that
 // reached Exotel before our poller saw it, or Exotel's own propagation lag).
 // A 401 means Exotel acted on nothing, so this holds for a POST too, as long
-// as its whole body was read and kept.
-func (p *replayer) afterUnauthorized(req *http.Request, resp *http.Response, version string, body *limitedBody) (*http.Response, error) {
+// as its whole body was read and kept. It returns the attempt whose answer
+// it returns.
+func (p *replayer) afterUnauthorized(req *http.Request, resp *http.Response, version string, body *limitedBody) (*http.Request, *http.Response, error) {
 	retry, ok := replayOf(req, body)
 	if !ok {
-		return resp, nil
+		return req, resp, nil
 	}
 	if !p.reauth.Reauthorize(req.Context(), retry.Header, p.account, version) {
-		return resp, nil
+		return req, resp, nil
 	}
 	// The replay is a request to Exotel like any other: it takes a token.
 	if p.limiter != nil {
 		if _, err := p.limiter.Admit(req.Context(), p.account, p.bucket); err != nil {
-			return resp, nil
+			return req, resp, nil
 		}
 	}
 	second, err := p.send(retry)
 	if err != nil {
-		return replayFailed(resp, err)
+		resp, err = replayFailed(resp, err)
+		return req, resp, err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
-	return second, nil
+	return retry, second, nil
 }
 
 // afterTooManyRequests handles Exotel's own 429: the whole fleet pauses the
