@@ -17,14 +17,6 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-type okAuthorizer struct{}
-
-func (okAuthorizer) Authorize(h http.Header, _ string) (string, error) {
-	h.Set("Authorization", "Basic x")
-	return "v1", nil
-}
-func (okAuthorizer) Ready() bool { return true }
-
 // breakerRig is a upstreamTransport over a scripted upstream.
 type breakerRig struct {
 	tr     *upstreamTransport

@@ -413,7 +413,10 @@ func (h *Handler) BreakerState(sid string, host exotel.Host) (gobreaker.State, b
 }
 
 // exchange is the per-request state: the ResponseWriter the proxy writes to,
-// which records what the access log needs.
+// which records what the access log needs, and what the request's trip
+// upstream needs (its body, its credentials' version), which the
+// ReverseProxy's Rewrite, transport and ErrorHandler find in the request's
+// context (exchangeOf).
 type exchange struct {
 	http.ResponseWriter
 	status      int
