@@ -132,14 +132,14 @@ func BenchmarkRewrite(b *testing.B) {
 // upstream exchange (the exchange itself is an in-memory answer).
 func BenchmarkBreakerAdmit(b *testing.B) {
 	resp := &http.Response{StatusCode: 200, Body: http.NoBody}
-	tr := &upstreamTransport{
-		breaker:    newBreaker("bench", BreakerSettings{}, time.Now),
-		account:    "acme",
-		bucket:     "voice_v1",
-		authorizer: okAuthorizer{},
-		next:       roundTripFunc(func(*http.Request) (*http.Response, error) { return resp, nil }),
-	}
+	tr := &upstreamTransport{breaker: newBreaker("bench", BreakerSettings{}, time.Now), replayer: replayer{
+		account: "acme",
+		bucket:  "voice_v1",
+		now:     time.Now,
+		next:    roundTripFunc(func(*http.Request) (*http.Response, error) { return resp, nil }),
+	}}
 	req := httptest.NewRequest("GET", "https://api.exotel.com/v1/Accounts/acme/Calls.json", nil)
+	req = req.WithContext(withExchange(req.Context(), &exchange{credVersion: "v1"}))
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := tr.RoundTrip(req); err != nil {

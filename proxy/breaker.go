@@ -1,20 +1,13 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptrace"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
-
-	"github.com/exogate/exogate/internal/metrics"
 )
 
 // BreakerSettings configures the circuit breaker kept per account and
@@ -137,30 +130,13 @@ func (b *breaker) refusal() error {
 }
 
 // upstreamTransport sends one account's requests of one bucket to one
-// upstream host: it asks the breaker, injects the account's credentials as
-// late as possible, and reports the outcome. It never retries a request that
-// may have been acted on; it sends one again only after Exotel said it did
-// nothing with it (401 with newer credentials, 429 after the pause).
+// upstream host: a gobreaker TwoStep admission around the replayer, which
+// makes the exchange with Exotel, and the outcome reported to the breaker.
+// The account's credentials were set by the ReverseProxy's Rewrite; a
+// request on which they could not be set is refused here.
 type upstreamTransport struct {
-	breaker    *breaker
-	account    string
-	bucket     string
-	host       string // "api" or "ccm", for metrics
-	metrics    *metrics.Metrics
-	authorizer Authorizer
-	reauth     Reauthorizer // nil: no replay after a 401
-	limiter    Limiter
-	pauser     Pauser // nil: Exotel's 429s are passed on as they are
-	retryWait  time.Duration
-	next       http.RoundTripper
-	now        func() time.Time // the handler's clock (nil: time.Now)
-}
-
-func (t *upstreamTransport) clock() time.Time {
-	if t.now == nil {
-		return time.Now()
-	}
-	return t.now()
+	breaker  *breaker
+	replayer replayer
 }
 
 func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -174,29 +150,17 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		closeBody(req)
 		return nil, t.breaker.refusal()
 	}
-	// req is the proxy's own outgoing copy, made for this one attempt; setting
-	// its Authorization header here keeps secrets out of every other layer.
-	version, err := t.authorizer.Authorize(req.Header, t.account)
-	if err != nil {
+	ex := exchangeOf(req.Context())
+	if ex == nil || ex.credErr != nil {
+		// Never sent without the account's own credentials.
 		closeBody(req)
 		done(context.Canceled) // excluded: says nothing about the upstream
-		return nil, errors.Join(errCredentials, err)
-	}
-	start := t.clock()
-	resp, err := t.send(req)
-	if err == nil {
-		t.metrics.Upstream(t.account, t.host, resp.StatusCode, t.clock().Sub(start))
-	}
-	if err == nil && resp.StatusCode == http.StatusUnauthorized && t.reauth != nil {
-		resp, err = t.replayUnauthorized(req, resp, version)
-	}
-	if err == nil && t.pauser != nil {
-		if resp.StatusCode == http.StatusTooManyRequests {
-			resp, err = t.afterTooManyRequests(req, resp)
-		} else if resp.StatusCode < 400 {
-			t.pauser.Succeeded(t.account, t.bucket)
+		if ex == nil {
+			return nil, errCredentials
 		}
+		return nil, errors.Join(errCredentials, ex.credErr)
 	}
+	resp, err := t.replayer.roundTrip(req, ex.credVersion, &ex.body)
 	switch {
 	case err != nil && (req.Context().Err() != nil || errors.Is(err, errBodyTooLarge)):
 		// The caller went away or sent too much: nothing learnt of the upstream.
@@ -209,148 +173,6 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		done(nil)
 	}
 	return resp, err
-}
-
-// send sends one attempt of req. A failure after the whole request reached
-// Exotel is an *errOutcomeUnknown (for a method that may change something):
-// Exotel may have acted on it.
-func (t *upstreamTransport) send(req *http.Request) (*http.Response, error) {
-	if safeMethod(req.Method) {
-		// Nothing to tell apart: a lost answer to a read changed nothing.
-		return t.next.RoundTrip(req)
-	}
-	var written atomic.Bool
-	sent := req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-		WroteRequest: func(info httptrace.WroteRequestInfo) { written.Store(info.Err == nil) },
-	}))
-	resp, err := t.next.RoundTrip(sent)
-	if err != nil && written.Load() && req.Context().Err() == nil {
-		err = &errOutcomeUnknown{err}
-	}
-	return resp, err
-}
-
-// replayFailed decides what a failed second attempt leaves the caller: if
-// it reached Exotel whole, the outcome is unknown and that is the answer
-// (first's body is discarded); otherwise the first answer stands, Exotel's
-// own 401 or 429 being truer than our failure.
-func replayFailed(first *http.Response, err error) (*http.Response, error) {
-	var unknown *errOutcomeUnknown
-	if errors.As(err, &unknown) {
-		_ = first.Body.Close()
-		return nil, err
-	}
-	return first, nil
-}
-
-// replayUnauthorized sends a request Exotel refused with 401 once more, if
-// the credentials store has other credentials worth trying (a rotation that
-// reached Exotel before our poller saw it, or Exotel's own propagation lag).
-// A 401 means Exotel acted on nothing, so this holds for a POST too, as long
-// as its whole body was read and kept.
-func (t *upstreamTransport) replayUnauthorized(req *http.Request, resp *http.Response, version string) (*http.Response, error) {
-	body, ok := replayBody(req)
-	if !ok {
-		return resp, nil
-	}
-	retry := req.Clone(req.Context())
-	retry.Body = body
-	if !t.reauth.Reauthorize(req.Context(), retry.Header, t.account, version) {
-		return resp, nil
-	}
-	// The replay is a request to Exotel like any other: it takes a token.
-	if t.limiter != nil {
-		if _, err := t.limiter.Admit(req.Context(), t.account, t.bucket); err != nil {
-			return resp, nil
-		}
-	}
-	second, err := t.send(retry)
-	if err != nil {
-		return replayFailed(resp, err)
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	_ = resp.Body.Close()
-	return second, nil
-}
-
-// afterTooManyRequests handles Exotel's own 429: the whole fleet pauses the
-// bucket (for Exotel's Retry-After, or an exponential backoff), and if the
-// pause is short enough for the caller the request is sent once more after
-// it — a 429 means Exotel acted on nothing. Otherwise Exotel's 429 is passed
-// on unchanged.
-func (t *upstreamTransport) afterTooManyRequests(req *http.Request, resp *http.Response) (*http.Response, error) {
-	pause := t.pauser.Pause(t.account, t.bucket, parseRetryAfter(resp.Header.Get("Retry-After"), t.clock()))
-	if pause > t.retryWait || t.retryWait < 0 {
-		return resp, nil
-	}
-	body, ok := replayBody(req)
-	if !ok {
-		return resp, nil
-	}
-	// Keep Exotel's answer to hand back if the second try cannot be made.
-	kept, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	_ = resp.Body.Close()
-	if err != nil {
-		kept = nil
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(kept))
-	resp.ContentLength = int64(len(kept))
-	if t.limiter != nil {
-		// Admit honours the pause: it waits it out (or refuses).
-		if _, err := t.limiter.Admit(req.Context(), t.account, t.bucket); err != nil {
-			return resp, nil
-		}
-	}
-	retry := req.Clone(req.Context())
-	retry.Body = body
-	second, err := t.send(retry)
-	if err != nil {
-		return replayFailed(resp, err)
-	}
-	if second.StatusCode == http.StatusTooManyRequests {
-		t.pauser.Pause(t.account, t.bucket, parseRetryAfter(second.Header.Get("Retry-After"), t.clock()))
-	} else if second.StatusCode < 400 {
-		t.pauser.Succeeded(t.account, t.bucket)
-	}
-	return second, nil
-}
-
-// replayBody returns a fresh copy of the request's body for a second
-// attempt (nil for a request without one), or false if it cannot be had.
-func replayBody(req *http.Request) (io.ReadCloser, bool) {
-	if req.Body == nil {
-		return nil, true
-	}
-	lb, ok := req.Body.(*limitedBody)
-	if !ok {
-		return nil, false
-	}
-	return lb.replay()
-}
-
-// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP date.
-// It returns 0 when there is none or it cannot be read.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
-		if secs <= 0 || secs > 24*3600 {
-			return 0
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 && d <= 24*time.Hour {
-			return d
-		}
-	}
-	return 0
-}
-
-// safeMethod reports whether method changes nothing at Exotel.
-func safeMethod(method string) bool {
-	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
 }
 
 func closeBody(req *http.Request) {

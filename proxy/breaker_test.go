@@ -17,14 +17,6 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-type okAuthorizer struct{}
-
-func (okAuthorizer) Authorize(h http.Header, _ string) (string, error) {
-	h.Set("Authorization", "Basic x")
-	return "v1", nil
-}
-func (okAuthorizer) Ready() bool { return true }
-
 // breakerRig is a upstreamTransport over a scripted upstream.
 type breakerRig struct {
 	tr     *upstreamTransport
@@ -36,10 +28,9 @@ type breakerRig struct {
 func newBreakerRig(s BreakerSettings) *breakerRig {
 	r := &breakerRig{}
 	r.status.Store(200)
-	r.tr = &upstreamTransport{
-		breaker:    newBreaker("t", s, time.Now),
-		account:    "acme",
-		authorizer: okAuthorizer{},
+	r.tr = &upstreamTransport{breaker: newBreaker("t", s, time.Now), replayer: replayer{
+		account: "acme",
+		now:     time.Now,
 		next: roundTripFunc(func(req *http.Request) (*http.Response, error) {
 			r.calls.Add(1)
 			if r.block != nil {
@@ -55,11 +46,13 @@ func newBreakerRig(s BreakerSettings) *breakerRig {
 			}
 			return &http.Response{StatusCode: st, Body: http.NoBody}, nil
 		}),
-	}
+	}}
 	return r
 }
 
 func (r *breakerRig) send(ctx context.Context) (*http.Response, error) {
+	// As the handler's Rewrite leaves it: credentials set.
+	ctx = withExchange(ctx, &exchange{credVersion: "v1"})
 	req, _ := http.NewRequestWithContext(ctx, "GET", "https://api.exotel.com/v1/Accounts/acme/Calls.json", nil)
 	return r.tr.RoundTrip(req)
 }

@@ -125,8 +125,8 @@ func FuzzParseRetryAfter(f *testing.F) {
 // them off the wire: whatever the caller sends, the request written
 // upstream goes to the target's host, its request line carries the
 // caller's path and query byte for byte, and only allowlisted headers are
-// left (Authorization is set later, by the transport, from the account's
-// own credentials).
+// left (the ReverseProxy's Rewrite then has the Authorizer set the
+// account's own Authorization).
 func FuzzRewrite(f *testing.F) {
 	f.Add("/v1/Accounts/acme/Sms/send.json?To=%2B919876543210", "Content-Type", "application/json", "Basic YTpi")
 	f.Add("/v1/Accounts/acme//Calls/connect.json", "X-Request-Id", "req-1", "")

@@ -11,7 +11,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -24,7 +23,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -112,7 +110,12 @@ type Config struct {
 	// Metrics records requests, upstream timings and breaker states (nil:
 	// none).
 	Metrics *metrics.Metrics
-	// Now is the clock (default time.Now).
+	// Now is the clock (default time.Now). The handler reads every instant
+	// from it: durations, Retry-After dates, when a breaker opened, the
+	// deadline of a wait in line (which the limiters compare with their own
+	// clock) and the write deadline. Another clock must keep the wall
+	// clock's pace, as testing/synctest's does: the context and connection
+	// deadlines set from it expire by the wall clock.
 	Now func() time.Time
 	// Callers identifies callers and holds their rights (nil: every caller
 	// is anonymous and may do anything).
@@ -269,20 +272,24 @@ func (h *Handler) newUpstream(sid string, host exotel.Host, target *url.URL, bs 
 	}
 	for _, b := range exotel.Buckets() {
 		up.proxies[b] = &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) { rewrite(pr, target) },
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				rewrite(pr, target)
+				h.authorize(pr, sid)
+			},
 			Transport: &upstreamTransport{
-				breaker:    up.breaker,
-				account:    sid,
-				bucket:     b.String(),
-				host:       hostLabel,
-				metrics:    h.metrics,
-				authorizer: h.authorizer,
-				reauth:     h.reauth,
-				limiter:    h.limiter,
-				pauser:     h.pauser,
-				retryWait:  h.retryWait,
-				next:       next,
-				now:        h.now,
+				breaker: up.breaker,
+				replayer: replayer{
+					account:   sid,
+					bucket:    b.String(),
+					host:      hostLabel,
+					metrics:   h.metrics,
+					reauth:    h.reauth,
+					limiter:   h.limiter,
+					pauser:    h.pauser,
+					retryWait: h.retryWait,
+					next:      next,
+					now:       h.now,
+				},
 			},
 			BufferPool:   &h.bufs,
 			ErrorHandler: h.proxyError,
@@ -308,22 +315,30 @@ func rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 	out.URL.Opaque = rawPath(pr.In.RequestURI)
 	out.URL.RawPath = ""
 	out.Host = target.Host
-	// ReverseProxy wrapped the body to keep the transport from closing it;
-	// limitedBody's Close does nothing, and the transport must see it to
-	// replay the request after a 401.
-	if lb, ok := pr.In.Body.(*limitedBody); ok && out.Body != nil {
-		out.Body = lb
-	}
 	// Only the headers Exotel's API uses go upstream (allowlist): whatever
 	// auth the caller sent, idempotency keys (with which Go's transport would
 	// treat a POST as replayable, golang/go#19943), the caller's address and
 	// every override header (X-HTTP-Method-Override, X-Original-URL, ...)
-	// stay here. The transport sets the account's own Authorization.
+	// stay here. authorize then sets the account's own Authorization.
 	for k, v := range out.Header {
 		if !forwardHeader(k, v) {
 			delete(out.Header, k)
 		}
 	}
+}
+
+// authorize has the Authorizer write the account's credentials on the
+// outgoing request, which rewrite has stripped of the caller's, and notes
+// on the exchange the version it used (told to the Reauthorizer after a
+// 401) or why it could set none (the transport then refuses the request).
+// The outgoing request is the ReverseProxy's own copy, made for this one
+// request, so the secret is on no other layer's header.
+func (h *Handler) authorize(pr *httputil.ProxyRequest, sid string) {
+	ex := exchangeOf(pr.In.Context())
+	if ex == nil {
+		return // not the handler's request: the transport refuses it
+	}
+	ex.credVersion, ex.credErr = h.authorizer.Authorize(pr.Out.Header, sid)
 }
 
 // upstreamHeaders are the request headers forwarded to Exotel, in
@@ -398,7 +413,10 @@ func (h *Handler) BreakerState(sid string, host exotel.Host) (gobreaker.State, b
 }
 
 // exchange is the per-request state: the ResponseWriter the proxy writes to,
-// which records what the access log needs.
+// which records what the access log needs, and what the request's trip
+// upstream needs (its body, its credentials' version), which the
+// ReverseProxy's Rewrite, transport and ErrorHandler find in the request's
+// context (exchangeOf).
 type exchange struct {
 	http.ResponseWriter
 	status      int
@@ -415,9 +433,29 @@ type exchange struct {
 	clientAuth  bool   // the caller sent Authorization or Proxy-Authorization
 	closeConn   bool   // answer with Connection: close
 	writeLimit  time.Duration
+	now         func() time.Time // the handler's clock
 	up          *upstream
-	body        limitedBody
+	body        limitedBody // what the request's body is read through
+	credVersion string      // the credentials authorize set upstream
+	credErr     error       // why authorize could set none
 	idBuf       [32]byte
+}
+
+// exchangeKey is the context key of the request's *exchange.
+type exchangeKey struct{}
+
+// withExchange returns ctx carrying ex. The handler puts the exchange in the
+// context of the request it hands the ReverseProxy: that is how Rewrite,
+// the transport and the ErrorHandler, which the ReverseProxy shares among
+// requests, reach the request's own state (its body, its credentials).
+func withExchange(ctx context.Context, ex *exchange) context.Context {
+	return context.WithValue(ctx, exchangeKey{}, ex)
+}
+
+// exchangeOf returns the exchange in ctx, or nil if there is none.
+func exchangeOf(ctx context.Context) *exchange {
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return ex
 }
 
 func (e *exchange) WriteHeader(code int) {
@@ -454,8 +492,7 @@ func (e *exchange) final(code int) {
 		h.Set("Connection", "close")
 	}
 	if e.writeLimit > 0 {
-		// The connection's deadline is the operating system's: wall time.
-		_ = http.NewResponseController(e.ResponseWriter).SetWriteDeadline(time.Now().Add(e.writeLimit))
+		_ = http.NewResponseController(e.ResponseWriter).SetWriteDeadline(e.now().Add(e.writeLimit))
 	}
 }
 
@@ -469,7 +506,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Not pooled: after the handler returns, an upstream transport may
 	// still be reading the request body it was handed (net/http's writes it
 	// from a goroutine of its own), and nothing it can touch may be reused.
-	ex := &exchange{ResponseWriter: w, method: r.Method, writeLimit: h.writeLimit}
+	ex := &exchange{ResponseWriter: w, method: r.Method, writeLimit: h.writeLimit, now: h.now}
 	ex.requestID = h.newRequestID(ex) // set on the answer by exchange.final
 	defer func() {
 		if p := recover(); p != nil {
@@ -488,8 +525,39 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serve(ex, r)
 }
 
+// serve takes the request through its steps: the checks that need no
+// route (the connection, the request target, health checks), then
+// classify, the in-flight bound, admit and the body, and hands it to the
+// upstream's ReverseProxy. The first step that fails answers it.
 func (h *Handler) serve(ex *exchange, r *http.Request) {
 	raw := rawPath(r.RequestURI)
+	if h.screen(ex, r, raw) {
+		return
+	}
+	if err := h.classify(ex, r, raw); err != nil {
+		h.fail(ex, ex.route.Shape, err)
+		return
+	}
+	if !h.enter() {
+		h.fail(ex, ex.route.Shape, errOverloaded)
+		return
+	}
+	defer h.leave()
+	err := h.admit(ex, r)
+	if err == nil {
+		err = h.wrapBody(ex, r)
+	}
+	if err != nil {
+		h.fail(ex, ex.route.Shape, err)
+		return
+	}
+	ex.up.proxies[ex.route.Bucket].ServeHTTP(ex, r.WithContext(withExchange(r.Context(), ex)))
+}
+
+// screen answers what is answered before the path is classified: CONNECT,
+// a target that is not a path, the health checks, and a connection past
+// the listener's bound. It reports whether it answered.
+func (h *Handler) screen(ex *exchange, r *http.Request, raw string) bool {
 	if len(r.TransferEncoding) > 0 {
 		// A chunked request may have come with a Content-Length too, which
 		// net/http drops: bytes a front proxy counted as this body would be
@@ -506,127 +574,155 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 	switch {
 	case r.Method == http.MethodConnect:
 		h.fail(ex, exotel.ShapeOf(raw), errConnect)
-		return
 	case !strings.HasPrefix(r.RequestURI, "/"):
 		// Absolute-form ("GET http://host/..."), authority-form or "*":
 		// exogate only ever talks to Exotel's hosts.
 		h.fail(ex, exotel.ShapeJSON, errAbsoluteURI)
-		return
 	case raw == "/healthz" || raw == "/readyz":
 		ex.health = true
 		h.health(ex, r, raw)
-		return
-	}
-
-	if over {
+	case over:
 		h.fail(ex, exotel.ShapeOf(raw), errOverloaded)
-		return
+	default:
+		return false
 	}
+	return true
+}
+
+// classify finds the request's route (API family, host, bucket, account)
+// from its method and path.
+func (h *Handler) classify(ex *exchange, r *http.Request, raw string) error {
 	_, a1 := r.Header["Authorization"]
 	_, a2 := r.Header["Proxy-Authorization"]
 	ex.clientAuth = a1 || a2
 	route, err := exotel.Classify(r.Method, raw)
 	ex.route = route
-	if err != nil {
-		h.fail(ex, route.Shape, err)
-		return
-	}
-	if h.maxFlight > 0 {
-		if h.inFlight.Add(1) > h.maxFlight {
-			h.inFlight.Add(-1)
-			h.fail(ex, route.Shape, errOverloaded)
-			return
-		}
-		defer h.inFlight.Add(-1)
-	}
-	if h.callers != nil {
-		client, err := h.callers.Identify(r)
-		if err != nil {
-			h.fail(ex, route.Shape, err)
-			return
-		}
-		if client != nil {
-			ex.client = client.ID
-		}
-		// Rights before existence: a caller learns nothing of accounts it
-		// may not use.
-		if !client.Allowed(route, r.Method) {
-			h.fail(ex, route.Shape, errForbidden)
-			return
-		}
-	}
-	acct, ok := h.accounts[route.Account]
-	if !ok {
-		h.fail(ex, route.Shape, errUnknownAccount)
-		return
-	}
-	up := acct.upstreams[route.Host]
-	ex.up = up
+	return err
+}
 
+// enter counts the request in flight, or reports false if the bound is
+// reached; leave undoes an enter that succeeded.
+func (h *Handler) enter() bool {
+	if h.maxFlight <= 0 {
+		return true
+	}
+	if h.inFlight.Add(1) > h.maxFlight {
+		h.inFlight.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (h *Handler) leave() {
+	if h.maxFlight > 0 {
+		h.inFlight.Add(-1)
+	}
+}
+
+// admit lets the request through to its upstream, set in ex.up: the caller
+// and its rights, the account, the announced body size, the breaker, then
+// the limits.
+func (h *Handler) admit(ex *exchange, r *http.Request) error {
+	if err := h.identify(ex, r); err != nil {
+		return err
+	}
+	acct, ok := h.accounts[ex.route.Account]
+	if !ok {
+		return errUnknownAccount
+	}
+	ex.up = acct.upstreams[ex.route.Host]
 	if r.ContentLength > h.maxBody {
-		h.fail(ex, route.Shape, errBodyTooLarge)
-		return
+		return errBodyTooLarge
 	}
 	// An open breaker answers at once, without queueing for the limiter
 	// (the transport's Allow is the admission that counts).
-	if up.breaker.State() == gobreaker.StateOpen {
-		h.fail(ex, route.Shape, up.breaker.refusal())
-		return
+	if ex.up.breaker.State() == gobreaker.StateOpen {
+		return ex.up.breaker.refusal()
 	}
-	lctx := r.Context()
+	return h.wait(ex, r, acct.sid)
+}
+
+// identify tells who is calling and whether it may make this request.
+func (h *Handler) identify(ex *exchange, r *http.Request) error {
+	if h.callers == nil {
+		return nil
+	}
+	client, err := h.callers.Identify(r)
+	if err != nil {
+		return err
+	}
+	if client != nil {
+		ex.client = client.ID
+	}
+	// Rights before existence: a caller learns nothing of accounts it may
+	// not use.
+	if !client.Allowed(ex.route, r.Method) {
+		return errForbidden
+	}
+	return nil
+}
+
+// wait takes the request through its client's cap, then the account's
+// limit, waiting in line where it must.
+func (h *Handler) wait(ex *exchange, r *http.Request, sid string) error {
+	ctx, bucket := r.Context(), ex.route.Bucket.String()
 	if h.clientLim != nil && ex.client != "" {
 		if h.maxWait > 0 {
 			// One bound for both lines: what the client's cap took is gone
 			// from the account's (the limiters refuse a turn past the
-			// deadline at once, with Retry-After).
+			// deadline at once, with Retry-After, reading it against their
+			// clock, which is the handler's).
 			var cancel context.CancelFunc
-			// A context deadline is wall time, not the handler's clock.
-			lctx, cancel = context.WithDeadline(lctx, time.Now().Add(h.maxWait))
+			ctx, cancel = context.WithDeadline(ctx, h.now().Add(h.maxWait))
 			defer cancel()
 		}
-		waited, err := h.clientLim.Admit(lctx, ex.client, acct.sid, route.Bucket.String())
+		waited, err := h.clientLim.Admit(ctx, ex.client, sid, bucket)
 		ex.waited += waited
 		if err != nil {
-			h.fail(ex, route.Shape, err)
-			return
+			return err
 		}
 	}
-	if h.limiter != nil {
-		waited, err := h.limiter.Admit(lctx, acct.sid, route.Bucket.String())
-		ex.waited += waited
-		if err != nil && lctx != r.Context() && errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil {
-			// The shared bound ran out at the account's line: a rate limit,
-			// not an upstream timeout.
-			err = waitExhausted{}
-		}
-		if err != nil {
-			h.fail(ex, route.Shape, err)
-			return
-		}
-		ex.admitted = true
+	if h.limiter == nil {
+		return nil
 	}
-	// The body is read only now that the request is going upstream: a
-	// request refused above cost no more than its header.
-	if r.Body != nil && r.Body != http.NoBody {
-		if r.ContentLength < 0 {
-			// A chunked body of unknown length is read whole (up to
-			// MaxBody) before anything is sent, so an oversized one never
-			// reaches Exotel in part, and it is forwarded with its length.
-			if err := ex.body.preload(r.Body, h.maxBody); err != nil {
-				h.fail(ex, route.Shape, err)
-				return
-			}
-			r.ContentLength, r.TransferEncoding = int64(len(ex.body.rec)), nil
-			r.Body = &ex.body
-			if r.ContentLength == 0 {
-				r.Body = http.NoBody
-			}
-		} else {
-			ex.body.rc, ex.body.left, ex.body.record = r.Body, h.maxBody, h.reauth != nil || h.pauser != nil
-			r.Body = &ex.body
-		}
+	waited, err := h.limiter.Admit(ctx, sid, bucket)
+	ex.waited += waited
+	if err != nil && ctx != r.Context() && errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil {
+		// The shared bound ran out at the account's line: a rate limit,
+		// not an upstream timeout.
+		return waitExhausted{}
 	}
-	up.proxies[route.Bucket].ServeHTTP(ex, r)
+	if err != nil {
+		return err
+	}
+	ex.admitted = true
+	return nil
+}
+
+// wrapBody puts the request's body behind ex.body, which bounds it and
+// keeps it for a replay. The body is read only now that the request is
+// going upstream: a request refused before cost no more than its header.
+func (h *Handler) wrapBody(ex *exchange, r *http.Request) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	if r.ContentLength >= 0 {
+		ex.body.rc, ex.body.left, ex.body.record = r.Body, h.maxBody, h.reauth != nil || h.pauser != nil
+		r.Body = &ex.body
+		return nil
+	}
+	// A chunked body of unknown length is read whole (up to MaxBody)
+	// before anything is sent, so an oversized one never reaches Exotel in
+	// part, and it is forwarded with its length.
+	if err := ex.body.preload(r.Body, h.maxBody); err != nil {
+		return err
+	}
+	r.ContentLength, r.TransferEncoding = int64(len(ex.body.rec)), nil
+	r.Body = &ex.body
+	if r.ContentLength == 0 {
+		r.Body = http.NoBody
+	}
+	return nil
 }
 
 // waitExhausted is a request's whole time in line used up before the
@@ -646,8 +742,8 @@ func (h *Handler) fail(ex *exchange, shape exotel.Shape, err error) {
 
 // proxyError is the ReverseProxy's ErrorHandler: a transport error, a breaker
 // refusal, missing credentials, or a body that grew past MaxBody.
-func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	ex := w.(*exchange)
+func (h *Handler) proxyError(_ http.ResponseWriter, r *http.Request, err error) {
+	ex := exchangeOf(r.Context())
 	if ex.body.exceeded.Load() {
 		err = errBodyTooLarge
 	}
@@ -690,94 +786,3 @@ func (h *Handler) newRequestID(ex *exchange) string {
 	b = strconv.AppendUint(b, h.idSeq.Add(1), 10)
 	return string(b)
 }
-
-// limitedBody passes the request body on and fails once more than MaxBody
-// bytes have been read, whatever Content-Length said. When record is set it
-// keeps a copy of what it passed on, so that a request Exotel refused with
-// 401 or 429 can be sent again. A preloaded body (chunked on the way in) is
-// held whole in rec from the start.
-type limitedBody struct {
-	rc        io.ReadCloser
-	left      int64
-	record    bool
-	rec       []byte
-	preloaded bool
-	pre       bytes.Reader
-	exceeded  atomic.Bool
-	eof       atomic.Bool // the whole body was read: rec is complete
-}
-
-// preload reads the whole body, up to max bytes, into rec.
-func (b *limitedBody) preload(rc io.Reader, max int64) error {
-	buf := bytes.NewBuffer(b.rec[:0])
-	n, err := buf.ReadFrom(io.LimitReader(rc, max+1))
-	b.rec = buf.Bytes()
-	switch {
-	case n > max:
-		return errBodyTooLarge
-	case err != nil:
-		return fmt.Errorf("reading the request body: %w", context.Canceled)
-	}
-	b.preloaded, b.record = true, true
-	b.pre.Reset(b.rec)
-	b.eof.Store(true)
-	return nil
-}
-
-func (b *limitedBody) Read(p []byte) (int, error) {
-	if b.preloaded {
-		return b.pre.Read(p)
-	}
-	if b.left <= 0 {
-		// Read one byte more to tell "exactly MaxBody" from "more".
-		var one [1]byte
-		n, err := b.rc.Read(one[:])
-		if n > 0 {
-			b.exceeded.Store(true)
-			return 0, errBodyTooLarge
-		}
-		if err == io.EOF {
-			b.eof.Store(true)
-		}
-		return 0, err
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.rc.Read(p)
-	b.left -= int64(n)
-	// Only a read that brought bytes touches rec: the transport may read
-	// again after the end while a replay is already copying rec.
-	if b.record && n > 0 {
-		b.rec = append(b.rec, p[:n]...)
-	}
-	if err == io.EOF {
-		b.eof.Store(true)
-	}
-	return n, err
-}
-
-// Close does nothing: the server closes the client's body when the handler
-// returns, and the transport must not close it before a replay.
-func (b *limitedBody) Close() error { return nil }
-
-// replay returns a fresh copy of the whole body, or false if it was not read
-// to the end (Exotel answered before it was sent) or not recorded.
-func (b *limitedBody) replay() (io.ReadCloser, bool) {
-	if !b.record || !b.eof.Load() {
-		return nil, false
-	}
-	return io.NopCloser(bytes.NewReader(b.rec)), true
-}
-
-// bufferPool lends the ReverseProxy its copy buffers.
-type bufferPool struct{ p sync.Pool }
-
-func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
-	}
-	return make([]byte, 8<<10)
-}
-
-func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
