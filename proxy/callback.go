@@ -3,13 +3,17 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
+	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/exogate/exogate/internal/exotel"
 )
 
 // CallbackScheme marks a callback URL the gateway fills in: a caller
@@ -23,6 +27,93 @@ const CallbackScheme = "exogate://"
 // of callback (kind is "call" or "sms").
 type CallbackResolver interface {
 	CallbackURL(account, kind, route string) (string, error)
+	// Expect says that Exotel placed call sid (on account) whose callbacks
+	// go to route, so that the route can ask Exotel when none comes.
+	Expect(account, route, sid string)
+}
+
+// callbackKind is the kind of callback an operation's StatusCallback
+// receives, or "" for an operation that names none.
+func callbackKind(op exotel.Operation) string {
+	switch op {
+	case exotel.OpCallsConnect:
+		return "call"
+	case exotel.OpSMSSend, exotel.OpSMSBulkSend:
+		return "sms"
+	}
+	return ""
+}
+
+var errNoWebhooks = errors.New("exogate:// names a webhook route, and none is configured")
+
+// fillCallbacks substitutes the exogate:// URLs of a preloaded body.
+func (h *Handler) fillCallbacks(ex *exchange, r *http.Request, kind string) error {
+	if kind == "" {
+		return nil
+	}
+	resolve := func(route string) (string, error) {
+		if h.callbacks == nil {
+			return "", errNoWebhooks
+		}
+		return h.callbacks.CallbackURL(ex.route.Account, kind, route)
+	}
+	out, routes, err := substituteCallbacks(ex.body.rec, r.Header.Get("Content-Type"), resolve)
+	if err != nil || routes == nil {
+		return err
+	}
+	ex.body.rec = out
+	ex.body.pre.Reset(out)
+	if kind == "call" {
+		ex.expect = routes
+	}
+	return nil
+}
+
+// maxCallAnswer bounds the part of a Calls/connect answer read for its Sid.
+const maxCallAnswer = 64 << 10
+
+// expectCallbacks is the ReverseProxy's ModifyResponse: when a call placed
+// with an exogate:// callback was answered 200, it tells the route the
+// call's Sid, read from Exotel's answer (JSON or XML), and passes the
+// answer on unchanged.
+func (h *Handler) expectCallbacks(resp *http.Response) error {
+	if resp.Request == nil {
+		return nil
+	}
+	ex := exchangeOf(resp.Request.Context())
+	if ex == nil || ex.expect == nil || resp.StatusCode != http.StatusOK || h.callbacks == nil {
+		return nil
+	}
+	head, err := io.ReadAll(io.LimitReader(resp.Body, maxCallAnswer))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+	if err != nil {
+		return nil // the copy to the caller will meet the same error
+	}
+	if sid := callSid(head); sid != "" {
+		for _, route := range ex.expect {
+			h.callbacks.Expect(ex.route.Account, route, sid)
+		}
+	}
+	return nil
+}
+
+// callSid reads Call.Sid from a v1 Calls/connect answer, in JSON
+// ({"Call":{"Sid":…}}) or XML (<TwilioResponse><Call><Sid>…).
+func callSid(body []byte) string {
+	var j struct{ Call struct{ Sid string } }
+	if json.Unmarshal(body, &j) == nil && j.Call.Sid != "" {
+		return j.Call.Sid
+	}
+	var x struct {
+		Call struct{ Sid string }
+	}
+	if xml.Unmarshal(body, &x) == nil {
+		return x.Call.Sid
+	}
+	return ""
 }
 
 // errCallbackRoute is a request naming an exogate:// route the gateway

@@ -25,11 +25,13 @@ import (
 // anything with the next request: net/http's transport may still be reading
 // the first body in its own goroutine after the handler returned.
 func TestBodyNotSharedAfterEarlyAnswer(t *testing.T) {
+	// Writes whose bodies stream (sms.write, calls.write): the bodies of
+	// calls.connect and sms.send are read whole first, for their callbacks.
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	got2 := make(chan struct{}, 1)
 	release := make(chan struct{})
 	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/Sms/send.json") {
+		if strings.HasSuffix(r.URL.Path, "/Sms/Messages/SM1.json") {
 			// Refuse at once, without reading the body.
 			w.Header().Set("Connection", "close")
 			w.WriteHeader(http.StatusUnauthorized)
@@ -52,7 +54,7 @@ func TestBodyNotSharedAfterEarlyAnswer(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			fmt.Fprintf(conn, "POST /v1/Accounts/acme/Sms/send.json HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n%s", strings.Repeat("a", 10))
+			fmt.Fprintf(conn, "POST /v1/Accounts/acme/Sms/Messages/SM1.json HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n%s", strings.Repeat("a", 10))
 			if client == "net/http" {
 				// net/http's transport hands the early 401 back while its
 				// writer still waits for the rest of the body, and the
@@ -65,7 +67,7 @@ func TestBodyNotSharedAfterEarlyAnswer(t *testing.T) {
 			var body string
 			go func() {
 				defer close(done)
-				req, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader(strings.Repeat("b", 600)))
+				req, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Calls/CA1.json", strings.NewReader(strings.Repeat("b", 600)))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				resp, err := r.front.Client().Do(req)
 				if err != nil {

@@ -136,6 +136,10 @@ type Config struct {
 	// waiting in the limiter's line or for Exotel is never cut (0: no
 	// bound).
 	WriteTimeout time.Duration
+	// Callbacks fills in exogate://ROUTE callback URLs in the bodies of
+	// calls.connect, sms.send and sms.bulksend (nil: such a URL is refused,
+	// as no webhook route exists).
+	Callbacks CallbackResolver
 	// Previous, on a configuration reload, is the handler being replaced:
 	// an account whose upstream hosts and breaker settings are unchanged
 	// keeps its breakers (open stays open).
@@ -165,6 +169,7 @@ type Handler struct {
 	maxFlight  int64         // 0: no bound
 	inFlight   *atomic.Int64 // shared with the handler this one replaced
 	writeLimit time.Duration
+	callbacks  CallbackResolver
 }
 
 type account struct {
@@ -203,7 +208,7 @@ func New(cfg Config) (*Handler, error) {
 	h.stdlog = logx.StdLogger(cfg.Logger, "proxy")
 	h.metrics = cfg.Metrics
 	h.callers, h.clientLim, h.maxWait = cfg.Callers, cfg.ClientLimiter, cfg.MaxWait
-	h.writeLimit = cfg.WriteTimeout
+	h.writeLimit, h.callbacks = cfg.WriteTimeout, cfg.Callbacks
 	h.inFlight = new(atomic.Int64)
 	if cfg.Previous != nil {
 		h.inFlight = cfg.Previous.inFlight
@@ -291,9 +296,10 @@ func (h *Handler) newUpstream(sid string, host exotel.Host, target *url.URL, bs 
 					now:       h.now,
 				},
 			},
-			BufferPool:   &h.bufs,
-			ErrorHandler: h.proxyError,
-			ErrorLog:     h.stdlog,
+			ModifyResponse: h.expectCallbacks,
+			BufferPool:     &h.bufs,
+			ErrorHandler:   h.proxyError,
+			ErrorLog:       h.stdlog,
 			// Exotel's answers stream back as they arrive (listings can be long).
 			FlushInterval: 0,
 		}
@@ -438,6 +444,7 @@ type exchange struct {
 	body        limitedBody // what the request's body is read through
 	credVersion string      // the credentials authorize set upstream
 	credErr     error       // why authorize could set none
+	expect      []string    // webhook routes a placed call's callbacks go to
 	idBuf       [32]byte
 }
 
@@ -706,15 +713,20 @@ func (h *Handler) wrapBody(ex *exchange, r *http.Request) error {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
-	if r.ContentLength >= 0 {
+	kind := callbackKind(ex.route.Operation)
+	if r.ContentLength >= 0 && kind == "" {
 		ex.body.rc, ex.body.left, ex.body.record = r.Body, h.maxBody, h.reauth != nil || h.pauser != nil
 		r.Body = &ex.body
 		return nil
 	}
 	// A chunked body of unknown length is read whole (up to MaxBody)
 	// before anything is sent, so an oversized one never reaches Exotel in
-	// part, and it is forwarded with its length.
+	// part, and it is forwarded with its length. So is the body of a request
+	// that may name an exogate:// callback, to fill it in.
 	if err := ex.body.preload(r.Body, h.maxBody); err != nil {
+		return err
+	}
+	if err := h.fillCallbacks(ex, r, kind); err != nil {
 		return err
 	}
 	r.ContentLength, r.TransferEncoding = int64(len(ex.body.rec)), nil
