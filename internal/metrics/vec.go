@@ -72,8 +72,10 @@ func (v *vec[T]) add(l labels) *T {
 
 func (v *vec[T]) Describe() []*Desc { return []*Desc{v.desc} }
 
-// Collect writes the family's series as VictoriaMetrics renders them; a
-// family with no series yet writes nothing.
+// Collect writes the family's series as VictoriaMetrics renders them,
+// without HELP and TYPE lines (its ExposeMetadata is left off, the default:
+// the Writer writes them, with the help text); a family with no series yet
+// writes nothing.
 func (v *vec[T]) Collect(w *Writer) {
 	var b bytes.Buffer
 	v.set.WritePrometheus(&b)
