@@ -1,12 +1,14 @@
 package metrics
 
 import (
-	"math"
+	"bytes"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	vm "github.com/VictoriaMetrics/metrics"
 )
 
 // ContentType is the media type of the Prometheus text exposition format
@@ -14,14 +16,13 @@ import (
 const ContentType = "text/plain; version=0.0.4; charset=utf-8"
 
 // Type is a metric family's type. Collectors write counters and gauges;
-// histograms and summaries are internal.
+// histograms are internal.
 type Type uint8
 
 const (
 	Counter   Type = iota + 1 // a value that only goes up
 	Gauge                     // a value that goes up and down
 	histogram                 // observations counted in buckets
-	summary                   // observations as quantiles (go_gc_duration_seconds)
 )
 
 func (t Type) String() string {
@@ -32,8 +33,6 @@ func (t Type) String() string {
 		return "gauge"
 	case histogram:
 		return "histogram"
-	case summary:
-		return "summary"
 	}
 	return "untyped"
 }
@@ -44,7 +43,6 @@ type Desc struct {
 	name, help string
 	typ        Type
 	labels     []string
-	bounds     []string // histogram: the le values, "+Inf" last; summary: the quantile values
 }
 
 // NewDesc describes a counter or gauge family for a Collector. It panics on
@@ -53,12 +51,11 @@ func NewDesc(typ Type, name, help string, labels ...string) *Desc {
 	if typ != Counter && typ != Gauge {
 		panic("metrics: " + name + ": a Collector writes counters and gauges only")
 	}
-	return newDesc(typ, name, help, labels, nil)
+	return newDesc(typ, name, help, labels)
 }
 
-// newDesc makes a Desc of any type; bounds are a histogram's bucket upper
-// bounds (without +Inf) or a summary's quantiles.
-func newDesc(typ Type, name, help string, labels []string, bounds []float64) *Desc {
+// newDesc makes a Desc of any type.
+func newDesc(typ Type, name, help string, labels []string) *Desc {
 	if !validName(name, true) {
 		panic("metrics: invalid metric name " + strconv.Quote(name))
 	}
@@ -67,14 +64,7 @@ func newDesc(typ Type, name, help string, labels []string, bounds []float64) *De
 			panic("metrics: " + name + ": invalid label name " + strconv.Quote(l))
 		}
 	}
-	d := &Desc{name: name, help: help, typ: typ, labels: slices.Clone(labels)}
-	for _, b := range bounds {
-		d.bounds = append(d.bounds, string(appendFloat(nil, b)))
-	}
-	if typ == histogram {
-		d.bounds = append(d.bounds, "+Inf")
-	}
-	return d
+	return &Desc{name: name, help: help, typ: typ, labels: slices.Clone(labels)}
 }
 
 // validName reports whether s is a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)
@@ -92,6 +82,25 @@ func validName(s string, colon bool) bool {
 	return true
 }
 
+// seriesName is a series as VictoriaMetrics names it and the exposition
+// writes it: name{l1="v1",...}, or the bare name without labels.
+func seriesName(d *Desc, values []string) string {
+	if len(d.labels) == 0 {
+		return d.name
+	}
+	b := append([]byte(d.name), '{')
+	for i, l := range d.labels {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, l...)
+		b = append(b, `="`...)
+		b = appendEscaped(b, values[i], true)
+		b = append(b, '"')
+	}
+	return string(append(b, '}'))
+}
+
 // Collector writes metric families read at scrape time (limiter pauses,
 // credential ages).
 type Collector interface {
@@ -104,24 +113,24 @@ type Collector interface {
 }
 
 // Writer gathers the samples of one scrape, from every collector, and
-// renders them in the text format: families sorted by name, series sorted
-// by label values.
+// renders them in the text format: families sorted by name, each with its
+// HELP and TYPE lines, series sorted by name and labels.
 type Writer struct {
 	fams map[string]*familySamples
 }
 
+// familySamples is one family's part of a scrape: the text of a family
+// VictoriaMetrics holds, or the samples a Collector wrote.
 type familySamples struct {
 	desc   *Desc
+	text   []byte
 	series []sample
 }
 
-// sample is one series of a family.
+// sample is one series of a counter or gauge family.
 type sample struct {
-	labels []string  // the values, in the order of the Desc's label names
-	value  float64   // counter or gauge value; a histogram's or summary's sum
-	counts []uint64  // histogram: cumulative count per bucket, +Inf (the total) last
-	quants []float64 // summary: the value at each quantile
-	count  uint64    // summary: the number of observations
+	name  string // as seriesName makes it
+	value float64
 }
 
 // Write adds a sample of a counter or gauge family, with one value per
@@ -130,30 +139,31 @@ func (w *Writer) Write(d *Desc, v float64, labelValues ...string) {
 	if d.typ != Counter && d.typ != Gauge {
 		panic("metrics: Write of a " + d.typ.String() + " (" + d.name + ")")
 	}
-	w.add(d, sample{labels: slices.Clone(labelValues), value: v})
+	if len(labelValues) != len(d.labels) {
+		panic("metrics: " + d.name + ": " + strconv.Itoa(len(labelValues)) + " label values for " + strconv.Itoa(len(d.labels)) + " labels")
+	}
+	f := w.family(d)
+	f.series = append(f.series, sample{name: seriesName(d, labelValues), value: v})
 }
 
-// add appends a sample to its family. The sample's slices are kept, not
-// copied: the caller must not change them afterwards.
-func (w *Writer) add(d *Desc, s sample) {
-	if len(s.labels) != len(d.labels) {
-		panic("metrics: " + d.name + ": " + strconv.Itoa(len(s.labels)) + " label values for " + strconv.Itoa(len(d.labels)) + " labels")
-	}
+// family returns the samples of d's family in this scrape, made on first
+// use. Two Descs of one name are refused by Register; should an
+// unregistered one come here anyway, its samples join the first one's
+// family.
+func (w *Writer) family(d *Desc) *familySamples {
 	if w.fams == nil {
 		w.fams = map[string]*familySamples{}
 	}
 	f := w.fams[d.name]
 	if f == nil {
-		// Two Descs of one name are refused by Register; should an unregistered
-		// one come here anyway, its samples join the first one's family.
 		f = &familySamples{desc: d}
 		w.fams[d.name] = f
 	}
-	f.series = append(f.series, s)
+	return f
 }
 
-// appendText renders the gathered samples in the text exposition format.
-func (w *Writer) appendText(b []byte) []byte {
+// writeText renders the gathered families in the text exposition format.
+func (w *Writer) writeText(b *bytes.Buffer) {
 	names := make([]string, 0, len(w.fams))
 	for name := range w.fams {
 		names = append(names, name)
@@ -161,82 +171,19 @@ func (w *Writer) appendText(b []byte) []byte {
 	slices.Sort(names)
 	for _, name := range names {
 		f := w.fams[name]
-		d := f.desc
-		slices.SortStableFunc(f.series, func(x, y sample) int { return slices.Compare(x.labels, y.labels) })
-
-		b = append(b, "# HELP "...)
-		b = append(b, name...)
-		b = append(b, ' ')
-		b = appendEscaped(b, d.help, false)
-		b = append(b, "\n# TYPE "...)
-		b = append(b, name...)
-		b = append(b, ' ')
-		b = append(b, d.typ.String()...)
-		b = append(b, '\n')
+		b.WriteString("# HELP " + name + " ")
+		b.Write(appendEscaped(nil, f.desc.help, false))
+		b.WriteString("\n# TYPE " + name + " " + f.desc.typ.String() + "\n")
+		b.Write(f.text)
+		slices.SortStableFunc(f.series, func(x, y sample) int { return strings.Compare(x.name, y.name) })
 		for _, s := range f.series {
-			switch d.typ {
-			case histogram:
-				for i, le := range d.bounds {
-					b = appendSeries(b, name, "_bucket", d.labels, s.labels, "le", le)
-					b = strconv.AppendUint(b, s.counts[i], 10)
-					b = append(b, '\n')
-				}
-				b = appendSeries(b, name, "_sum", d.labels, s.labels, "", "")
-				b = appendFloat(b, s.value)
-				b = append(b, '\n')
-				b = appendSeries(b, name, "_count", d.labels, s.labels, "", "")
-				b = strconv.AppendUint(b, s.counts[len(s.counts)-1], 10)
-				b = append(b, '\n')
-			case summary:
-				for i, q := range d.bounds {
-					b = appendSeries(b, name, "", d.labels, s.labels, "quantile", q)
-					b = appendFloat(b, s.quants[i])
-					b = append(b, '\n')
-				}
-				b = appendSeries(b, name, "_sum", d.labels, s.labels, "", "")
-				b = appendFloat(b, s.value)
-				b = append(b, '\n')
-				b = appendSeries(b, name, "_count", d.labels, s.labels, "", "")
-				b = strconv.AppendUint(b, s.count, 10)
-				b = append(b, '\n')
-			default:
-				b = appendSeries(b, name, "", d.labels, s.labels, "", "")
-				b = appendFloat(b, s.value)
-				b = append(b, '\n')
+			if f.desc.typ == Counter {
+				vm.WriteCounterFloat64(b, s.name, s.value)
+			} else {
+				vm.WriteGaugeFloat64(b, s.name, s.value)
 			}
 		}
 	}
-	return b
-}
-
-// appendSeries appends a series' name and labels, and the space before its
-// value: name_suffix{l1="v1",...,extra="extraValue"}.
-func appendSeries(b []byte, name, suffix string, labels, values []string, extra, extraValue string) []byte {
-	b = append(b, name...)
-	b = append(b, suffix...)
-	if len(labels) > 0 || extra != "" {
-		b = append(b, '{')
-		for i, l := range labels {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, l...)
-			b = append(b, `="`...)
-			b = appendEscaped(b, values[i], true)
-			b = append(b, '"')
-		}
-		if extra != "" {
-			if len(labels) > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, extra...)
-			b = append(b, `="`...)
-			b = append(b, extraValue...)
-			b = append(b, '"')
-		}
-		b = append(b, '}')
-	}
-	return append(b, ' ')
 }
 
 // appendEscaped appends s escaped for a HELP line (backslash and newline)
@@ -258,23 +205,19 @@ func appendEscaped(b []byte, s string, quote bool) []byte {
 	return b
 }
 
-// appendFloat formats a value as Prometheus does.
-func appendFloat(b []byte, v float64) []byte {
-	switch {
-	case math.IsInf(v, 1):
-		return append(b, "+Inf"...)
-	case math.IsInf(v, -1):
-		return append(b, "-Inf"...)
-	case math.IsNaN(v):
-		return append(b, "NaN"...)
-	}
-	return strconv.AppendFloat(b, v, 'g', -1, 64)
-}
-
-// serve writes a scrape to an HTTP response.
-func serve(rw http.ResponseWriter, gather func(*Writer)) {
+// serve writes a scrape to an HTTP response: the families gather writes,
+// then, with runtime, the Go runtime's go_* and the process's process_*
+// families as VictoriaMetrics writes them (without HELP and TYPE lines).
+func serve(rw http.ResponseWriter, gather func(*Writer), runtime bool) {
 	var w Writer
 	gather(&w)
+	b := bytes.NewBuffer(make([]byte, 0, 16<<10))
+	w.writeText(b)
+	if runtime {
+		vm.WriteGoMetrics(b)
+		vm.WriteProcMetrics(b)
+		vm.WriteFDMetrics(b)
+	}
 	rw.Header().Set("Content-Type", ContentType)
-	_, _ = rw.Write(w.appendText(make([]byte, 0, 16<<10)))
+	_, _ = rw.Write(b.Bytes())
 }

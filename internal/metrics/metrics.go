@@ -1,14 +1,15 @@
 // Package metrics holds exogate's Prometheus metrics. Every label takes a
 // bounded set of values: account is a configured SID or "unknown", bucket and
 // family come from Exotel's domain, code is an HTTP status, source is
-// "gateway" or "upstream". Metrics live in their own set (there is no
+// "gateway" or "upstream". Metrics live in their own sets (there is no
 // process-wide registry) and are served on the admin listener.
 //
-// The package writes the Prometheus text exposition format 0.0.4 itself,
-// with the Go runtime's go_* and, on Linux, the process_* families named as
-// client_golang's collectors name them. It does not use client_golang: that
-// library and its dependencies (protobuf, procfs) would add over 2 MB, a
-// fifth, to the binary. Recording into an existing series allocates nothing.
+// The series are github.com/VictoriaMetrics/metrics counters, gauges and
+// Prometheus-style histograms, and the go_* and process_* families are that
+// library's. This package adds what it lacks: HELP texts (VictoriaMetrics
+// writes a family's name only), families read at scrape time through a
+// Collector, and finding a series by its label values without building its
+// name, so that recording into an existing series allocates nothing.
 package metrics
 
 import (
@@ -49,8 +50,7 @@ type Metrics struct {
 	codes [600]atomic.Pointer[string] // status code -> its label, built once
 }
 
-// New makes the metric set, with build info and the Go runtime and process
-// collectors.
+// New makes the metric set, with build info.
 func New(version string) *Metrics {
 	m := &Metrics{names: map[string]bool{}}
 	durations := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
@@ -79,11 +79,8 @@ func New(version string) *Metrics {
 
 	for _, c := range []Collector{m.requests, m.requestDuration, m.upstreamDuration, m.limiterWait, m.limiterAdmitted,
 		m.limiterRejected, m.exotelResponses, m.breakerState, m.breakerChanges, m.injected, m.injectFailed,
-		m.authRemoved, m.reloads, build, newGoCollector()} {
+		m.authRemoved, m.reloads, build} {
 		m.Register(c)
-	}
-	if p := newProcessCollector(); p != nil {
-		m.Register(p)
 	}
 	return m
 }
@@ -114,11 +111,12 @@ func (m *Metrics) Register(c Collector) {
 	m.collectors = append(m.collectors, c)
 }
 
-// Handler serves the metrics in the Prometheus text format (0.0.4). A nil
-// *Metrics serves an empty scrape.
+// Handler serves the metrics in the Prometheus text format (0.0.4): the
+// families registered, sorted by name, then the Go runtime's go_* and the
+// process's process_* families. A nil *Metrics serves an empty scrape.
 func (m *Metrics) Handler() http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
-		serve(rw, m.gather)
+		serve(rw, m.gather, m != nil)
 	})
 }
 

@@ -1,10 +1,11 @@
 package metrics
 
 import (
-	"math"
+	"bytes"
 	"strings"
 	"sync"
-	"sync/atomic"
+
+	vm "github.com/VictoriaMetrics/metrics"
 )
 
 // maxLabels is the most labels a family recorded on the hot path has
@@ -16,153 +17,103 @@ const maxLabels = 6
 // recording into an existing series allocates nothing.
 type labels [maxLabels]string
 
-// vec is a family's series by label values. Series are never removed: the
-// callers bound every label's values (configured SIDs, Exotel's buckets and
-// hosts, HTTP status codes).
+// vec is a family's series by label values. Each series is a
+// VictoriaMetrics metric in the family's own set, which VictoriaMetrics
+// names by a string holding the label values; vec maps the values to the
+// metric without building that string, so that finding an existing series
+// allocates nothing. Series are never removed: the callers bound every
+// label's values (configured SIDs, Exotel's buckets and hosts, HTTP status
+// codes).
 type vec[T any] struct {
-	desc *Desc
-	init func(*T) // prepares a new series; nil if its zero value will do
+	desc      *Desc
+	set       *vm.Set
+	newSeries func(set *vm.Set, name string) *T // registers a series in set
 
 	mu     sync.RWMutex
-	series map[labels]*entry[T]
+	series map[labels]*T
 }
 
-type entry[T any] struct {
-	values []string // the label values, for the exposition
-	m      T
-}
-
-func newVec[T any](d *Desc, init func(*T)) vec[T] {
+func newVec[T any](d *Desc, newSeries func(*vm.Set, string) *T) vec[T] {
 	if len(d.labels) > maxLabels {
 		panic("metrics: " + d.name + " has more than maxLabels labels")
 	}
-	return vec[T]{desc: d, init: init, series: map[labels]*entry[T]{}}
+	return vec[T]{desc: d, set: vm.NewSet(), newSeries: newSeries, series: map[labels]*T{}}
 }
 
 // get returns the series of l, making it on first use. Values past the
 // family's label count must be empty.
 func (v *vec[T]) get(l labels) *T {
 	v.mu.RLock()
-	e := v.series[l]
+	s := v.series[l]
 	v.mu.RUnlock()
-	if e == nil {
-		e = v.add(l)
+	if s == nil {
+		s = v.add(l)
 	}
-	return &e.m
+	return s
 }
 
 // add makes the series of l under the write lock, unless another goroutine
 // just did.
-func (v *vec[T]) add(l labels) *entry[T] {
+func (v *vec[T]) add(l labels) *T {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if e := v.series[l]; e != nil {
-		return e
+	if s := v.series[l]; s != nil {
+		return s
 	}
-	// The values are copied: a caller's string may share the memory of a
-	// request it parsed, which the map would otherwise keep alive.
-	e := &entry[T]{values: make([]string, len(v.desc.labels))}
-	for i := range e.values {
-		e.values[i] = strings.Clone(l[i])
-		l[i] = e.values[i]
+	// The key's values are copied: a caller's string may share the memory
+	// of a request it parsed, which the map would otherwise keep alive.
+	for i := range l {
+		l[i] = strings.Clone(l[i])
 	}
-	if v.init != nil {
-		v.init(&e.m)
-	}
-	v.series[l] = e
-	return e
-}
-
-// each calls fn for every series, under the read lock.
-func (v *vec[T]) each(fn func(values []string, m *T)) {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	for _, e := range v.series {
-		fn(e.values, &e.m)
-	}
+	s := v.newSeries(v.set, seriesName(v.desc, l[:len(v.desc.labels)]))
+	v.series[l] = s
+	return s
 }
 
 func (v *vec[T]) Describe() []*Desc { return []*Desc{v.desc} }
 
-// counterVec is a counter family. Its counts are whole numbers, so a plain
-// atomic integer suffices.
-type counterVec struct{ vec[atomic.Uint64] }
+// Collect writes the family's series as VictoriaMetrics renders them,
+// without HELP and TYPE lines (its ExposeMetadata is left off, the default:
+// the Writer writes them, with the help text); a family with no series yet
+// writes nothing.
+func (v *vec[T]) Collect(w *Writer) {
+	var b bytes.Buffer
+	v.set.WritePrometheus(&b)
+	if b.Len() > 0 {
+		w.family(v.desc).text = b.Bytes()
+	}
+}
+
+// counterVec is a counter family.
+type counterVec struct{ vec[vm.Counter] }
 
 func newCounterVec(name, help string, labels ...string) *counterVec {
-	return &counterVec{newVec[atomic.Uint64](newDesc(Counter, name, help, labels, nil), nil)}
+	return &counterVec{newVec(newDesc(Counter, name, help, labels), (*vm.Set).NewCounter)}
 }
 
-func (v *counterVec) inc(l labels) { v.get(l).Add(1) }
+func (v *counterVec) inc(l labels) { v.get(l).Inc() }
 
-func (v *counterVec) Collect(w *Writer) {
-	v.each(func(values []string, n *atomic.Uint64) {
-		w.add(v.desc, sample{labels: values, value: float64(n.Load())})
-	})
-}
-
-// gaugeVec is a gauge family; each value is a float64's bits.
-type gaugeVec struct{ vec[atomic.Uint64] }
+// gaugeVec is a gauge family whose values are set, not read at scrape time.
+type gaugeVec struct{ vec[vm.Gauge] }
 
 func newGaugeVec(name, help string, labels ...string) *gaugeVec {
-	return &gaugeVec{newVec[atomic.Uint64](newDesc(Gauge, name, help, labels, nil), nil)}
+	return &gaugeVec{newVec(newDesc(Gauge, name, help, labels), func(s *vm.Set, name string) *vm.Gauge {
+		return s.NewGauge(name, nil)
+	})}
 }
 
-func (v *gaugeVec) set(l labels, f float64) { v.get(l).Store(math.Float64bits(f)) }
+func (v *gaugeVec) set(l labels, f float64) { v.get(l).Set(f) }
 
-func (v *gaugeVec) Collect(w *Writer) {
-	v.each(func(values []string, bits *atomic.Uint64) {
-		w.add(v.desc, sample{labels: values, value: math.Float64frombits(bits.Load())})
-	})
-}
-
-// hist is one histogram series.
-type hist struct {
-	counts []atomic.Uint64 // observations per bucket, not cumulative; +Inf last
-	sum    atomic.Uint64   // float64 bits of the sum of observations
-}
-
-// histogramVec is a histogram family with fixed buckets.
-type histogramVec struct {
-	vec[hist]
-	upper []float64 // bucket upper bounds, ascending, +Inf implied
-}
+// histogramVec is a histogram family with fixed buckets (Prometheus's
+// le buckets, not VictoriaMetrics' own vmrange ones).
+type histogramVec struct{ vec[vm.PrometheusHistogram] }
 
 func newHistogramVec(name, help string, buckets []float64, labels ...string) *histogramVec {
-	d := newDesc(histogram, name, help, labels, buckets)
-	h := &histogramVec{upper: buckets}
-	h.vec = newVec(d, func(s *hist) { s.counts = make([]atomic.Uint64, len(buckets)+1) })
-	return h
+	return &histogramVec{newVec(newDesc(histogram, name, help, labels), func(s *vm.Set, name string) *vm.PrometheusHistogram {
+		return s.NewPrometheusHistogramExt(name, buckets)
+	})}
 }
 
-// observe records v in the series of l.
-func (h *histogramVec) observe(l labels, v float64) {
-	s := h.get(l)
-	// Buckets are few (at most 14): a linear search beats a binary one.
-	// An upper bound is inclusive; NaN falls through to +Inf.
-	i := 0
-	for i < len(h.upper) && !(v <= h.upper[i]) {
-		i++
-	}
-	s.counts[i].Add(1)
-	for {
-		old := s.sum.Load()
-		if s.sum.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
-			return
-		}
-	}
-}
-
-// Collect writes cumulative buckets. The count is the +Inf bucket, so the
-// two always agree, even during concurrent observations; the sum may lag
-// or lead by the observations in flight.
-func (h *histogramVec) Collect(w *Writer) {
-	h.each(func(values []string, s *hist) {
-		counts := make([]uint64, len(s.counts))
-		var n uint64
-		for i := range s.counts {
-			n += s.counts[i].Load()
-			counts[i] = n
-		}
-		w.add(h.desc, sample{labels: values, value: math.Float64frombits(s.sum.Load()), counts: counts})
-	})
-}
+// observe records v in the series of l. An upper bound is inclusive;
+// negative values and NaN are not recorded.
+func (h *histogramVec) observe(l labels, v float64) { h.get(l).Update(v) }
