@@ -21,7 +21,6 @@ import (
 	"github.com/exogate/exogate/credentials"
 	"github.com/exogate/exogate/internal/callers"
 	"github.com/exogate/exogate/internal/config"
-	"github.com/exogate/exogate/internal/h1"
 	"github.com/exogate/exogate/internal/metrics"
 	"github.com/exogate/exogate/proxy"
 	"github.com/exogate/exogate/ratelimit"
@@ -49,7 +48,7 @@ type gateway struct {
 	limiter limiter
 	clients clientLimiters
 	// transport carries the gateway's upstream connections.
-	transport roundTripper
+	transport *http.Transport
 	// warmRoots: an upstream is https and no ca_file loaded the system roots
 	// up front.
 	warmRoots bool
@@ -244,6 +243,9 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 	if cfg.Upstream.AllowInsecureHTTP {
 		log.Warn().Msg("upstream.allow_insecure_http is on: plain-http upstreams are accepted; never use this in production")
 	}
+	if c := cfg.Upstream.Client; c != "net/http" && (prev == nil || prev.cfg.Upstream.Client != c) {
+		log.Warn().Str("client", c).Msg("upstream.client has no effect: Go's http.Transport is the only upstream client; remove the setting")
+	}
 
 	accounts := make([]proxy.Account, 0, len(cfg.Accounts))
 	var upstreams []*url.URL
@@ -260,7 +262,7 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 		accounts = append(accounts, proxy.Account{SID: a.SID, API: api, CCM: ccm})
 		upstreams = append(upstreams, api, ccm)
 	}
-	transport, err := newTransport(cfg.Upstream, upstreams, log)
+	transport, err := newTransport(cfg.Upstream)
 	if err != nil {
 		return nil, err
 	}
@@ -398,18 +400,17 @@ func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rul
 	return red, nil
 }
 
-// newTransport is the upstream transport: HTTPS with the system roots plus
-// upstream.ca_file, bounded dial, handshake and response-header times, and a
-// keep-alive pool sized for a busy gateway. It never resends a request that
-// could act twice. upstream.client picks exogate's HTTP/1.1 client (h1) or
-// Go's http.Transport; h1 does not speak to proxies, so when HTTPS_PROXY or
-// HTTP_PROXY applies to one of the upstreams, http.Transport is used.
+// newTransport is the upstream transport, Go's http.Transport: HTTPS with
+// the system roots plus upstream.ca_file, bounded dial, handshake and
+// response-header times, a keep-alive pool sized for a busy gateway, and
+// HTTPS_PROXY/HTTP_PROXY honoured. It speaks HTTP/1.1 only and never resends
+// a request that could act twice.
 //
 // Without upstream.ca_file the system roots are left for crypto/x509 to load
 // at the first TLS handshake (parsing them is most of a cold start); a
 // gateway with https upstreams loads them in the background once serving
 // (gateway.warmRoots).
-func newTransport(u config.Upstream, upstreams []*url.URL, log zerolog.Logger) (roundTripper, error) {
+func newTransport(u config.Upstream) (*http.Transport, error) {
 	var roots *x509.CertPool
 	if u.CAFile != "" {
 		pool, err := caPool(u.CAFile, true)
@@ -418,18 +419,7 @@ func newTransport(u config.Upstream, upstreams []*url.URL, log zerolog.Logger) (
 		}
 		roots = pool
 	}
-	tlsConf := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	dialer := &net.Dialer{Timeout: u.DialTimeout, KeepAlive: 30 * time.Second}
-	if upstreamClient(u.Client, upstreams, http.ProxyFromEnvironment, log) == "http1" {
-		return &h1.Transport{
-			DialContext:           dialer.DialContext,
-			TLSClientConfig:       tlsConf,
-			TLSHandshakeTimeout:   u.TLSHandshakeTimeout,
-			ResponseHeaderTimeout: u.Timeout,
-			IdleConnTimeout:       u.IdleConnTimeout,
-			MaxIdleConnsPerHost:   u.MaxIdleConnsPerHost,
-		}, nil
-	}
 	// HTTP/1.1 only: Go's HTTP/2 client may send a request again after a
 	// stream reset or GOAWAY when it thinks no byte of it was processed,
 	// bodiless POSTs included, and a call must never be placed twice.
@@ -439,7 +429,7 @@ func newTransport(u config.Upstream, upstreams []*url.URL, log zerolog.Logger) (
 		Protocols:             &protocols,
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dialer.DialContext,
-		TLSClientConfig:       tlsConf,
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   u.TLSHandshakeTimeout,
 		ResponseHeaderTimeout: u.Timeout,
 		ExpectContinueTimeout: time.Second,
@@ -447,30 +437,6 @@ func newTransport(u config.Upstream, upstreams []*url.URL, log zerolog.Logger) (
 		MaxIdleConnsPerHost:   u.MaxIdleConnsPerHost,
 		IdleConnTimeout:       u.IdleConnTimeout,
 	}, nil
-}
-
-// upstreamClient is the client to use: the configured one, except that h1
-// does not speak to proxies, so when proxy names one for an upstream,
-// net/http's transport is used.
-func upstreamClient(client string, upstreams []*url.URL, proxy func(*http.Request) (*url.URL, error), log zerolog.Logger) string {
-	if client != "http1" {
-		return client
-	}
-	for _, up := range upstreams {
-		if p, err := proxy(&http.Request{URL: up}); err == nil && p != nil {
-			log.Info().Str("upstream", up.Host).Str("proxy", p.Redacted()).
-				Msg("an HTTP(S)_PROXY applies to an upstream: using net/http's transport, which speaks to proxies")
-			return "net/http"
-		}
-	}
-	return client
-}
-
-// roundTripper is an upstream transport whose idle connections can be
-// closed when its gateway is replaced or shut down.
-type roundTripper interface {
-	http.RoundTripper
-	CloseIdleConnections()
 }
 
 // newServerTLS is the listener's TLS: the certificate and key are re-read
