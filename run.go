@@ -20,6 +20,7 @@ import (
 	"github.com/exogate/exogate/internal/config"
 	"github.com/exogate/exogate/internal/gateway"
 	"github.com/exogate/exogate/internal/metrics"
+	"github.com/exogate/exogate/ratelimit"
 )
 
 // version is set at link time: -ldflags "-X main.version=v1.2.3".
@@ -101,6 +102,9 @@ func runNotify(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	// go-redis keeps one logger for the whole process: set once, here, with
+	// the first configuration's level and format (a reload does not change it).
+	ratelimit.RouteRedisLogs(log)
 	deps := gateway.Deps{Getenv: getenv, Stderr: stderr, Logger: log, Metrics: metrics.New(buildVersion()), Version: buildVersion()}
 	if cmd == "check" {
 		return gateway.Check(ctx, cfg, deps, stdout)

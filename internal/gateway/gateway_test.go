@@ -1,6 +1,11 @@
 package gateway
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/exogate/exogate/internal/config"
@@ -24,4 +29,34 @@ func testConfig(t *testing.T) (config.Config, func(string) string) {
 		t.Fatal(err)
 	}
 	return cfg, getenv
+}
+
+// go-redis's logger is process-wide: main routes it once. A gateway build,
+// and so a reload, must not set it again.
+func TestGatewayLeavesRedisLoggerToMain(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	checked := 0
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked++
+		ast.Inspect(f, func(n ast.Node) bool {
+			if sel, ok := n.(*ast.SelectorExpr); ok && sel.Sel.Name == "RouteRedisLogs" {
+				t.Errorf("%s: the gateway calls RouteRedisLogs; only main may", fset.Position(sel.Pos()))
+			}
+			return true
+		})
+	}
+	if checked == 0 {
+		t.Fatal("no source file read")
+	}
 }

@@ -381,7 +381,6 @@ func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rul
 	if r.PasswordEnv != "" {
 		pass = getenv(r.PasswordEnv)
 	}
-	ratelimit.RouteRedisLogs(log)
 	red, err := ratelimit.NewRedis(sids, rc, ratelimit.RedisConfig{
 		Addr:      r.Address,
 		Username:  user,
