@@ -102,9 +102,12 @@ func runNotify(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	// go-redis keeps one logger for the whole process: set once, here, with
-	// the first configuration's level and format (a reload does not change it).
-	ratelimit.RouteRedisLogs(log)
+	if cfg.Limits.Backend == "redis" {
+		// go-redis keeps one logger for the whole process: set once, here,
+		// with the first configuration's level and format; a reload does
+		// not change it.
+		ratelimit.RouteRedisLogs(log)
+	}
 	deps := gateway.Deps{Getenv: getenv, Stderr: stderr, Logger: log, Metrics: metrics.New(buildVersion()), Version: buildVersion()}
 	if cmd == "check" {
 		return gateway.Check(ctx, cfg, deps, stdout)
