@@ -217,10 +217,10 @@ breaker: {consecutive_failures: 2, open_for: 1h}
 	}
 	// The container HEALTHCHECK: exogate health against the admin listener.
 	var out strings.Builder
-	if err := run(t.Context(), []string{"exogate", "health", "-url", admin + "/readyz"}, func(string) string { return "" }, &out, io.Discard); err != nil || out.String() != "ready\n" {
+	if err := run(t.Context(), []string{"exogate", "health", "-url", admin + "/readyz"}, func(string) string { return "" }, nil, &out, io.Discard); err != nil || out.String() != "ready\n" {
 		t.Errorf("health: %v %q", err, out.String())
 	}
-	if err := run(t.Context(), []string{"exogate", "health", "-url", "http://127.0.0.1:1/readyz"}, func(string) string { return "" }, io.Discard, io.Discard); err == nil {
+	if err := run(t.Context(), []string{"exogate", "health", "-url", "http://127.0.0.1:1/readyz"}, func(string) string { return "" }, nil, io.Discard, io.Discard); err == nil {
 		t.Error("health succeeded with nothing listening")
 	}
 	// The admin endpoints are not on the Exotel listener.

@@ -68,7 +68,7 @@ func TestAdminTokenOnTheBinary(t *testing.T) {
 	getenv := func(k string) string {
 		return map[string]string{"EXOGATE_ADMIN_LISTEN": strings.TrimPrefix(admin, "http://")}[k]
 	}
-	if err := run(t.Context(), []string{"exogate", "health", "-config", cfgFile}, getenv, &strings.Builder{}, &strings.Builder{}); err != nil {
+	if err := run(t.Context(), []string{"exogate", "health", "-config", cfgFile}, getenv, nil, &strings.Builder{}, &strings.Builder{}); err != nil {
 		t.Errorf("exogate health: %v", err)
 	}
 

@@ -69,8 +69,9 @@ shutdown_delay: 0s
 	started := make(chan *gateway.Server, 1)
 	gatewaysStarted.Add(1)
 	go func() {
-		done <- runNotify(ctx, []string{"exogate", "-config", path}, func(k string) string { return farmEnv()[k] }, io.Discard, io.MultiWriter(logs, allLogs),
+		done <- runNotify(ctx, []string{"exogate", "-config", path}, func(k string) string { return farmEnv()[k] }, nil, io.Discard, io.MultiWriter(logs, allLogs),
 			func(s *gateway.Server) { started <- s })
+
 	}()
 	var gw *gateway.Server
 	select {

@@ -165,8 +165,9 @@ func startGateway(t *testing.T, args []string, env map[string]string) *testGatew
 	gatewaysStarted.Add(1)
 	started := make(chan string, 1)
 	go func() {
-		g.done <- runNotify(ctx, append([]string{"exogate"}, args...), func(k string) string { return env[k] }, io.Discard, stderr,
+		g.done <- runNotify(ctx, append([]string{"exogate"}, args...), func(k string) string { return env[k] }, nil, io.Discard, stderr,
 			func(s *gateway.Server) { started <- s.Addr().String() })
+
 	}()
 	select {
 	case addr := <-started:
@@ -442,7 +443,7 @@ func TestStartupErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			err := run(context.Background(), append([]string{"exogate"}, tc.args...), func(k string) string { return tc.env[k] }, io.Discard, io.MultiWriter(&stderr, allLogs))
+			err := run(context.Background(), append([]string{"exogate"}, tc.args...), func(k string) string { return tc.env[k] }, nil, io.Discard, io.MultiWriter(&stderr, allLogs))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want it to mention %q", err, tc.want)
 			}
@@ -489,7 +490,7 @@ func TestCheckCommand(t *testing.T) {
 	farm := newFarm(t)
 	cfg := writeFile(t, "exogate.yaml", farm.config(""))
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"exogate", "check", "-config", cfg}, func(k string) string { return farmEnv()[k] }, &out, allLogs)
+	err := run(context.Background(), []string{"exogate", "check", "-config", cfg}, func(k string) string { return farmEnv()[k] }, nil, &out, allLogs)
 	if err != nil {
 		t.Fatalf("check failed: %v\n%s", err, out.String())
 	}
@@ -510,7 +511,7 @@ func TestCheckCommand(t *testing.T) {
 	// A rotated token at Exotel: 401 with the seed's hint, exit non-zero.
 	farm.fakes["mumbai-api"].SetAccount(fakeexotel.Account{SID: "acme1m", Key: mumKey, Token: "newtoken"})
 	out.Reset()
-	err = run(context.Background(), []string{"exogate", "check", "-config", cfg}, func(k string) string { return farmEnv()[k] }, &out, allLogs)
+	err = run(context.Background(), []string{"exogate", "check", "-config", cfg}, func(k string) string { return farmEnv()[k] }, nil, &out, allLogs)
 	if err == nil || !strings.Contains(err.Error(), "1 of 2 accounts failed") {
 		t.Errorf("err %v", err)
 	}
@@ -521,7 +522,7 @@ func TestCheckCommand(t *testing.T) {
 	for status, hint := range map[int]string{403: "permission", 404: "region is wrong", 429: "rate limited"} {
 		farm.fakes["singapore-api"].SetOverride(func(fakeexotel.Request) (int, string, bool) { return status, "", true })
 		out.Reset()
-		_ = run(context.Background(), []string{"exogate", "check", "-config", cfg}, func(k string) string { return farmEnv()[k] }, &out, allLogs)
+		_ = run(context.Background(), []string{"exogate", "check", "-config", cfg}, func(k string) string { return farmEnv()[k] }, nil, &out, allLogs)
 		if !strings.Contains(out.String(), fmt.Sprintf("FAIL acme (singapore): %d", status)) || !strings.Contains(out.String(), hint) {
 			t.Errorf("%d: output:\n%s", status, out.String())
 		}
@@ -530,7 +531,7 @@ func TestCheckCommand(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"exogate", "version"}, func(string) string { return "" }, &out, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"exogate", "version"}, func(string) string { return "" }, nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(out.String(), "exogate ") {
