@@ -41,15 +41,12 @@ func adminHandler(live func() *gateway, m *metrics.Metrics, reload func() error,
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		g := live()
-		switch {
-		case g.Draining():
-			http.Error(w, "draining", http.StatusServiceUnavailable)
-		case !g.store.Ready():
-			http.Error(w, "credentials unavailable", http.StatusServiceUnavailable)
-		default:
-			_, _ = w.Write([]byte("ok\n"))
+		// The proxy listener's /readyz gives the same answer.
+		if ready, reason := live().Readiness(); !ready {
+			http.Error(w, reason, http.StatusServiceUnavailable)
+			return
 		}
+		_, _ = w.Write([]byte("ok\n"))
 	})
 	// Each reload logs in to Vault again and opens new Redis connections:
 	// one per interval at most, whatever its outcome. SIGHUP is not limited
