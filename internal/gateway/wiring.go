@@ -163,49 +163,10 @@ func (g *gateway) close(ctx context.Context) error {
 // newGateway builds the credentials store, the limiter, the upstream
 // transport and the handler from a validated configuration.
 func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logger, m *metrics.Metrics, version string, prev *gateway) (*gateway, error) {
-	specs := make([]credentials.Spec, 0, len(cfg.Accounts))
-	sids := make([]string, 0, len(cfg.Accounts))
-	for _, a := range cfg.Accounts {
-		sid := strings.ToLower(a.SID)
-		sids = append(sids, sid)
-		cr := a.Credentials
-		spec := credentials.Spec{
-			Account:      sid,
-			Source:       cr.Source,
-			APIKeyEnv:    cr.APIKeyEnv,
-			APITokenEnv:  cr.APITokenEnv,
-			APIKeyFile:   cr.APIKeyFile,
-			APITokenFile: cr.APITokenFile,
-		}
-		if cr.Vault != nil {
-			spec.Vault = cr.Vault.Credentials()
-		}
-		specs = append(specs, spec)
-	}
-	v := cfg.Vault
-	store, err := credentials.New(credentials.Config{
-		Accounts: specs,
-		Vault: credentials.VaultConfig{
-			Address:       v.Address,
-			CAFile:        v.CAFile,
-			Namespace:     v.Namespace,
-			Timeout:       v.Timeout,
-			Auth:          v.Auth.Credentials(),
-			AllowInsecure: v.AllowInsecure,
-		},
-		RefreshInterval:  v.RefreshInterval,
-		FilePollInterval: cfg.Rotation.FilePollInterval,
-		PreviousGrace:    cfg.Rotation.PreviousGrace,
-		MinForcedRefresh: cfg.Rotation.MinForcedRefresh,
-		ReauthorizeWait:  cfg.Rotation.ReauthorizeWait,
-		Getenv:           getenv,
-		Logger:           log,
-		Previous:         prevStore(prev),
-	})
+	store, err := newStore(cfg, getenv, log, prev)
 	if err != nil {
 		return nil, err
 	}
-
 	buckets := make(map[string]ratelimit.Rule, len(cfg.Limits.Buckets))
 	for name, r := range cfg.Limits.Buckets {
 		buckets[name] = r.RateLimit()
@@ -214,73 +175,35 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 	if prev != nil {
 		prevLimiter = prev.limiter
 	}
+	sids := accountSIDs(cfg)
 	limiter, err := newLimiter(cfg.Limits, sids, buckets, getenv, log, prevLimiter)
 	if err != nil {
 		return nil, err
 	}
-
 	clientLims, err := newClientLimiters(cfg, sids, getenv, log, prev)
 	if err != nil {
 		return nil, err
 	}
-	var ident proxy.Identifier
-	if len(cfg.Clients) > 0 || cfg.Auth.Anonymous != nil {
-		cc := callers.Config{AllowAnonymous: cfg.Auth.AllowAnonymous}
-		if a := cfg.Auth.Anonymous; a != nil {
-			cc.Anonymous = &callers.Rights{Accounts: a.Accounts, Buckets: a.Buckets, Methods: a.Methods, Operations: a.Operations}
-		}
-		for _, c := range cfg.Clients {
-			cc.Clients = append(cc.Clients, callers.ClientConfig{ID: c.ID, SecretSHA256: c.SecretSHA256, CertIdentity: c.CertIdentity,
-				Rights: callers.Rights{Accounts: c.Accounts, Buckets: c.Buckets, Methods: c.Methods, Operations: c.Operations}})
-		}
-		cs, err := callers.New(cc)
-		if err != nil {
-			return nil, fmt.Errorf("clients: %w", err)
-		}
-		ident = cs
+	ident, err := newIdentifier(cfg)
+	if err != nil {
+		return nil, err
 	}
-
-	if cfg.Upstream.AllowInsecureHTTP {
-		log.Warn().Msg("upstream.allow_insecure_http is on: plain-http upstreams are accepted; never use this in production")
-	}
-	if c := cfg.Upstream.Client; c != "net/http" && (prev == nil || prev.cfg.Upstream.Client != c) {
-		log.Warn().Str("client", c).Msg("upstream.client has no effect: Go's http.Transport is the only upstream client; remove the setting")
-	}
-
-	accounts := make([]proxy.Account, 0, len(cfg.Accounts))
-	var upstreams []*url.URL
-	for _, a := range cfg.Accounts {
-		hosts := cfg.Upstream.Regions[a.Region]
-		api, err := url.Parse(hosts.API)
-		if err != nil {
-			return nil, fmt.Errorf("upstream.regions.%s.api: %w", a.Region, err)
-		}
-		ccm, err := url.Parse(hosts.CCM)
-		if err != nil {
-			return nil, fmt.Errorf("upstream.regions.%s.ccm: %w", a.Region, err)
-		}
-		accounts = append(accounts, proxy.Account{SID: a.SID, API: api, CCM: ccm})
-		upstreams = append(upstreams, api, ccm)
+	warnUpstream(cfg.Upstream, log, prev)
+	accounts, upstreams, err := upstreamAccounts(cfg)
+	if err != nil {
+		return nil, err
 	}
 	transport, err := newTransport(cfg.Upstream)
 	if err != nil {
 		return nil, err
 	}
-	b := cfg.Breaker
 	h, err := proxy.New(proxy.Config{
-		Accounts:   accounts,
-		Authorizer: store,
-		Limiter:    limiter,
-		RetryWait:  retryWait(cfg.Limits.MaxWait),
-		Transport:  transport,
-		Breaker: proxy.BreakerSettings{
-			ConsecutiveFailures: b.ConsecutiveFailures,
-			FailureRatio:        b.FailureRatio,
-			MinRequests:         b.MinRequests,
-			Interval:            b.Interval,
-			OpenFor:             b.OpenFor,
-			HalfOpenRequests:    b.HalfOpenRequests,
-		},
+		Accounts:      accounts,
+		Authorizer:    store,
+		Limiter:       limiter,
+		RetryWait:     retryWait(cfg.Limits.MaxWait),
+		Transport:     transport,
+		Breaker:       breakerSettings(cfg.Breaker),
 		MaxBody:       int64(cfg.MaxBody),
 		Logger:        log,
 		Metrics:       m,
@@ -299,6 +222,123 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 		gw.warmRoots = gw.warmRoots || (u.Scheme == "https" && cfg.Upstream.CAFile == "")
 	}
 	return gw, nil
+}
+
+// accountSIDs is the configured accounts' SIDs, in lower case.
+func accountSIDs(cfg config.Config) []string {
+	sids := make([]string, 0, len(cfg.Accounts))
+	for _, a := range cfg.Accounts {
+		sids = append(sids, strings.ToLower(a.SID))
+	}
+	return sids
+}
+
+// newStore builds the credentials store of every account; on a reload,
+// prev's store hands on the credentials of unchanged accounts and its
+// Vault session.
+func newStore(cfg config.Config, getenv func(string) string, log zerolog.Logger, prev *gateway) (*credentials.Store, error) {
+	specs := make([]credentials.Spec, 0, len(cfg.Accounts))
+	for _, a := range cfg.Accounts {
+		cr := a.Credentials
+		spec := credentials.Spec{
+			Account:      strings.ToLower(a.SID),
+			Source:       cr.Source,
+			APIKeyEnv:    cr.APIKeyEnv,
+			APITokenEnv:  cr.APITokenEnv,
+			APIKeyFile:   cr.APIKeyFile,
+			APITokenFile: cr.APITokenFile,
+		}
+		if cr.Vault != nil {
+			spec.Vault = cr.Vault.Credentials()
+		}
+		specs = append(specs, spec)
+	}
+	v := cfg.Vault
+	return credentials.New(credentials.Config{
+		Accounts: specs,
+		Vault: credentials.VaultConfig{
+			Address:       v.Address,
+			CAFile:        v.CAFile,
+			Namespace:     v.Namespace,
+			Timeout:       v.Timeout,
+			Auth:          v.Auth.Credentials(),
+			AllowInsecure: v.AllowInsecure,
+		},
+		RefreshInterval:  v.RefreshInterval,
+		FilePollInterval: cfg.Rotation.FilePollInterval,
+		PreviousGrace:    cfg.Rotation.PreviousGrace,
+		MinForcedRefresh: cfg.Rotation.MinForcedRefresh,
+		ReauthorizeWait:  cfg.Rotation.ReauthorizeWait,
+		Getenv:           getenv,
+		Logger:           log,
+		Previous:         prevStore(prev),
+	})
+}
+
+// newIdentifier is who may call and what they may do: nil (every caller
+// anonymous and unrestricted) without clients and without auth.anonymous.
+func newIdentifier(cfg config.Config) (proxy.Identifier, error) {
+	if len(cfg.Clients) == 0 && cfg.Auth.Anonymous == nil {
+		return nil, nil
+	}
+	cc := callers.Config{AllowAnonymous: cfg.Auth.AllowAnonymous}
+	if a := cfg.Auth.Anonymous; a != nil {
+		cc.Anonymous = &callers.Rights{Accounts: a.Accounts, Buckets: a.Buckets, Methods: a.Methods, Operations: a.Operations}
+	}
+	for _, c := range cfg.Clients {
+		cc.Clients = append(cc.Clients, callers.ClientConfig{ID: c.ID, SecretSHA256: c.SecretSHA256, CertIdentity: c.CertIdentity,
+			Rights: callers.Rights{Accounts: c.Accounts, Buckets: c.Buckets, Methods: c.Methods, Operations: c.Operations}})
+	}
+	cs, err := callers.New(cc)
+	if err != nil {
+		return nil, fmt.Errorf("clients: %w", err)
+	}
+	return cs, nil
+}
+
+// warnUpstream logs the upstream settings an operator should know about:
+// plain-http upstreams allowed, and upstream.client, which has no effect
+// (once, not again on a reload that keeps it).
+func warnUpstream(u config.Upstream, log zerolog.Logger, prev *gateway) {
+	if u.AllowInsecureHTTP {
+		log.Warn().Msg("upstream.allow_insecure_http is on: plain-http upstreams are accepted; never use this in production")
+	}
+	if c := u.Client; c != "net/http" && (prev == nil || prev.cfg.Upstream.Client != c) {
+		log.Warn().Str("client", c).Msg("upstream.client has no effect: Go's http.Transport is the only upstream client; remove the setting")
+	}
+}
+
+// upstreamAccounts is each account with its region's two base URLs, and
+// every upstream URL.
+func upstreamAccounts(cfg config.Config) ([]proxy.Account, []*url.URL, error) {
+	accounts := make([]proxy.Account, 0, len(cfg.Accounts))
+	var upstreams []*url.URL
+	for _, a := range cfg.Accounts {
+		hosts := cfg.Upstream.Regions[a.Region]
+		api, err := url.Parse(hosts.API)
+		if err != nil {
+			return nil, nil, fmt.Errorf("upstream.regions.%s.api: %w", a.Region, err)
+		}
+		ccm, err := url.Parse(hosts.CCM)
+		if err != nil {
+			return nil, nil, fmt.Errorf("upstream.regions.%s.ccm: %w", a.Region, err)
+		}
+		accounts = append(accounts, proxy.Account{SID: a.SID, API: api, CCM: ccm})
+		upstreams = append(upstreams, api, ccm)
+	}
+	return accounts, upstreams, nil
+}
+
+// breakerSettings maps the breaker section onto the proxy's settings.
+func breakerSettings(b config.Breaker) proxy.BreakerSettings {
+	return proxy.BreakerSettings{
+		ConsecutiveFailures: b.ConsecutiveFailures,
+		FailureRatio:        b.FailureRatio,
+		MinRequests:         b.MinRequests,
+		Interval:            b.Interval,
+		OpenFor:             b.OpenFor,
+		HalfOpenRequests:    b.HalfOpenRequests,
+	}
 }
 
 func prevStore(g *gateway) *credentials.Store {
