@@ -88,6 +88,7 @@ func value(fams map[string]*dto.MetricFamily, name string, want map[string]strin
 // code, limiter admissions and rejections, Exotel's own 401 and 429, an open
 // breaker, credentials injected and client auth removed.
 func TestMetricsOnTheBinary(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	cfg := writeFile(t, "exogate.yaml", farm.config(`limits:
   max_wait: 0s
@@ -234,6 +235,7 @@ breaker: {consecutive_failures: 2, open_for: 1h}
 // unchanged account stays open; an invalid file or a new listen address is
 // refused and the running configuration keeps serving; SIGHUP reloads too.
 func TestReloadOnTheBinary(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	for _, f := range farm.fakes {
 		f.SetAccount(fakeexotel.Account{SID: "newco", Key: mumKey, Token: mumToken})

@@ -61,6 +61,7 @@ clients:
 }
 
 func TestClientsRightsAndShares(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	g := startGateway(t, []string{"-config", writeFile(t, "exogate.yaml", clientsConfig(farm, ""))}, farmEnv())
 	billing := map[string]string{"Authorization": basicOf("billing", billingSecret), "Content-Type": "application/x-www-form-urlencoded"}
@@ -149,6 +150,7 @@ func TestClientsRightsAndShares(t *testing.T) {
 }
 
 func TestOpenListenerRefused(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	open := strings.Replace(farm.config(""), "listen: 127.0.0.1:0", "listen: 0.0.0.0:0", 1)
 	err := run(context.Background(), []string{"exogate", "-config", writeFile(t, "c.yaml", open)}, func(k string) string { return farmEnv()[k] }, nil, io.Discard, io.Discard)
@@ -168,6 +170,7 @@ func TestOpenListenerRefused(t *testing.T) {
 }
 
 func TestHashSecretCommand(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	if err := hashSecret(strings.NewReader(billingSecret+"\n"), &out); err != nil {
 		t.Fatal(err)
@@ -343,6 +346,7 @@ func startTLSGateway(t *testing.T, cfg string) (string, *testutil.SyncBuffer) {
 }
 
 func TestMutualTLS(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	p := newPKI(t)
 	cfg := clientsConfig(farm, fmt.Sprintf(`  - id: ops
@@ -398,6 +402,7 @@ tls: {cert_file: %s, key_file: %s, client_ca_file: %s}
 // Per-client caps hold across replicas with the Redis backend: billing's one
 // request per hour is spent on one gateway and refused on the other.
 func TestClientCapsOnRedis(t *testing.T) {
+	// Serial: a Redis limiter routes go-redis's process-wide logger.
 	farm := newFarm(t)
 	redis := redistest.Start(t)
 	cfg := strings.Replace(clientsConfig(farm, ""), "limits:\n  max_wait: 0s\n",
@@ -422,6 +427,7 @@ func TestClientCapsOnRedis(t *testing.T) {
 // only on a certificate without SANs: a certificate whose CN spells another
 // client's URI, or whose CN names a client beside SANs, identifies no one.
 func TestCertIdentityKinds(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	p := newPKI(t)
 	cfg := clientsConfig(farm, fmt.Sprintf(`  - id: ops
@@ -475,6 +481,7 @@ tls: {cert_file: %s, key_file: %s, client_ca_file: %s}
 // An un-prefixed cert_identity (how 0.x configurations wrote them) stops
 // start-up with a message that names the field and the forms.
 func TestCertIdentityWithoutKindRefused(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	p := newPKI(t)
 	cfg := clientsConfig(farm, fmt.Sprintf(`  - id: ops
@@ -513,6 +520,7 @@ func (c *cancelOn) Write(p []byte) (int, error) {
 // Exotel credentials any more. auth.allow_anonymous lets callers without
 // identity through with exactly the anonymous block's rights.
 func TestAnonymousCallersWithClients(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	base := strings.Replace(clientsConfig(farm, ""), "auth: {required: true}\n", "", 1)
 	if base == clientsConfig(farm, "") {
@@ -584,6 +592,7 @@ func TestAnonymousCallersWithClients(t *testing.T) {
 // voice_v1); one allowed to send SMS may not bulk-send; a read-only client
 // may not reach Calls/connect even with GET.
 func TestOperationRights(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	cfg := farm.config(fmt.Sprintf(`clients:
   - id: callflows
@@ -652,6 +661,7 @@ func TestOperationRights(t *testing.T) {
 // exogate check tests the accounts' credentials: callers' identities and
 // rights do not apply to it, so it works on a gateway with clients.
 func TestCheckCommandWithClients(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	var out bytes.Buffer
 	err := run(context.Background(), []string{"exogate", "check", "-config", writeFile(t, "exogate.yaml", clientsConfig(farm, ""))}, func(k string) string { return farmEnv()[k] }, nil, &out, allLogs)

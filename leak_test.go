@@ -54,6 +54,7 @@ func leaked(before map[string]string) []string {
 // certificate watcher, the credentials refresh and the replaced gateway's
 // delayed close all stop with it.
 func TestRunLeavesNoGoroutines(t *testing.T) {
+	// Serial: it counts the whole process's goroutines.
 	farm := newFarm(t)
 	p := newPKI(t)
 	cfg := clientsConfig(farm, fmt.Sprintf(`tls: {cert_file: %s, key_file: %s}

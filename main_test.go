@@ -254,6 +254,7 @@ func basicOf(key, token string) string {
 }
 
 func TestEndToEndWithConfigFile(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	cfg := writeFile(t, "exogate.yaml", farm.config(""))
 	g := startGateway(t, []string{"serve", "-config", cfg}, farmEnv())
@@ -333,6 +334,7 @@ func TestEndToEndWithConfigFile(t *testing.T) {
 // excess is refused in Exotel's shape with Retry-After, and Exotel never sees
 // more than the limit.
 func TestEndToEndRateLimit(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	cfg := writeFile(t, "exogate.yaml", farm.config(`limits:
   max_wait: 0s
@@ -365,6 +367,7 @@ func TestEndToEndRateLimit(t *testing.T) {
 // Callers over the rate wait in line instead of failing, and Exotel still
 // never sees more than the limit in any window.
 func TestEndToEndCallersQueue(t *testing.T) {
+	// Serial: it counts arrivals in 400 ms windows, which other tests' load would skew.
 	farm := newFarm(t)
 	cfg := writeFile(t, "exogate.yaml", farm.config(`limits:
   max_wait: 5s
@@ -404,6 +407,7 @@ func TestEndToEndCallersQueue(t *testing.T) {
 }
 
 func TestZeroSetupFromEnvironment(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{
 		"EXOTEL_API_KEY": acmeKey, "EXOTEL_API_TOKEN": acmeToken, "EXOTEL_ACCOUNT_SID": "acme",
 		"EXOGATE_LISTEN": "127.0.0.1:0", "EXOGATE_ADMIN_LISTEN": "-",
@@ -419,6 +423,7 @@ func TestZeroSetupFromEnvironment(t *testing.T) {
 }
 
 func TestStartupErrors(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	tests := []struct {
 		name string
@@ -466,6 +471,7 @@ func withEnv(env map[string]string, k, v string) map[string]string {
 }
 
 func TestInsecureHTTPOptIn(t *testing.T) {
+	t.Parallel()
 	fake := fakeexotel.New("plain", fakeexotel.Account{SID: "acme", Key: acmeKey, Token: acmeToken})
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
@@ -487,6 +493,7 @@ accounts:
 }
 
 func TestCheckCommand(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	cfg := writeFile(t, "exogate.yaml", farm.config(""))
 	var out bytes.Buffer
@@ -530,6 +537,7 @@ func TestCheckCommand(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"exogate", "version"}, func(string) string { return "" }, nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
@@ -542,6 +550,7 @@ func TestVersion(t *testing.T) {
 // The built binary, as a user runs it: SIGTERM turns /readyz to 503, the
 // in-flight request completes, and the process exits 0.
 func TestBinaryGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	bin := exogateBinary(t)
 	farm := newFarm(t)
 	release := make(chan struct{})
@@ -608,6 +617,7 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 // (a Kubernetes Secret volume's symlink swap) and at the same instant Exotel
 // stops accepting the old one. No client call may fail.
 func TestEndToEndRotationUnderLoadFromFiles(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	dir := t.TempDir()
 	writeSecret := func(gen int, token string) {
