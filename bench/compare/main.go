@@ -88,6 +88,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "tail" {
+		if err := tailMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "compare tail:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "goproxy" {
 		if err := goproxyMain(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "compare goproxy:", err)
@@ -180,7 +187,11 @@ func run(o options) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	ngx, err := newNginx(dir, up.addr(), wantAuth, o.peerLog, o.reuseport)
+	ngxLog := ""
+	if o.peerLog {
+		ngxLog = "/dev/null"
+	}
+	ngx, err := newNginx(dir, up.addr(), wantAuth, ngxLog, o.reuseport)
 	if err != nil {
 		return false, err
 	}
