@@ -123,6 +123,9 @@ func tailContenders(dir, up, wantAuth string, o tailOptions) ([]*contender, erro
 // and HAProxy write their access lines, to file (appended, created once).
 func logToFile(c *contender, file string) {
 	next := c.newCmd
+	if c.errLog == "" {
+		c.errLog = file // exogate's errors are JSON lines there too
+	}
 	c.newCmd = func() *exec.Cmd {
 		cmd := next()
 		f, err := os.OpenFile(file, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
