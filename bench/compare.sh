@@ -63,8 +63,9 @@ if [[ ${1:-} == tail ]]; then
 	go tool trace -pprof=syscall "$work/trace.out" >"$work/syscall.pb" 2>/dev/null &&
 		go tool pprof -top -cum -nodecount=12 "$work/exogate-profiled" "$work/syscall.pb" 2>/dev/null | sed -n '/flat%/,$p'
 	echo "# execution trace, 2 s: time request goroutines spent blocked on synchronization (locks, including a file's write lock), top 12"
-	go tool trace -pprof=sync "$work/trace.out" >"$work/sync.pb" 2>/dev/null &&
-		go tool pprof -top -cum -nodecount=12 -focus 'http\.\(\*conn\)\.serve' "$work/exogate-profiled" "$work/sync.pb" 2>/dev/null | sed -n '/flat%/,$p'
+	go tool trace -pprof=sync "$work/trace.out" >"$work/sync.pb" 2>/dev/null
+	sync=$(go tool pprof -top -cum -nodecount=12 -focus 'http\.\(\*conn\)\.serve' "$work/exogate-profiled" "$work/sync.pb" 2>/dev/null | sed -n '/flat%/,$p')
+	echo "${sync:-(none in this window)}"
 	echo "# execution trace, 2 s: time runnable goroutines waited for a thread (scheduler latency), top 12"
 	go tool trace -pprof=sched "$work/trace.out" >"$work/sched.pb" 2>/dev/null &&
 		go tool pprof -top -cum -nodecount=12 "$work/exogate-profiled" "$work/sched.pb" 2>/dev/null | sed -n '/flat%/,$p'
