@@ -15,6 +15,9 @@
 //   - the issue's targets, met or missed;
 //   - optionally, one more saturated exogate run under perf record.
 //
+// `compare tail` (tail.go) measures the tail closed loop instead, with hey,
+// and `compare clients` (clients.go) exogate's two upstream clients.
+//
 // Run it with bench/compare.sh. Every load loop is bounded in count and time.
 package main
 
