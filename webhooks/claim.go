@@ -1,0 +1,36 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// redisClaimer claims dedupe keys in Redis.
+type redisClaimer struct {
+	c      redis.UniversalClient
+	prefix string
+}
+
+// NewRedisClaimer returns a Claimer that claims a key in Redis with SET NX
+// and the ttl as its expiry, the replica's name as the value: the replica
+// that set it, or that finds its own name there, holds the claim. Keys are
+// prefix + the dedupe key.
+func NewRedisClaimer(c redis.UniversalClient, prefix string) Claimer {
+	return redisClaimer{c: c, prefix: prefix}
+}
+
+// Claim implements Claimer in one command (SET NX GET), so that a claim
+// that expires between two commands cannot be lost.
+func (r redisClaimer) Claim(ctx context.Context, key, replica string, ttl time.Duration) (bool, error) {
+	prev, err := r.c.SetArgs(ctx, r.prefix+key, replica, redis.SetArgs{Mode: "NX", TTL: ttl, Get: true}).Result()
+	if errors.Is(err, redis.Nil) {
+		return true, nil // set: there was no claim
+	}
+	if err != nil {
+		return false, err
+	}
+	return prev == replica, nil
+}
