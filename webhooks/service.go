@@ -11,9 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
-	"github.com/sony/gobreaker/v2"
 	"github.com/rs/zerolog"
+	"github.com/sony/gobreaker/v2"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
 // Service receives callbacks on Handler, keeps them in its store and
