@@ -3,6 +3,7 @@ package webhooks
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"encoding/base32"
 	"fmt"
 	"sort"
@@ -17,7 +18,6 @@ type memStore struct {
 	msgs   map[string]*Message
 	keys   map[string]string // dedupe key → id
 	expect map[string]Expectation
-	fail   error // every call fails with it when set
 	closed bool
 	now    func() time.Time
 }
@@ -37,8 +37,8 @@ func newID() string {
 func (s *memStore) Accept(m Message) (Outcome, Message, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fail != nil {
-		return 0, Message{}, s.fail
+	if s.closed {
+		return 0, Message{}, errors.New("store closed")
 	}
 	if id, ok := s.keys[m.Key]; ok {
 		old := s.msgs[id]
@@ -75,9 +75,7 @@ func (s *memStore) sorted(f func(*Message) bool) []Message {
 func (s *memStore) Due(route string, now time.Time, n int, skip func(string) bool) ([]Message, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fail != nil {
-		return nil, s.fail
-	}
+
 	out := s.sorted(func(m *Message) bool {
 		return m.Route == route && m.State == StatePending && !m.NextAttempt.After(now) && (skip == nil || !skip(m.ID))
 	})
