@@ -3,8 +3,8 @@ package webhooks
 import (
 	"bytes"
 	"crypto/rand"
-	"errors"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
