@@ -86,7 +86,7 @@ func TestRetriesThenRecovery(t *testing.T) {
 		if m.Attempts != i+1 || m.LastError != "HTTP 500" || m.NextAttempt.Before(now) || m.NextAttempt.After(now.Add(step)) {
 			t.Fatalf("after attempt %d: %+v", i+1, m)
 		}
-		e.clock.Advance(step)
+		e.advance(step)
 	}
 	e.deliverDue("calls")
 	d := e.target.wait(t)
@@ -153,7 +153,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 			if m := e.only("calls", StatePending); !m.NextAttempt.Equal(now.Add(120 * time.Second)) {
 				t.Fatalf("next attempt at %v, want %v", m.NextAttempt, now.Add(120*time.Second))
 			}
-			e.clock.Advance(119 * time.Second)
+			e.advance(119 * time.Second)
 			if n := e.deliverDue("calls"); n != 0 {
 				t.Fatal("attempted before Retry-After")
 			}
@@ -165,10 +165,10 @@ func TestMaxAgeDead(t *testing.T) {
 	e := newEnv(t, func(c *Config, _ *Deps) { c.Routes[0].Retry = Retry{MaxAge: time.Hour, MaxInterval: time.Minute} })
 	e.target.answer(func(_ int, w http.ResponseWriter) { w.WriteHeader(http.StatusBadGateway) })
 	e.post("calls", formType, callForm)
-	e.clock.Advance(time.Hour - 30*time.Second)
+	e.advance(time.Hour - 30*time.Second)
 	e.deliverDue("calls")
 	e.only("calls", StatePending)
-	e.clock.Advance(time.Minute)
+	e.advance(time.Minute)
 	e.deliverDue("calls")
 	m := e.only("calls", StateDead)
 	if !strings.HasPrefix(m.LastError, "max age reached") || m.Attempts != 2 {
@@ -191,7 +191,7 @@ func TestBreakerOneRoute(t *testing.T) {
 	e.post("calls", formType, callForm)
 	for range 3 {
 		e.deliverDue("calls")
-		e.clock.Advance(time.Hour)
+		e.advance(time.Hour)
 	}
 	if n := bad.hits.Load(); n != 2 {
 		t.Fatalf("failing target hit %d times, want 2 (then the breaker opens)", n)

@@ -16,25 +16,14 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
-// fakeClock is a clock that moves only when told.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+func newFakeClock() *fakeClock {
+	c := &fakeClock{}
+	c.Set(time.Now().Truncate(time.Second))
+	return c
 }
 
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Now().Truncate(time.Second)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// advance moves the env's clock on by d.
+func (e *env) advance(d time.Duration) { e.clock.Set(e.clock.Now().Add(d)) }
 
 // delivery is what a target received.
 type delivery struct {

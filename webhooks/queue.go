@@ -2,7 +2,7 @@ package webhooks
 
 import "time"
 
-// queue is the store as the callback path uses it: implemented by *Store.
+// queue is the store as the callback path uses it.
 type queue interface {
 	Accept(m Message) (Outcome, Message, error)
 	Due(route string, now time.Time, n int, skip func(id string) bool) ([]Message, error)
@@ -21,3 +21,5 @@ type queue interface {
 	Fulfil(route, sid string) error
 	Close() error
 }
+
+var _ queue = (*Store)(nil)

@@ -86,7 +86,7 @@ func Open(path string, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	q, err := openStore(path, StoreOptions{Clock: deps.Clock, Retention: rc.retention()})
+	q, err := OpenStore(path, StoreOptions{Clock: deps.Clock, Retention: rc.retention()})
 	if err != nil {
 		return nil, err
 	}
