@@ -81,17 +81,19 @@ func (s *Service) startDue(d *dispatcher, inflight map[string]bool, finished cha
 		return maxIdle
 	}
 	now := s.now()
-	msgs, err := s.q.Due(d.name, now, free, func(id string) bool { return inflight[id] })
+	msgs, err := s.q.Due(d.name, now, free, s.inFlight)
 	if err != nil {
 		s.log.Error().Err(err).Str("route", d.name).Msg("webhooks: reading due messages failed")
 		return idlePoll
 	}
 	for _, m := range msgs {
 		inflight[m.ID] = true
+		s.setFlying(m.ID, true)
 		s.attempts.Add(1)
 		go func() {
 			defer s.attempts.Done()
 			s.attempt(s.deliverCtx, m)
+			s.setFlying(m.ID, false)
 			select {
 			case finished <- m.ID:
 			case <-d.stop:
@@ -109,6 +111,22 @@ func (s *Service) startDue(d *dispatcher, inflight map[string]bool, finished cha
 		return idlePoll // due, but in flight
 	}
 	return min(at.Sub(now), maxIdle)
+}
+
+func (s *Service) inFlight(id string) bool {
+	s.flyingMu.Lock()
+	defer s.flyingMu.Unlock()
+	return s.flying[id]
+}
+
+func (s *Service) setFlying(id string, on bool) {
+	s.flyingMu.Lock()
+	defer s.flyingMu.Unlock()
+	if on {
+		s.flying[id] = true
+	} else {
+		delete(s.flying, id)
+	}
 }
 
 // attempt makes one delivery attempt of m and records its result.

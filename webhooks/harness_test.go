@@ -38,16 +38,18 @@ type target struct {
 	mu   sync.Mutex
 	got  []delivery
 	next func(n int, w http.ResponseWriter) // nil: 200
-	ch   chan delivery
-	hits atomic.Int64
+	ch      chan delivery
+	started chan struct{} // a request arrived
+	hits    atomic.Int64
 }
 
 func newTarget(t *testing.T) *target {
-	tg := &target{ch: make(chan delivery, 100)}
+	tg := &target{ch: make(chan delivery, 100), started: make(chan struct{}, 100)}
 	tg.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		d := delivery{header: r.Header.Clone(), body: body}
 		n := int(tg.hits.Add(1))
+		tg.started <- struct{}{}
 		tg.mu.Lock()
 		tg.got = append(tg.got, d)
 		answer := tg.next
@@ -127,6 +129,25 @@ func newEnv(t *testing.T, edit func(*Config, *Deps)) *env {
 		e.svc.Close(ctx)
 	})
 	return e
+}
+
+// waitStarted waits until a request has reached the target.
+func (tg *target) waitStarted(t *testing.T) {
+	t.Helper()
+	select {
+	case <-tg.started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no request reached the target")
+	}
+}
+
+// httptestPost posts a form callback to s's listener with the right token.
+func httptestPost(s *Service, route, body string) int {
+	r := httptest.NewRequest(http.MethodPost, "/hooks/"+route+"/"+Token(urlSecret, route), strings.NewReader(body))
+	r.Header.Set("Content-Type", formType)
+	w := httptest.NewRecorder()
+	s.Handler().ServeHTTP(w, r)
+	return w.Code
 }
 
 // post sends a callback to the listener as Exotel would, from addr.

@@ -43,6 +43,11 @@ type Service struct {
 	dispatchers   map[string]*dispatcher
 	workers       sync.WaitGroup // dispatchers, sweeper, reconciler
 	attempts      sync.WaitGroup // in-flight deliveries
+
+	// flying holds the ids of messages in flight: a dispatcher started
+	// again for a route (a reload) must not send one a second time.
+	flyingMu sync.Mutex
+	flying   map[string]bool
 }
 
 // runConfig is a validated Config with its routes ready to use.
@@ -97,7 +102,7 @@ func newService(rc *runConfig, deps Deps, q queue) *Service {
 	s := &Service{
 		log: deps.Log, now: deps.Clock, client: deps.Client, lookup: deps.Lookup,
 		claimer: deps.Claimer, replica: deps.Replica, q: q,
-		dispatchers: make(map[string]*dispatcher),
+		dispatchers: make(map[string]*dispatcher), flying: make(map[string]bool),
 	}
 	if s.now == nil {
 		s.now = time.Now
