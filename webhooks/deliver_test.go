@@ -233,3 +233,26 @@ func TestTransportErrorRetried(t *testing.T) {
 		t.Fatalf("message %+v", m)
 	}
 }
+
+// TestDispatcherRetries runs the dispatchers on the real clock: the retry
+// after a failure is found by the dispatcher's timer, not a wake-up.
+func TestDispatcherRetries(t *testing.T) {
+	e := newEnv(t, func(_ *Config, d *Deps) { d.Clock = nil })
+	e.target.answer(func(n int, w http.ResponseWriter) {
+		if n == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	e.svc.Start(context.Background())
+	e.svc.Start(context.Background()) // a second Start does nothing
+	if w := e.post("calls", formType, callForm); w.Code != 200 {
+		t.Fatalf("status %d", w.Code)
+	}
+	first, second := e.target.wait(t), e.target.wait(t)
+	if first.header.Get("webhook-id") != second.header.Get("webhook-id") {
+		t.Fatal("the retry has another webhook-id")
+	}
+	if m := waitState(t, e, "calls", StateDelivered); m.Attempts != 2 {
+		t.Fatalf("message %+v", m)
+	}
+}

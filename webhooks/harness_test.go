@@ -34,10 +34,10 @@ type delivery struct {
 // target is an internal service on 127.0.0.1 that answers with the codes
 // of its script, then 200, and records what it received.
 type target struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	got  []delivery
-	next func(n int, w http.ResponseWriter) // nil: 200
+	srv     *httptest.Server
+	mu      sync.Mutex
+	got     []delivery
+	next    func(n int, w http.ResponseWriter) // nil: 200
 	ch      chan delivery
 	started chan struct{} // a request arrived
 	hits    atomic.Int64
