@@ -3,12 +3,14 @@ package webhooks
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
 func validConfig() Config {
@@ -178,5 +180,52 @@ func TestCloseBounded(t *testing.T) {
 	defer st.Close()
 	if ms, _ := st.List("calls", StatePending, 10); len(ms) != 1 {
 		t.Fatalf("%d pending after Close, want 1", len(ms))
+	}
+}
+
+// TestOpenEndToEnd runs the service as the gateway does: Open on a file,
+// the listener on 127.0.0.1, and a route signing with two secrets during
+// a rotation (one whsec_, one raw), each verifiable on its own.
+func TestOpenEndToEnd(t *testing.T) {
+	tg := newTarget(t)
+	cfg := validConfig()
+	const raw = "a-raw-signing-secret"
+	cfg.Routes[0].Target = tg.srv.URL
+	cfg.Routes[0].SigningSecret = testSecret + " " + raw
+	s, err := Open(filepath.Join(t.TempDir(), "w.db"), cfg, Deps{Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	s.Start(context.Background())
+	in := httptest.NewServer(s.Handler())
+	defer in.Close()
+	u, err := s.URL("calls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := strings.TrimPrefix(u, "https://hooks.example.com")
+	resp, err := http.Post(in.URL+path, formType, strings.NewReader(callForm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	d := tg.wait(t)
+	if sigs := strings.Fields(d.header.Get("webhook-signature")); len(sigs) != 2 {
+		t.Fatalf("signatures %q, want two", sigs)
+	}
+	a, _ := standardwebhooks.NewWebhook(testSecret)
+	b, _ := standardwebhooks.NewWebhookRaw([]byte(raw))
+	for _, wh := range []*standardwebhooks.Webhook{a, b} {
+		if err := wh.Verify(d.body, d.header); err != nil {
+			t.Fatalf("signature: %v", err)
+		}
+	}
+	other, _ := standardwebhooks.NewWebhookRaw([]byte("not-the-secret"))
+	if err := other.Verify(d.body, d.header); err == nil {
+		t.Fatal("a delivery verified under another secret")
 	}
 }
