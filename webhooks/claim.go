@@ -2,7 +2,6 @@ package webhooks
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -17,8 +16,7 @@ type redisClaimer struct {
 // NewRedisClaimer returns a Claimer that claims a key in Redis with SET NX
 // and the ttl as its expiry, the replica's name as the value: the replica
 // that set it, or that finds its own name there, holds the claim. Keys are
-// prefix + the dedupe key. It needs Redis 7.0 or later (SET with both NX
-// and GET).
+// prefix + the dedupe key.
 //
 // While Redis does not answer, Claim returns its error and the service
 // delivers anyway (at least once rather than at most once): a callback
@@ -29,15 +27,22 @@ func NewRedisClaimer(c redis.UniversalClient, prefix string) Claimer {
 	return redisClaimer{c: c, prefix: prefix}
 }
 
-// Claim implements Claimer in one command (SET NX GET), so that a claim
-// that expires between two commands cannot be lost.
+// claimScript sets the claim if there is none (SET NX PX) and reports
+// whether the replica holds it, in one step: a script, so that a claim
+// cannot expire between the SET and the GET, on any Redis version (SET
+// takes NX with GET only from 7.0).
+var claimScript = redis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+`)
+
+// Claim implements Claimer.
 func (r redisClaimer) Claim(ctx context.Context, key, replica string, ttl time.Duration) (bool, error) {
-	prev, err := r.c.SetArgs(ctx, r.prefix+key, replica, redis.SetArgs{Mode: "NX", TTL: ttl, Get: true}).Result()
-	if errors.Is(err, redis.Nil) {
-		return true, nil // set: there was no claim
-	}
+	ms := max(ttl.Milliseconds(), 1)
+	n, err := claimScript.Run(ctx, r.c, []string{r.prefix + key}, replica, ms).Int()
 	if err != nil {
 		return false, err
 	}
-	return prev == replica, nil
+	return n == 1, nil
 }
