@@ -15,7 +15,6 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 	"github.com/rs/zerolog"
 )
 
@@ -224,23 +223,7 @@ func NewRedis(accounts []string, cfg Config, rc RedisConfig) (*Redis, error) {
 		rc.ID = rand.Text()
 	}
 
-	client := redis.NewClient(&redis.Options{
-		Addr:                  rc.Addr,
-		Username:              rc.Username,
-		Password:              rc.Password,
-		DB:                    rc.DB,
-		TLSConfig:             rc.TLS,
-		DialTimeout:           rc.Timeout,
-		DialerRetries:         1,
-		ReadTimeout:           rc.Timeout,
-		WriteTimeout:          rc.Timeout,
-		PoolTimeout:           rc.Timeout,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            -1,
-		MaintNotificationsConfig: &maintnotifications.Config{
-			Mode: maintnotifications.ModeDisabled,
-		},
-	})
+	client := NewRedisClient(rc)
 	r := &Redis{
 		timebase:  newTimebase(cfg.Now),
 		maxWait:   cfg.MaxWait,

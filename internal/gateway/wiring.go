@@ -163,7 +163,8 @@ func (g *gateway) close(ctx context.Context) error {
 
 // newGateway builds the credentials store, the limiter, the upstream
 // transport and the handler from a validated configuration.
-func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logger, m *metrics.Metrics, version string, prev *gateway) (*gateway, error) {
+// callbacks fills in exogate:// callback URLs (nil: no webhooks).
+func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logger, m *metrics.Metrics, version string, prev *gateway, callbacks proxy.CallbackResolver) (*gateway, error) {
 	specs := make([]credentials.Spec, 0, len(cfg.Accounts))
 	sids := make([]string, 0, len(cfg.Accounts))
 	for _, a := range cfg.Accounts {
@@ -266,6 +267,7 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 	}
 	b := cfg.Breaker
 	h, err := proxy.New(proxy.Config{
+		Callbacks:     callbacks,
 		Accounts:      accounts,
 		Authorizer:    store,
 		Limiter:       limiter,
@@ -353,6 +355,22 @@ func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rul
 		}
 		return m, nil
 	}
+	redisCfg, err := redisSettings(l, getenv)
+	if err != nil {
+		return nil, err
+	}
+	redisCfg.Logger = log
+	ratelimit.RouteRedisLogs(log)
+	red, err := ratelimit.NewRedis(sids, rc, redisCfg)
+	if err != nil {
+		return nil, fmt.Errorf("limits: %w", err)
+	}
+	return red, nil
+}
+
+// redisSettings is the limits.redis section as ratelimit takes it, with
+// the credentials read from the environment.
+func redisSettings(l config.Limits, getenv func(string) string) (ratelimit.RedisConfig, error) {
 	r := l.Redis
 	var tlsConf *tls.Config
 	if r.TLS {
@@ -360,7 +378,7 @@ func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rul
 		if r.CAFile != "" {
 			pool, err := caPool(r.CAFile, true)
 			if err != nil {
-				return nil, fmt.Errorf("limits.redis.ca_file: %w", err)
+				return ratelimit.RedisConfig{}, fmt.Errorf("limits.redis.ca_file: %w", err)
 			}
 			tlsConf.RootCAs = pool
 		}
@@ -372,8 +390,7 @@ func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rul
 	if r.PasswordEnv != "" {
 		pass = getenv(r.PasswordEnv)
 	}
-	ratelimit.RouteRedisLogs(log)
-	red, err := ratelimit.NewRedis(sids, rc, ratelimit.RedisConfig{
+	return ratelimit.RedisConfig{
 		Addr:      r.Address,
 		Username:  user,
 		Password:  pass,
@@ -383,12 +400,7 @@ func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rul
 		Timeout:   r.Timeout,
 		OnFailure: l.OnBackendFailure,
 		Replicas:  l.Replicas,
-		Logger:    log,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("limits: %w", err)
-	}
-	return red, nil
+	}, nil
 }
 
 // newTransport is the upstream transport: HTTPS with the system roots plus
