@@ -256,3 +256,16 @@ func TestDispatcherRetries(t *testing.T) {
 		t.Fatalf("message %+v", m)
 	}
 }
+
+// TestSignVector checks the signature against the Standard Webhooks
+// test vector, and that a rotation signs with each secret.
+func TestSignVector(t *testing.T) {
+	signers, err := parseSigningSecrets("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := sign(signers, "msg_p5jXN8AQM9LWM0D4loKWxJek", time.Unix(1614265330, 0), []byte(`{"test": 2432232314}`))
+	if want := "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="; err != nil || got != want {
+		t.Fatalf("sign = %q, %v; want %q", got, err, want)
+	}
+}
