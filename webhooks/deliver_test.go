@@ -258,7 +258,7 @@ func TestDispatcherRetries(t *testing.T) {
 }
 
 // TestSignVector checks the signature against the Standard Webhooks
-// test vector, and that a rotation signs with each secret.
+// specification's test vector.
 func TestSignVector(t *testing.T) {
 	signers, err := parseSigningSecrets("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
 	if err != nil {
