@@ -42,6 +42,7 @@ func TestDeliverEndToEnd(t *testing.T) {
 		t.Fatalf("second delivery %q, want the sms report (the repeat was delivered again?)", d.body)
 	}
 	waitState(t, e, "sms", StateDelivered)
+	waitDelivered(t, e.svc, 2)
 	if n := e.target.hits.Load(); n != 2 {
 		t.Fatalf("target hit %d times, want 2", n)
 	}
@@ -63,6 +64,19 @@ func waitState(t *testing.T, e *env, route string, st State) Message {
 	}
 	t.Fatalf("no %s message on %s", st, route)
 	return Message{}
+}
+
+// waitDelivered waits until s counted n deliveries (counted just after
+// the store records them).
+func waitDelivered(t *testing.T, s *Service, n uint64) {
+	t.Helper()
+	for range 3000 {
+		if s.Counters().Delivered >= n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%d deliveries counted, want %d", s.Counters().Delivered, n)
 }
 
 // TestRetriesThenRecovery: a target that fails twice gets the callback on
@@ -254,5 +268,18 @@ func TestDispatcherRetries(t *testing.T) {
 	}
 	if m := waitState(t, e, "calls", StateDelivered); m.Attempts != 2 {
 		t.Fatalf("message %+v", m)
+	}
+}
+
+// TestSignVector checks the signature against the Standard Webhooks
+// specification's test vector.
+func TestSignVector(t *testing.T) {
+	signers, err := parseSigningSecrets("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := sign(signers, "msg_p5jXN8AQM9LWM0D4loKWxJek", time.Unix(1614265330, 0), []byte(`{"test": 2432232314}`))
+	if want := "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="; err != nil || got != want {
+		t.Fatalf("sign = %q, %v; want %q", got, err, want)
 	}
 }

@@ -27,6 +27,13 @@ func (f *fakeExotel) set(sid, status string, fields map[string]string) {
 	f.records[sid] = Details{Sid: sid, Status: status, Fields: fields}
 }
 
+// askedN returns how many lookups were made.
+func (f *fakeExotel) askedN() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.asked)
+}
+
 func (f *fakeExotel) lookup(_ context.Context, account string, kind Kind, sid string) (Details, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -676,5 +677,57 @@ func checkStatsAgainstList(t *testing.T, s *Store, route string, got RouteStats)
 	due, _ := s.Due(route, t0.Add(1000*time.Hour), 1<<30, nil)
 	if len(due) != count[StatePending] {
 		t.Fatalf("%s: %d due, %d pending", route, len(due), count[StatePending])
+	}
+}
+
+// TestStoreQueueOffHeap fills the queue with pending messages (a target
+// that is down) and checks that the Go heap does not grow with them: the
+// queue lives in the file, read through the indexes.
+func TestStoreQueueOffHeap(t *testing.T) {
+	s := openTestStore(t, &fakeClock{t: t0})
+	fill := func(from, to int) {
+		t.Helper()
+		for lo := from; lo < to; lo += 5000 {
+			err := s.db.Update(func(tx *bolt.Tx) error {
+				for i := lo; i < min(lo+5000, to); i++ {
+					m := callMsg("calls", fmt.Sprint("CA", i), "completed", t0.Add(time.Duration(i)))
+					m.ID, m.State, m.NextAttempt = fmt.Sprintf("msg_%07d", i), StatePending, m.ReceivedAt
+					m.Body = append(m.Body, "&Pad="+strings.Repeat("x", 1024)...)
+					if _, _, err := accept(tx, m); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	const small, large = 1000, 30000
+	fill(0, small)
+	before := heap()
+	fill(small, large)
+	due, err := s.Due("calls", t0.Add(time.Hour), 64, nil)
+	if err != nil || len(due) != 64 {
+		t.Fatalf("Due = %d, %v", len(due), err)
+	}
+	after := heap()
+	// The bodies alone are over 30 MiB: a queue held in memory would grow
+	// the heap by that much.
+	grown := int64(after) - int64(before)
+	if grown > 4<<20 {
+		t.Errorf("heap grew by %d KiB from %d to %d pending", grown>>10, small, large)
+	}
+	t.Logf("heap %d KiB with %d pending, %d KiB with %d", before>>10, small, after>>10, large)
+	if st, _ := s.Stats(); st["calls"].Pending != large {
+		t.Errorf("pending %d, want %d", st["calls"].Pending, large)
 	}
 }
