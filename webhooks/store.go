@@ -123,8 +123,8 @@ func (s *Store) Path() string { return s.db.Path() }
 // Accept stores a callback unless its dedupe key is already held: the
 // check and the insert are one transaction, committed and fsynced before
 // Accept returns. A new message gets an ID (when m.ID is empty), state
-// pending and NextAttempt = ReceivedAt (now, when ReceivedAt is zero), and
-// a terminal one fulfils the expectation for its route and Sid. A repeat
+// pending, NextAttempt = ReceivedAt (now, when ReceivedAt is zero) and
+// Source exotel when it has none; a terminal one fulfils the expectation for its route and Sid. A repeat
 // with the same body is a Duplicate; with a different body a Variant (the
 // stored message counts it; nothing new is delivered). Accept returns the
 // stored message: for a repeat, the original.
@@ -308,7 +308,9 @@ func (s *Store) Get(id string) (Message, error) {
 }
 
 // List returns at most limit (0 = no limit) messages of route ("" = every
-// route) in state st ("" = every state), newest received first.
+// route) in state st ("" = every state), newest received first. Every
+// case reads an index in order, except one route in every state, which
+// reads every message's receipt entry and keeps the route's.
 func (s *Store) List(route string, st State, limit int) ([]Message, error) {
 	if st != "" && stateOrdinals[st] == 0 {
 		return nil, fmt.Errorf("webhook store: list: unknown state %q", st)
