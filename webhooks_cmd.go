@@ -139,6 +139,9 @@ func localURL(addr string) (string, error) {
 
 func webhooksList(ctx context.Context, base, route, state string, stdout io.Writer) error {
 	target := base + "/webhooks"
+	if route != "" && state == "" {
+		return errors.New("webhooks list: -state pending, delivered or dead goes with -route")
+	}
 	if route != "" || state != "" {
 		q := url.Values{}
 		if route != "" {
