@@ -25,6 +25,7 @@ const (
 // token file is read at each request: after it is rotated the old token is
 // refused. The token appears in no log line.
 func TestAdminTokenOnTheBinary(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	tokenFile := writeFile(t, "admin-token", adminToken+"\n")
 	cfgText := strings.Replace(farm.config(""), "admin: {listen: 127.0.0.1:0}",
@@ -68,7 +69,7 @@ func TestAdminTokenOnTheBinary(t *testing.T) {
 	getenv := func(k string) string {
 		return map[string]string{"EXOGATE_ADMIN_LISTEN": strings.TrimPrefix(admin, "http://")}[k]
 	}
-	if err := run(t.Context(), []string{"exogate", "health", "-config", cfgFile}, getenv, &strings.Builder{}, &strings.Builder{}); err != nil {
+	if err := run(t.Context(), []string{"exogate", "health", "-config", cfgFile}, getenv, nil, &strings.Builder{}, &strings.Builder{}); err != nil {
 		t.Errorf("exogate health: %v", err)
 	}
 
@@ -110,6 +111,7 @@ func TestAdminTokenOnTheBinary(t *testing.T) {
 // admin.token_file, naming the field, and when the token file is missing or
 // holds too short a token. It exits before listening.
 func TestAdminTokenRequiredToStart(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	short := writeFile(t, "short-token", "hunter2\n")
 	for name, tc := range map[string]struct{ admin, env, want string }{

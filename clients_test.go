@@ -61,6 +61,7 @@ clients:
 }
 
 func TestClientsRightsAndShares(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	g := startGateway(t, []string{"-config", writeFile(t, "exogate.yaml", clientsConfig(farm, ""))}, farmEnv())
 	billing := map[string]string{"Authorization": basicOf("billing", billingSecret), "Content-Type": "application/x-www-form-urlencoded"}
@@ -149,25 +150,27 @@ func TestClientsRightsAndShares(t *testing.T) {
 }
 
 func TestOpenListenerRefused(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	open := strings.Replace(farm.config(""), "listen: 127.0.0.1:0", "listen: 0.0.0.0:0", 1)
-	err := run(context.Background(), []string{"exogate", "-config", writeFile(t, "c.yaml", open)}, func(k string) string { return farmEnv()[k] }, io.Discard, io.Discard)
+	err := run(context.Background(), []string{"exogate", "-config", writeFile(t, "c.yaml", open)}, func(k string) string { return farmEnv()[k] }, nil, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "auth.allow_unauthenticated") {
 		t.Errorf("a non-loopback listener without client auth started: %q", err)
 	}
 	env := map[string]string{"EXOTEL_API_KEY": acmeKey, "EXOTEL_API_TOKEN": acmeToken, "EXOTEL_ACCOUNT_SID": "acme", "EXOGATE_LISTEN": "0.0.0.0:0"}
-	err = run(context.Background(), []string{"exogate"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	err = run(context.Background(), []string{"exogate"}, func(k string) string { return env[k] }, nil, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "EXOGATE_ALLOW_UNAUTHENTICATED") {
 		t.Errorf("zero-setup on a non-loopback address started: %q", err)
 	}
 	required := strings.Replace(farm.config("auth: {required: true}\n"), "listen: 127.0.0.1:0", "listen: 127.0.0.1:0", 1)
-	err = run(context.Background(), []string{"exogate", "-config", writeFile(t, "r.yaml", required)}, func(k string) string { return farmEnv()[k] }, io.Discard, io.Discard)
+	err = run(context.Background(), []string{"exogate", "-config", writeFile(t, "r.yaml", required)}, func(k string) string { return farmEnv()[k] }, nil, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "no clients are configured") {
 		t.Errorf("auth required without clients: %v", err)
 	}
 }
 
 func TestHashSecretCommand(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	if err := hashSecret(strings.NewReader(billingSecret+"\n"), &out); err != nil {
 		t.Fatal(err)
@@ -183,6 +186,27 @@ func TestHashSecretCommand(t *testing.T) {
 	}
 	if err := hashSecret(strings.NewReader(strings.Repeat("x", 32)+"\n"), io.Discard); err != nil {
 		t.Errorf("a 32-character secret: %v", err)
+	}
+}
+
+// exogate hash-secret reads the secret from run's stdin, never from the
+// arguments or the environment.
+func TestHashSecretThroughRun(t *testing.T) {
+	t.Parallel() // nothing shared: no listener, no environment, stdin is a parameter
+	var out, errOut bytes.Buffer
+	getenv := func(string) string { return "" }
+	if err := run(t.Context(), []string{"exogate", "hash-secret"}, getenv, strings.NewReader(billingSecret+"\n"), &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(out.String()); got != callers.HashSecret(billingSecret) {
+		t.Errorf("hash-secret printed %q, want the secret's hash", got)
+	}
+	if strings.Contains(out.String()+errOut.String(), billingSecret) {
+		t.Error("hash-secret printed the secret")
+	}
+	err := run(t.Context(), []string{"exogate", "hash-secret"}, getenv, strings.NewReader("short\n"), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "at least 32") {
+		t.Errorf("a short secret on stdin: %v, want a refusal", err)
 	}
 }
 
@@ -302,8 +326,9 @@ func startTLSGateway(t *testing.T, cfg string) (string, *testutil.SyncBuffer) {
 	done := make(chan error, 1)
 	started := make(chan string, 1)
 	go func() {
-		done <- runNotify(ctx, []string{"exogate", "-config", writeFile(t, "tls.yaml", cfg)}, func(k string) string { return farmEnv()[k] }, io.Discard, io.MultiWriter(logs, allLogs),
+		done <- runNotify(ctx, []string{"exogate", "-config", writeFile(t, "tls.yaml", cfg)}, func(k string) string { return farmEnv()[k] }, nil, io.Discard, io.MultiWriter(logs, allLogs),
 			func(s *gateway.Server) { started <- s.Addr().String() })
+
 	}()
 	gatewaysStarted.Add(1)
 	t.Cleanup(func() {
@@ -321,6 +346,7 @@ func startTLSGateway(t *testing.T, cfg string) (string, *testutil.SyncBuffer) {
 }
 
 func TestMutualTLS(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	p := newPKI(t)
 	cfg := clientsConfig(farm, fmt.Sprintf(`  - id: ops
@@ -376,6 +402,7 @@ tls: {cert_file: %s, key_file: %s, client_ca_file: %s}
 // Per-client caps hold across replicas with the Redis backend: billing's one
 // request per hour is spent on one gateway and refused on the other.
 func TestClientCapsOnRedis(t *testing.T) {
+	// Serial: a Redis limiter routes go-redis's process-wide logger.
 	farm := newFarm(t)
 	redis := redistest.Start(t)
 	cfg := strings.Replace(clientsConfig(farm, ""), "limits:\n  max_wait: 0s\n",
@@ -400,6 +427,7 @@ func TestClientCapsOnRedis(t *testing.T) {
 // only on a certificate without SANs: a certificate whose CN spells another
 // client's URI, or whose CN names a client beside SANs, identifies no one.
 func TestCertIdentityKinds(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	p := newPKI(t)
 	cfg := clientsConfig(farm, fmt.Sprintf(`  - id: ops
@@ -453,6 +481,7 @@ tls: {cert_file: %s, key_file: %s, client_ca_file: %s}
 // An un-prefixed cert_identity (how 0.x configurations wrote them) stops
 // start-up with a message that names the field and the forms.
 func TestCertIdentityWithoutKindRefused(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	p := newPKI(t)
 	cfg := clientsConfig(farm, fmt.Sprintf(`  - id: ops
@@ -464,7 +493,7 @@ tls: {cert_file: %s, key_file: %s, client_ca_file: %s}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stderr := &cancelOn{word: `"listening"`, cancel: cancel}
-	err := run(ctx, []string{"exogate", "-config", writeFile(t, "c.yaml", cfg)}, func(k string) string { return farmEnv()[k] }, io.Discard, stderr)
+	err := run(ctx, []string{"exogate", "-config", writeFile(t, "c.yaml", cfg)}, func(k string) string { return farmEnv()[k] }, nil, io.Discard, stderr)
 	if err == nil || !strings.Contains(err.Error(), "clients[2].cert_identity") || !strings.Contains(err.Error(), "uri:spiffe://") {
 		t.Errorf("started, or the error does not name the field and the forms: %v", err)
 	}
@@ -491,6 +520,7 @@ func (c *cancelOn) Write(p []byte) (int, error) {
 // Exotel credentials any more. auth.allow_anonymous lets callers without
 // identity through with exactly the anonymous block's rights.
 func TestAnonymousCallersWithClients(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	base := strings.Replace(clientsConfig(farm, ""), "auth: {required: true}\n", "", 1)
 	if base == clientsConfig(farm, "") {
@@ -562,6 +592,7 @@ func TestAnonymousCallersWithClients(t *testing.T) {
 // voice_v1); one allowed to send SMS may not bulk-send; a read-only client
 // may not reach Calls/connect even with GET.
 func TestOperationRights(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	cfg := farm.config(fmt.Sprintf(`clients:
   - id: callflows
@@ -630,9 +661,10 @@ func TestOperationRights(t *testing.T) {
 // exogate check tests the accounts' credentials: callers' identities and
 // rights do not apply to it, so it works on a gateway with clients.
 func TestCheckCommandWithClients(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"exogate", "check", "-config", writeFile(t, "exogate.yaml", clientsConfig(farm, ""))}, func(k string) string { return farmEnv()[k] }, &out, allLogs)
+	err := run(context.Background(), []string{"exogate", "check", "-config", writeFile(t, "exogate.yaml", clientsConfig(farm, ""))}, func(k string) string { return farmEnv()[k] }, nil, &out, allLogs)
 	if err != nil || strings.Count(out.String(), ": 200 OK: credentials are valid") != 2 {
 		t.Errorf("check on a gateway with clients: %v\n%s", err, out.String())
 	}
@@ -642,7 +674,7 @@ func TestCheckCommandWithClients(t *testing.T) {
 	}
 	out.Reset()
 	anon := strings.Replace(clientsConfig(farm, ""), "auth: {required: true}\n", "auth: {allow_anonymous: true, anonymous: {accounts: [acme], operations: ['*.read']}}\n", 1)
-	err = run(context.Background(), []string{"exogate", "check", "-config", writeFile(t, "anon.yaml", anon)}, func(k string) string { return farmEnv()[k] }, &out, allLogs)
+	err = run(context.Background(), []string{"exogate", "check", "-config", writeFile(t, "anon.yaml", anon)}, func(k string) string { return farmEnv()[k] }, nil, &out, allLogs)
 	if err != nil || !strings.Contains(out.String(), "a caller without identity may use accounts acme, operations *.read, buckets all, methods all") {
 		t.Errorf("check with anonymous callers: %v\n%s", err, out.String())
 	}

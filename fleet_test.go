@@ -101,6 +101,7 @@ func (f *fleet) demand(n int, d time.Duration) map[int]int {
 // the machine as much as the gateway; with Burst 20 (a token every 200ms)
 // a token is lost only when nobody takes any for nearly four seconds.
 func TestFleetSharesOneBudget(t *testing.T) {
+	// Serial: a Redis limiter routes go-redis's process-wide logger.
 	const limit, burst = 30, 20
 	f := startFleet(t, limit, burst, "")
 	api := f.farm.fakes["singapore-api"]
@@ -150,6 +151,7 @@ func TestFleetSharesOneBudget(t *testing.T) {
 // Exotel answers 429 once with Retry-After: every replica holds the bucket
 // back until then, and the refused request is sent once more after it.
 func TestFleetPausesOnExotel429(t *testing.T) {
+	// Serial: a Redis limiter routes go-redis's process-wide logger.
 	f := startFleet(t, fleetLimit, 1, "")
 	api := f.farm.fakes["singapore-api"]
 	var refusedAt atomic.Int64
@@ -217,6 +219,7 @@ func TestFleetPausesOnExotel429(t *testing.T) {
 // itself is not seamless (the fallback starts with full buckets, as does an
 // emptied Redis), and Exotel's 429s would pause the fleet.
 func TestFleetSurvivesRedisOutage(t *testing.T) {
+	// Serial: a Redis limiter routes go-redis's process-wide logger.
 	const limit = 11
 	f := startFleet(t, limit, 1, "  on_backend_failure: local\n")
 	api := f.farm.fakes["singapore-api"]
@@ -266,6 +269,7 @@ func TestFleetSurvivesRedisOutage(t *testing.T) {
 // of Exotel's own Retry-After) and a malformed message is ignored and
 // counted in /metrics.
 func TestFleetPauseChannelIsBounded(t *testing.T) {
+	// Serial: a Redis limiter routes go-redis's process-wide logger.
 	farm := newFarm(t)
 	srv := redistest.Start(t)
 	cfg := writeFile(t, "exogate.yaml", farm.config(fmt.Sprintf(`limits:

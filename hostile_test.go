@@ -252,6 +252,7 @@ func onlyOne(server, requestURI, body string) func(t *testing.T, got []fakeexote
 }
 
 func TestHostileInput(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	cfg := writeFile(t, "exogate.yaml", farm.config(`max_body: 1KiB
 max_header_bytes: 8KiB

@@ -54,6 +54,7 @@ func leaked(before map[string]string) []string {
 // certificate watcher, the credentials refresh and the replaced gateway's
 // delayed close all stop with it.
 func TestRunLeavesNoGoroutines(t *testing.T) {
+	// Serial: it counts the whole process's goroutines.
 	farm := newFarm(t)
 	p := newPKI(t)
 	cfg := clientsConfig(farm, fmt.Sprintf(`tls: {cert_file: %s, key_file: %s}
@@ -69,8 +70,9 @@ shutdown_delay: 0s
 	started := make(chan *gateway.Server, 1)
 	gatewaysStarted.Add(1)
 	go func() {
-		done <- runNotify(ctx, []string{"exogate", "-config", path}, func(k string) string { return farmEnv()[k] }, io.Discard, io.MultiWriter(logs, allLogs),
+		done <- runNotify(ctx, []string{"exogate", "-config", path}, func(k string) string { return farmEnv()[k] }, nil, io.Discard, io.MultiWriter(logs, allLogs),
 			func(s *gateway.Server) { started <- s })
+
 	}()
 	var gw *gateway.Server
 	select {

@@ -165,8 +165,9 @@ func startGateway(t *testing.T, args []string, env map[string]string) *testGatew
 	gatewaysStarted.Add(1)
 	started := make(chan string, 1)
 	go func() {
-		g.done <- runNotify(ctx, append([]string{"exogate"}, args...), func(k string) string { return env[k] }, io.Discard, stderr,
+		g.done <- runNotify(ctx, append([]string{"exogate"}, args...), func(k string) string { return env[k] }, nil, io.Discard, stderr,
 			func(s *gateway.Server) { started <- s.Addr().String() })
+
 	}()
 	select {
 	case addr := <-started:
@@ -253,6 +254,7 @@ func basicOf(key, token string) string {
 }
 
 func TestEndToEndWithConfigFile(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	cfg := writeFile(t, "exogate.yaml", farm.config(""))
 	g := startGateway(t, []string{"serve", "-config", cfg}, farmEnv())
@@ -332,6 +334,7 @@ func TestEndToEndWithConfigFile(t *testing.T) {
 // excess is refused in Exotel's shape with Retry-After, and Exotel never sees
 // more than the limit.
 func TestEndToEndRateLimit(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	cfg := writeFile(t, "exogate.yaml", farm.config(`limits:
   max_wait: 0s
@@ -364,6 +367,7 @@ func TestEndToEndRateLimit(t *testing.T) {
 // Callers over the rate wait in line instead of failing, and Exotel still
 // never sees more than the limit in any window.
 func TestEndToEndCallersQueue(t *testing.T) {
+	// Serial: it counts arrivals in 400 ms windows, which other tests' load would skew.
 	farm := newFarm(t)
 	cfg := writeFile(t, "exogate.yaml", farm.config(`limits:
   max_wait: 5s
@@ -403,6 +407,7 @@ func TestEndToEndCallersQueue(t *testing.T) {
 }
 
 func TestZeroSetupFromEnvironment(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{
 		"EXOTEL_API_KEY": acmeKey, "EXOTEL_API_TOKEN": acmeToken, "EXOTEL_ACCOUNT_SID": "acme",
 		"EXOGATE_LISTEN": "127.0.0.1:0", "EXOGATE_ADMIN_LISTEN": "-",
@@ -418,6 +423,7 @@ func TestZeroSetupFromEnvironment(t *testing.T) {
 }
 
 func TestStartupErrors(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	tests := []struct {
 		name string
@@ -442,7 +448,7 @@ func TestStartupErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			err := run(context.Background(), append([]string{"exogate"}, tc.args...), func(k string) string { return tc.env[k] }, io.Discard, io.MultiWriter(&stderr, allLogs))
+			err := run(context.Background(), append([]string{"exogate"}, tc.args...), func(k string) string { return tc.env[k] }, nil, io.Discard, io.MultiWriter(&stderr, allLogs))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want it to mention %q", err, tc.want)
 			}
@@ -465,6 +471,7 @@ func withEnv(env map[string]string, k, v string) map[string]string {
 }
 
 func TestInsecureHTTPOptIn(t *testing.T) {
+	t.Parallel()
 	fake := fakeexotel.New("plain", fakeexotel.Account{SID: "acme", Key: acmeKey, Token: acmeToken})
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
@@ -486,10 +493,11 @@ accounts:
 }
 
 func TestCheckCommand(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	cfg := writeFile(t, "exogate.yaml", farm.config(""))
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"exogate", "check", "-config", cfg}, func(k string) string { return farmEnv()[k] }, &out, allLogs)
+	err := run(context.Background(), []string{"exogate", "check", "-config", cfg}, func(k string) string { return farmEnv()[k] }, nil, &out, allLogs)
 	if err != nil {
 		t.Fatalf("check failed: %v\n%s", err, out.String())
 	}
@@ -510,7 +518,7 @@ func TestCheckCommand(t *testing.T) {
 	// A rotated token at Exotel: 401 with the seed's hint, exit non-zero.
 	farm.fakes["mumbai-api"].SetAccount(fakeexotel.Account{SID: "acme1m", Key: mumKey, Token: "newtoken"})
 	out.Reset()
-	err = run(context.Background(), []string{"exogate", "check", "-config", cfg}, func(k string) string { return farmEnv()[k] }, &out, allLogs)
+	err = run(context.Background(), []string{"exogate", "check", "-config", cfg}, func(k string) string { return farmEnv()[k] }, nil, &out, allLogs)
 	if err == nil || !strings.Contains(err.Error(), "1 of 2 accounts failed") {
 		t.Errorf("err %v", err)
 	}
@@ -521,7 +529,7 @@ func TestCheckCommand(t *testing.T) {
 	for status, hint := range map[int]string{403: "permission", 404: "region is wrong", 429: "rate limited"} {
 		farm.fakes["singapore-api"].SetOverride(func(fakeexotel.Request) (int, string, bool) { return status, "", true })
 		out.Reset()
-		_ = run(context.Background(), []string{"exogate", "check", "-config", cfg}, func(k string) string { return farmEnv()[k] }, &out, allLogs)
+		_ = run(context.Background(), []string{"exogate", "check", "-config", cfg}, func(k string) string { return farmEnv()[k] }, nil, &out, allLogs)
 		if !strings.Contains(out.String(), fmt.Sprintf("FAIL acme (singapore): %d", status)) || !strings.Contains(out.String(), hint) {
 			t.Errorf("%d: output:\n%s", status, out.String())
 		}
@@ -529,8 +537,9 @@ func TestCheckCommand(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"exogate", "version"}, func(string) string { return "" }, &out, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"exogate", "version"}, func(string) string { return "" }, nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(out.String(), "exogate ") {
@@ -541,6 +550,7 @@ func TestVersion(t *testing.T) {
 // The built binary, as a user runs it: SIGTERM turns /readyz to 503, the
 // in-flight request completes, and the process exits 0.
 func TestBinaryGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	bin := exogateBinary(t)
 	farm := newFarm(t)
 	release := make(chan struct{})
@@ -607,6 +617,7 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 // (a Kubernetes Secret volume's symlink swap) and at the same instant Exotel
 // stops accepting the old one. No client call may fail.
 func TestEndToEndRotationUnderLoadFromFiles(t *testing.T) {
+	t.Parallel()
 	farm := newFarm(t)
 	dir := t.TempDir()
 	writeSecret := func(gen int, token string) {

@@ -19,6 +19,7 @@ import (
 	"github.com/exogate/exogate/internal/config"
 	"github.com/exogate/exogate/internal/gateway"
 	"github.com/exogate/exogate/internal/metrics"
+	"github.com/exogate/exogate/ratelimit"
 )
 
 // version is set at link time: -ldflags "-X main.version=v1.2.3".
@@ -41,13 +42,14 @@ EXOGATE_LISTEN overrides the listen address in both modes.
 
 // run is the whole program: it reads flags, the environment and the config
 // file, wires the gateway and serves until ctx ends or SIGINT/SIGTERM.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return runNotify(ctx, args, getenv, stdout, stderr, nil)
+// stdin is read by hash-secret only.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return runNotify(ctx, args, getenv, stdin, stdout, stderr, nil)
 }
 
 // runNotify is run, calling started (when not nil) with the gateway once it
 // listens: in-process tests read its addresses there.
-func runNotify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, started func(*gateway.Server)) error {
+func runNotify(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, started func(*gateway.Server)) error {
 	cmd, rest := "serve", args[1:]
 	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		cmd, rest = rest[0], rest[1:]
@@ -64,7 +66,7 @@ func runNotify(ctx context.Context, args []string, getenv func(string) string, s
 	case "webhooks":
 		return webhooksCommand(ctx, rest, getenv, stdout, stderr)
 	case "hash-secret":
-		return hashSecret(os.Stdin, stdout)
+		return hashSecret(stdin, stdout)
 	case "serve", "check":
 	default:
 		fmt.Fprint(stderr, usage)
@@ -102,6 +104,12 @@ func runNotify(ctx context.Context, args []string, getenv func(string) string, s
 	log, err := gateway.NewLogger(cfg.Log, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.Limits.Backend == "redis" {
+		// go-redis keeps one logger for the whole process: set once, here,
+		// with the first configuration's level and format; a reload does
+		// not change it.
+		ratelimit.RouteRedisLogs(log)
 	}
 	deps := gateway.Deps{Getenv: getenv, Stderr: stderr, Logger: log, Metrics: metrics.New(buildVersion()), Version: buildVersion()}
 	if cmd == "check" {

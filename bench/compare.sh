@@ -13,6 +13,13 @@
 #        bench/compare.sh clients [-rounds 5] [-upstream-delay 20ms] [-conns 256] ...
 #        measures exogate's two upstream clients (upstream.client: http1 and
 #        net/http) against a TLS stand-in that answers after a delay (~3.5 min).
+#        bench/compare.sh tail [-patch FILE] [-rounds 3] [-duration 15s] [-c 20] [-q 100]
+#        the tail closed loop: hey -c 20 -q 100 through exogate, nginx and
+#        HAProxy, each writing its JSON access lines to a file, rounds
+#        interleaved; then one exogate run under a CPU profile and an execution
+#        trace (a build with bench/compare/exogate_profile.go.in added by
+#        go build -overlay), summarized. -patch FILE (first) also builds
+#        exogate with that patch applied and measures it beside (~4-6 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ ${1:-} == clients ]]; then
@@ -23,6 +30,46 @@ if [[ ${1:-} == clients ]]; then
 	CGO_ENABLED=0 go build -trimpath -ldflags "-w" -o "$work/exogate" .
 	go build -o "$work/compare" ./bench/compare
 	"$work/compare" clients -exogate "$work/exogate" "$@"
+	exit
+fi
+if [[ ${1:-} == tail ]]; then
+	shift
+	command -v hey >/dev/null || { apt-get update -qq && apt-get install -y -qq hey >/dev/null; }
+	work=$(mktemp -d)
+	trap 'rm -rf "$work"' EXIT
+	build() { CGO_ENABLED=0 go build -trimpath -ldflags "-w" "$@" .; }
+	build -o "$work/exogate"
+	printf '{"Replace":{"%s":"%s"}}' "$PWD/zz_bench_profile.go" "$PWD/bench/compare/exogate_profile.go.in" >"$work/overlay.json"
+	build -overlay "$work/overlay.json" -o "$work/exogate-profiled"
+	patched=()
+	if [[ ${1:-} == -patch ]]; then
+		mkdir "$work/patched"
+		git archive HEAD | tar -x -C "$work/patched"
+		patch -s -p1 -d "$work/patched" <"$(realpath "$2")"
+		(cd "$work/patched" && build -o "$work/exogate-patched")
+		patched=(-patched "$work/exogate-patched")
+		shift 2
+	fi
+	go build -o "$work/compare" ./bench/compare
+	"$work/compare" tail -exogate "$work/exogate" "${patched[@]}" -profiled "$work/exogate-profiled" -profile-dir "$work" "$@"
+	set +o pipefail # the reports below are cut with head
+	echo
+	echo '```'
+	echo "# CPU profile of exogate under the same load (build with the profiling overlay), top 15 by flat time"
+	go tool pprof -top -nodecount=15 "$work/exogate-profiled" "$work/cpu.out" 2>/dev/null | sed -n '/flat%/,$p'
+	echo "# the same, by cumulative time, top 25"
+	go tool pprof -top -cum -nodecount=25 "$work/exogate-profiled" "$work/cpu.out" 2>/dev/null | sed -n '/flat%/,$p'
+	echo "# execution trace, 2 s: time goroutines spent blocked in syscalls, by call path (top 12)"
+	go tool trace -pprof=syscall "$work/trace.out" >"$work/syscall.pb" 2>/dev/null &&
+		go tool pprof -top -cum -nodecount=12 "$work/exogate-profiled" "$work/syscall.pb" 2>/dev/null | sed -n '/flat%/,$p'
+	echo "# execution trace, 2 s: time request goroutines spent blocked on synchronization (locks, including a file's write lock), top 12"
+	go tool trace -pprof=sync "$work/trace.out" >"$work/sync.pb" 2>/dev/null
+	sync=$(go tool pprof -top -cum -nodecount=12 -focus 'http\.\(\*conn\)\.serve' "$work/exogate-profiled" "$work/sync.pb" 2>/dev/null | sed -n '/flat%/,$p')
+	echo "${sync:-(none in this window)}"
+	echo "# execution trace, 2 s: time runnable goroutines waited for a thread (scheduler latency), top 12"
+	go tool trace -pprof=sched "$work/trace.out" >"$work/sched.pb" 2>/dev/null &&
+		go tool pprof -top -cum -nodecount=12 "$work/exogate-profiled" "$work/sched.pb" 2>/dev/null | sed -n '/flat%/,$p'
+	echo '```'
 	exit
 fi
 missing=()

@@ -127,6 +127,29 @@ func NewStore(specs []Spec, getenv func(string) string) (*Store, error) {
 // are loaded by Start, in the background: until then the account is not
 // ready.
 func New(cfg Config) (*Store, error) {
+	cfg = cfg.withDefaults()
+	s := &Store{cfg: cfg, accounts: make(map[string]*slot, len(cfg.Accounts)), log: cfg.Logger, now: cfg.Now}
+	s.life, s.endLife = context.WithCancel(context.Background())
+	var errs []error
+	for _, sp := range cfg.Accounts {
+		sl := &slot{spec: sp}
+		s.accounts[sp.Account] = sl
+		if err := s.setSource(sl); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		s.endLife()
+		return nil, err
+	}
+	if p := cfg.Previous; p != nil {
+		s.carryOver(p)
+	}
+	return s, nil
+}
+
+// withDefaults fills in the documented defaults of cfg's zero fields.
+func (cfg Config) withDefaults() Config {
 	if cfg.RefreshInterval <= 0 {
 		cfg.RefreshInterval = 30 * time.Second
 	}
@@ -148,72 +171,67 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Store{cfg: cfg, accounts: make(map[string]*slot, len(cfg.Accounts)), log: cfg.Logger, now: cfg.Now}
-	s.life, s.endLife = context.WithCancel(context.Background())
+	return cfg
+}
 
-	var errs []error
-	for _, sp := range cfg.Accounts {
-		sl := &slot{spec: sp}
-		s.accounts[sp.Account] = sl
-		switch sp.Source {
-		case "env":
-			sl.src = envSource{spec: sp, getenv: cfg.Getenv}
-			key, token, version, err := sl.src.load(context.Background())
+// setSource gives an account's slot its source: the environment's pair is
+// read at once; files and Vault are read by Start. Vault's client is made
+// with the first account that needs it.
+func (s *Store) setSource(sl *slot) error {
+	sp := sl.spec
+	switch sp.Source {
+	case "env":
+		sl.src = envSource{spec: sp, getenv: s.cfg.Getenv}
+		key, token, version, err := sl.src.load(context.Background())
+		if err != nil {
+			return fmt.Errorf("account %s: %w", sp.Account, err)
+		}
+		c, err := NewCredential(key, token, "env", version, s.now())
+		if err != nil {
+			return fmt.Errorf("account %s: %s/%s: %w", sp.Account, sp.APIKeyEnv, sp.APITokenEnv, err)
+		}
+		sl.cur.Store(c)
+	case "file":
+		if sp.APIKeyFile == "" || sp.APITokenFile == "" {
+			return fmt.Errorf("account %s: source file needs api_key_file and api_token_file", sp.Account)
+		}
+		sl.src = &fileSource{keyPath: sp.APIKeyFile, tokenPath: sp.APITokenFile}
+	case "vault":
+		if s.vault == nil {
+			vc, err := vaultFor(s.cfg, s.log, s.now)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("account %s: %w", sp.Account, err))
-				continue
+				return fmt.Errorf("vault: %w", err)
 			}
-			c, err := NewCredential(key, token, "env", version, s.now())
-			if err != nil {
-				errs = append(errs, fmt.Errorf("account %s: %s/%s: %w", sp.Account, sp.APIKeyEnv, sp.APITokenEnv, err))
-				continue
-			}
+			s.vault = vc
+		}
+		vs, err := s.vault.secretSource(sp.Vault)
+		if err != nil {
+			return fmt.Errorf("account %s: %w", sp.Account, err)
+		}
+		sl.src = vs
+	default:
+		return fmt.Errorf("account %s: unsupported credentials source %q", sp.Account, sp.Source)
+	}
+	return nil
+}
+
+// carryOver takes on, from the store p replaces, the credentials of each
+// account whose file or Vault source is unchanged (the environment's are
+// read again).
+func (s *Store) carryOver(p *Store) {
+	for sid, sl := range s.accounts {
+		old, ok := p.accounts[sid]
+		if !ok || old.spec != sl.spec || sl.spec.Source == "env" {
+			continue
+		}
+		if c := old.cur.Load(); c != nil {
 			sl.cur.Store(c)
-		case "file":
-			if sp.APIKeyFile == "" || sp.APITokenFile == "" {
-				errs = append(errs, fmt.Errorf("account %s: source file needs api_key_file and api_token_file", sp.Account))
-				continue
-			}
-			sl.src = &fileSource{keyPath: sp.APIKeyFile, tokenPath: sp.APITokenFile}
-		case "vault":
-			if s.vault == nil {
-				vc, err := vaultFor(cfg, s.log, s.now)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("vault: %w", err))
-					continue
-				}
-				s.vault = vc
-			}
-			vs, err := s.vault.secretSource(sp.Vault)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("account %s: %w", sp.Account, err))
-				continue
-			}
-			sl.src = vs
-		default:
-			errs = append(errs, fmt.Errorf("account %s: unsupported credentials source %q", sp.Account, sp.Source))
 		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		s.endLife()
-		return nil, err
-	}
-	if p := cfg.Previous; p != nil {
-		for sid, sl := range s.accounts {
-			old, ok := p.accounts[sid]
-			if !ok || old.spec != sl.spec || sl.spec.Source == "env" {
-				continue
-			}
-			if c := old.cur.Load(); c != nil {
-				sl.cur.Store(c)
-			}
-			if c := old.prev.Load(); c != nil {
-				sl.prev.Store(c)
-			}
-			sl.rotatedAt.Store(old.rotatedAt.Load())
+		if c := old.prev.Load(); c != nil {
+			sl.prev.Store(c)
 		}
+		sl.rotatedAt.Store(old.rotatedAt.Load())
 	}
-	return s, nil
 }
 
 // vaultFor returns the Vault client for cfg: the previous store's when its

@@ -387,82 +387,19 @@ func (v *vaultClient) run(ctx context.Context) {
 // login gets a token by the configured method and sets it on the client.
 func (v *vaultClient) login(ctx context.Context) (*api.Secret, error) {
 	a := v.cfg.Auth
-	var (
-		secret *api.Secret
-		err    error
-	)
-	if a.Method != "token" {
-		// A login must not carry the old, maybe expired, token: Vault would
-		// judge the unwrap or the login by it.
-		v.client.ClearToken()
+	if a.Method == "token" {
+		return v.useToken(ctx)
 	}
-	switch a.Method {
-	case "token":
-		tok, err := v.readToken()
-		if err != nil {
-			return nil, err
-		}
-		v.client.SetToken(tok)
-		self, err := v.client.Auth().Token().LookupSelfWithContext(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("token lookup: %s", describeVaultError(err))
-		}
-		renewable, _ := self.TokenIsRenewable()
-		ttl, _ := self.TokenTTL()
-		v.setExpiry(ttl)
-		v.log().Info().Str("method", "token").Dur("ttl", ttl).Bool("renewable", renewable).Msg("vault: token in use")
-		return &api.Secret{Auth: &api.SecretAuth{ClientToken: tok, Renewable: renewable, LeaseDuration: int(ttl.Seconds())}}, nil
-	case "approle":
-		var roleID string
-		if a.RoleIDFile != "" {
-			roleID, err = readSecretFile(a.RoleIDFile)
-		} else if roleID = v.getenv(a.RoleIDEnv); roleID == "" {
-			err = fmt.Errorf("environment variable %s is not set", a.RoleIDEnv)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("role id: %w", err)
-		}
-		// Read here, from the file or through getenv, at every login: the
-		// file may have been replaced, and the library would read the
-		// process environment rather than ours.
-		var raw string
-		if a.SecretIDFile != "" {
-			raw, err = readSecretFile(a.SecretIDFile)
-		} else if raw = v.getenv(a.SecretIDEnv); raw == "" {
-			err = fmt.Errorf("environment variable %s is not set", a.SecretIDEnv)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("secret id: %w", err)
-		}
-		sid := approle.SecretID{FromString: raw}
-		opts := []approle.LoginOption{approle.WithMountPath(a.Mount)}
-		sum := sha256.Sum256([]byte(raw))
-		if a.SecretIDWrapped {
-			if sum == v.spentWrapped() {
-				return nil, errors.New("the wrapped secret id was already used once; waiting for a new one")
-			}
-			opts = append(opts, approle.WithWrappingToken())
-		}
-		auth, err := approle.NewAppRoleAuth(roleID, &sid, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("approle: %w", err)
-		}
-		secret, err = v.client.Auth().Login(ctx, auth)
-		var re *api.ResponseError
-		if a.SecretIDWrapped && (err == nil || errors.As(err, &re)) {
-			// Vault answered, so the wrapping token was spent (or refused):
-			// never again. Had Vault been unreachable, it is still good.
-			v.setSpentWrapped(sum)
-		}
-	case "kubernetes":
-		// A new auth value for each login: the kubelet rotates the file.
-		auth, err := kubernetes.NewKubernetesAuth(a.Role,
-			kubernetes.WithServiceAccountTokenPath(a.ServiceAccountTokenFile),
-			kubernetes.WithMountPath(a.Mount))
-		if err != nil {
-			return nil, fmt.Errorf("kubernetes: %s", describeVaultError(err))
-		}
-		secret, err = v.client.Auth().Login(ctx, auth)
+	// A login must not carry the old, maybe expired, token: Vault would
+	// judge the unwrap or the login by it.
+	v.client.ClearToken()
+	auth, answered, err := v.loginMethod()
+	if err != nil {
+		return nil, err
+	}
+	secret, err := v.client.Auth().Login(ctx, auth)
+	if answered != nil {
+		answered(err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s login: %s", a.Method, describeVaultError(err))
@@ -475,6 +412,98 @@ func (v *vaultClient) login(ctx context.Context) (*api.Secret, error) {
 	v.setExpiry(ttl)
 	v.log().Info().Str("method", a.Method).Dur("ttl", ttl).Bool("renewable", secret.Auth.Renewable).Msg("vault: logged in")
 	return secret, nil
+}
+
+// useToken sets the configured token (read again at each call) on the
+// client and looks up its lifetime.
+func (v *vaultClient) useToken(ctx context.Context) (*api.Secret, error) {
+	tok, err := v.readToken()
+	if err != nil {
+		return nil, err
+	}
+	v.client.SetToken(tok)
+	self, err := v.client.Auth().Token().LookupSelfWithContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("token lookup: %s", describeVaultError(err))
+	}
+	renewable, _ := self.TokenIsRenewable()
+	ttl, _ := self.TokenTTL()
+	v.setExpiry(ttl)
+	v.log().Info().Str("method", "token").Dur("ttl", ttl).Bool("renewable", renewable).Msg("vault: token in use")
+	return &api.Secret{Auth: &api.SecretAuth{ClientToken: tok, Renewable: renewable, LeaseDuration: int(ttl.Seconds())}}, nil
+}
+
+// loginMethod is the approle or kubernetes login, made anew for each login
+// (the files it reads may have been replaced), and, when not nil, what to
+// do with the login's error once it has been tried.
+func (v *vaultClient) loginMethod() (api.AuthMethod, func(error), error) {
+	a := v.cfg.Auth
+	switch a.Method {
+	case "approle":
+		return v.approleLogin()
+	case "kubernetes":
+		// A new auth value for each login: the kubelet rotates the file.
+		auth, err := kubernetes.NewKubernetesAuth(a.Role,
+			kubernetes.WithServiceAccountTokenPath(a.ServiceAccountTokenFile),
+			kubernetes.WithMountPath(a.Mount))
+		if err != nil {
+			return nil, nil, fmt.Errorf("kubernetes: %s", describeVaultError(err))
+		}
+		return auth, nil, nil
+	}
+	return nil, nil, fmt.Errorf("%s login: not a login method", a.Method)
+}
+
+// approleLogin is the AppRole login. A wrapped secret id is used once: the
+// returned func remembers it as spent when Vault answered the login.
+func (v *vaultClient) approleLogin() (api.AuthMethod, func(error), error) {
+	a := v.cfg.Auth
+	roleID, err := v.secretFrom(a.RoleIDFile, a.RoleIDEnv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("role id: %w", err)
+	}
+	// Read here, from the file or through getenv, at every login: the
+	// file may have been replaced, and the library would read the
+	// process environment rather than ours.
+	raw, err := v.secretFrom(a.SecretIDFile, a.SecretIDEnv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("secret id: %w", err)
+	}
+	sid := approle.SecretID{FromString: raw}
+	opts := []approle.LoginOption{approle.WithMountPath(a.Mount)}
+	sum := sha256.Sum256([]byte(raw))
+	if a.SecretIDWrapped {
+		if sum == v.spentWrapped() {
+			return nil, nil, errors.New("the wrapped secret id was already used once; waiting for a new one")
+		}
+		opts = append(opts, approle.WithWrappingToken())
+	}
+	auth, err := approle.NewAppRoleAuth(roleID, &sid, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("approle: %w", err)
+	}
+	answered := func(err error) {
+		var re *api.ResponseError
+		if a.SecretIDWrapped && (err == nil || errors.As(err, &re)) {
+			// Vault answered, so the wrapping token was spent (or
+			// refused): never again. Had Vault been unreachable, it is
+			// still good.
+			v.setSpentWrapped(sum)
+		}
+	}
+	return auth, answered, nil
+}
+
+// secretFrom reads a value from file when one is named, else from the
+// environment variable env.
+func (v *vaultClient) secretFrom(file, env string) (string, error) {
+	if file != "" {
+		return readSecretFile(file)
+	}
+	if s := v.getenv(env); s != "" {
+		return s, nil
+	}
+	return "", fmt.Errorf("environment variable %s is not set", env)
 }
 
 func (v *vaultClient) setExpiry(ttl time.Duration) {

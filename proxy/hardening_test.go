@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/exogate/exogate/internal/exotel"
-	"github.com/exogate/exogate/internal/h1"
 )
 
 // A request whose upstream answered before reading its body must not share
@@ -47,7 +46,7 @@ func TestBodyNotSharedAfterEarlyAnswer(t *testing.T) {
 		fmt.Fprintf(w, `{"len":%d}`, len(b))
 	}))
 	defer up.Close()
-	eachClientWith(t, up, nil, func(c *Config) { c.MaxBody = 1000 }, func(t *testing.T, r *rig, client string) {
+	withUpstreamConfig(t, up, nil, func(c *Config) { c.MaxBody = 1000 }, func(t *testing.T, r *rig) {
 		for i := range 3 {
 			conn, err := net.Dial("tcp", r.front.Listener.Addr().String())
 			if err != nil {
@@ -55,13 +54,11 @@ func TestBodyNotSharedAfterEarlyAnswer(t *testing.T) {
 			}
 			defer conn.Close()
 			fmt.Fprintf(conn, "POST /v1/Accounts/acme/Sms/Messages/SM1.json HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n%s", strings.Repeat("a", 10))
-			if client == "net/http" {
-				// net/http's transport hands the early 401 back while its
-				// writer still waits for the rest of the body, and the
-				// handler returns (its access line is written last).
-				want := i + 1
-				waitUntil(t, func() bool { return strings.Count(r.logs.String(), `"status":401`) >= want })
-			}
+			// net/http's transport hands the early 401 back while its
+			// writer still waits for the rest of the body, and the
+			// handler returns (its access line is written last).
+			want := i + 1
+			waitUntil(t, func() bool { return strings.Count(r.logs.String(), `"status":401`) >= want })
 			done := make(chan struct{})
 			var status int
 			var body string
@@ -92,20 +89,19 @@ func TestBodyNotSharedAfterEarlyAnswer(t *testing.T) {
 	})
 }
 
-// eachClientWith is eachClient with a change to the handler's Config, and
-// fn told which client it runs with.
-func eachClientWith(t *testing.T, s *httptest.Server, mod func(*h1.Transport, *http.Transport), cfg func(*Config), fn func(t *testing.T, r *rig, client string)) {
-	for name, tr := range upstreamClients(t, s, mod) {
-		t.Run(name, func(t *testing.T) {
-			fn(t, newRig(t, func(c *Config) {
-				c.Transport = tr
-				c.Accounts[0].API = mustURL(s.URL)
-				if cfg != nil {
-					cfg(c)
-				}
-			}), name)
-		})
+// withUpstreamConfig is withUpstream with a change to the handler's Config.
+func withUpstreamConfig(t *testing.T, s *httptest.Server, mod func(*http.Transport), cfg func(*Config), fn func(t *testing.T, r *rig)) {
+	tr := exogateTransport(t, s)
+	if mod != nil {
+		mod(tr)
 	}
+	fn(t, newRig(t, func(c *Config) {
+		c.Transport = tr
+		c.Accounts[0].API = mustURL(s.URL)
+		if cfg != nil {
+			cfg(c)
+		}
+	}))
 }
 
 // A 1xx is never a final status: an upstream that sends 100 Continue or 103
@@ -120,7 +116,7 @@ func TestInformationalThenFailureIsAnError(t *testing.T) {
 		}
 	}))
 	defer up.Close()
-	eachClient(t, up, nil, func(t *testing.T, r *rig) {
+	withUpstream(t, up, nil, func(t *testing.T, r *rig) {
 		for _, expect := range []bool{false, true} {
 			req, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader("From=1&To=2"))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -245,7 +241,7 @@ func TestOutcomeUnknownAfterRequestWritten(t *testing.T) {
 	}))
 	defer up.Close()
 	defer close(stuck)
-	eachClient(t, up, headerTimeout(50*time.Millisecond), func(t *testing.T, r *rig) {
+	withUpstream(t, up, headerTimeout(50*time.Millisecond), func(t *testing.T, r *rig) {
 		for _, c := range []struct {
 			query  string
 			status int
@@ -416,7 +412,7 @@ func TestWriteTimeout(t *testing.T) {
 	}))
 	defer up.Close()
 	var wait atomic.Bool
-	eachClientWith(t, up, nil, func(c *Config) { c.WriteTimeout = 300 * time.Millisecond }, func(t *testing.T, r *rig, _ string) {
+	withUpstreamConfig(t, up, nil, func(c *Config) { c.WriteTimeout = 300 * time.Millisecond }, func(t *testing.T, r *rig) {
 		r.limiter.admit = func(ctx context.Context, _, _ string) (time.Duration, error) {
 			if wait.Load() {
 				t := time.NewTimer(time.Second) // three write timeouts in line
@@ -473,7 +469,7 @@ func TestOutcomeUnknownAfterReplay(t *testing.T) {
 				c.RetryWait = 2 * time.Second
 				c.Authorizer = staleThenRotated()
 			}
-			eachClientWith(t, up, nil, mod, func(t *testing.T, r *rig, _ string) {
+			withUpstreamConfig(t, up, nil, mod, func(t *testing.T, r *rig) {
 				n.Store(0)
 				resp, body := r.connect()
 				if n.Load() != 2 {
@@ -505,7 +501,7 @@ func TestWriteTimeoutSparesASlowExotel(t *testing.T) {
 		c.WriteTimeout = 450 * time.Millisecond
 		c.Authorizer = staleThenRotated()
 	}
-	eachClientWith(t, up, nil, mod, func(t *testing.T, r *rig, _ string) {
+	withUpstreamConfig(t, up, nil, mod, func(t *testing.T, r *rig) {
 		n.Store(0)
 		resp, body := r.connect()
 		if resp.StatusCode != 200 || string(body) != `{"Call":{"Sid":"c1"}}` {
@@ -525,7 +521,7 @@ func TestGatewayHeadersSurviveInformational(t *testing.T) {
 		io.WriteString(w, `{"ok":true}`)
 	}))
 	defer up.Close()
-	eachClient(t, up, nil, func(t *testing.T, r *rig) {
+	withUpstream(t, up, nil, func(t *testing.T, r *rig) {
 		conn, err := net.Dial("tcp", r.front.Listener.Addr().String())
 		if err != nil {
 			t.Fatal(err)
@@ -564,12 +560,9 @@ func staleThenRotated() *rotatingAuthorizer {
 	}
 }
 
-// headerTimeout sets both upstream clients' response header timeout.
-func headerTimeout(d time.Duration) func(*h1.Transport, *http.Transport) {
-	return func(fast *h1.Transport, std *http.Transport) {
-		fast.ResponseHeaderTimeout = d
-		std.ResponseHeaderTimeout = d
-	}
+// headerTimeout sets the upstream transport's response header timeout.
+func headerTimeout(d time.Duration) func(*http.Transport) {
+	return func(tr *http.Transport) { tr.ResponseHeaderTimeout = d }
 }
 
 // connect places a call through the gateway: a v1 Calls/connect form post.

@@ -406,8 +406,11 @@ func (h *Handler) SetDraining() { h.draining.Store(true) }
 // Draining reports whether SetDraining was called.
 func (h *Handler) Draining() bool { return h.draining.Load() }
 
-// Ready reports whether the gateway should receive traffic.
-func (h *Handler) Ready() bool { return !h.draining.Load() && h.authorizer.Ready() }
+// Ready reports whether the gateway should receive traffic (Readiness).
+func (h *Handler) Ready() bool {
+	ready, _ := h.Readiness()
+	return ready
+}
 
 // BreakerState returns the state of the breaker of an account and host.
 func (h *Handler) BreakerState(sid string, host exotel.Host) (gobreaker.State, bool) {
@@ -799,11 +802,8 @@ func (h *Handler) health(ex *exchange, r *http.Request, path string) {
 	}
 	status, body := http.StatusOK, "ok\n"
 	if path == "/readyz" {
-		switch {
-		case h.draining.Load():
-			status, body = http.StatusServiceUnavailable, "draining\n"
-		case !h.authorizer.Ready():
-			status, body = http.StatusServiceUnavailable, "credentials unavailable\n"
+		if ready, reason := h.Readiness(); !ready {
+			status, body = http.StatusServiceUnavailable, reason+"\n"
 		}
 	}
 	ex.WriteHeader(status)

@@ -30,7 +30,6 @@ import (
 	"github.com/exogate/exogate/internal/callers"
 	"github.com/exogate/exogate/internal/exotel"
 	"github.com/exogate/exogate/internal/fakeexotel"
-	"github.com/exogate/exogate/internal/h1"
 	"github.com/exogate/exogate/internal/testutil"
 )
 
@@ -100,10 +99,8 @@ func newRig(t *testing.T, mod func(*Config)) *rig {
 		r.fakes[name], r.servers[name] = f, s
 		pool = append(pool, s)
 	}
-	// Trust the fakes' certificate the way upstream.ca_file would; exogate's
-	// own HTTP/1.1 client, as in production.
-	tr := &h1.Transport{TLSClientConfig: &tls.Config{RootCAs: rootsOf(pool[0])}}
-	t.Cleanup(tr.Close)
+	// Trust the fakes' certificate the way upstream.ca_file would.
+	tr := exogateTransport(t, pool[0])
 
 	env := map[string]string{"A_KEY": testKey, "A_TOKEN": testToken, "M_KEY": mumKey, "M_TOKEN": mumToken}
 	store, err := credentials.NewStore([]credentials.Spec{
@@ -146,31 +143,21 @@ func rootsOf(s *httptest.Server) *x509.CertPool {
 	return s.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
 }
 
-// upstreamClients returns both upstream transports exogate can run with
-// (upstream.client), set up to trust s and changed by mod.
-func upstreamClients(t *testing.T, s *httptest.Server, mod func(*h1.Transport, *http.Transport)) map[string]http.RoundTripper {
-	fast := &h1.Transport{TLSClientConfig: &tls.Config{RootCAs: rootsOf(s)}}
-	std := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: rootsOf(s)}}
-	if mod != nil {
-		mod(fast, std)
-	}
-	t.Cleanup(fast.Close)
-	t.Cleanup(std.CloseIdleConnections)
-	return map[string]http.RoundTripper{"http1": fast, "net/http": std}
+// exogateTransport is the upstream transport as exogate builds it
+// (internal/gateway's newTransport): Go's http.Transport, HTTP/1.1 only,
+// here trusting s.
+func exogateTransport(t *testing.T, s *httptest.Server) *http.Transport {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	tr := &http.Transport{Protocols: &protocols, TLSClientConfig: &tls.Config{RootCAs: rootsOf(s)}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr
 }
 
-// eachClient runs fn once per upstream client, on a rig whose acme api
-// upstream is s.
-func eachClient(t *testing.T, s *httptest.Server, mod func(*h1.Transport, *http.Transport), fn func(t *testing.T, r *rig)) {
-	for name, tr := range upstreamClients(t, s, mod) {
-		t.Run(name, func(t *testing.T) {
-			fn(t, newRig(t, func(c *Config) {
-				c.Transport = tr
-				u, _ := url.Parse(s.URL)
-				c.Accounts[0].API = u
-			}))
-		})
-	}
+// withUpstream runs fn on a rig whose acme api upstream is s, reached
+// through the upstream transport changed by mod.
+func withUpstream(t *testing.T, s *httptest.Server, mod func(*http.Transport), fn func(t *testing.T, r *rig)) {
+	withUpstreamConfig(t, s, mod, nil, fn)
 }
 
 func (r *rig) total() int64 {
@@ -679,7 +666,7 @@ func TestUpstreamTimeout(t *testing.T) {
 	}))
 	defer slow.Close()
 	defer close(release)
-	eachClient(t, slow, headerTimeout(50*time.Millisecond), func(t *testing.T, r *rig) {
+	withUpstream(t, slow, headerTimeout(50*time.Millisecond), func(t *testing.T, r *rig) {
 		req, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls", nil)
 		resp, body := r.do(req)
 		assertShape(t, resp, body, exotel.ShapeXML, 504, KindUpstreamTimeout)
@@ -708,7 +695,7 @@ func TestPostNeverReplayedOnBrokenConnection(t *testing.T) {
 	}))
 	srv.StartTLS()
 	defer srv.Close()
-	eachClient(t, srv, nil, func(t *testing.T, r *rig) {
+	withUpstream(t, srv, nil, func(t *testing.T, r *rig) {
 		postOnBrokenConnection(t, r, &mu, &posts, &seenKey)
 	})
 }
@@ -1095,7 +1082,7 @@ func TestUpstreamBodyBreaksOff(t *testing.T) {
 		conn.Close()
 	}))
 	defer broken.Close()
-	eachClient(t, broken, nil, func(t *testing.T, r *rig) {
+	withUpstream(t, broken, nil, func(t *testing.T, r *rig) {
 		upstreamBodyBreaksOff(t, r)
 	})
 }
@@ -1159,7 +1146,7 @@ func TestUpstreamClosesIdleConnection(t *testing.T) {
 	}
 	srv.StartTLS()
 	defer srv.Close()
-	eachClient(t, srv, nil, func(t *testing.T, r *rig) {
+	withUpstream(t, srv, nil, func(t *testing.T, r *rig) {
 		fake.Reset()
 		before := closed.Load()
 		get, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls.json", nil)

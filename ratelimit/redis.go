@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 	"github.com/rs/zerolog"
 )
 
@@ -195,34 +196,10 @@ func NewRedis(accounts []string, cfg Config, rc RedisConfig) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, sid := range accounts {
-		if !keySafe(sid) {
-			return nil, fmt.Errorf("ratelimit: account SID %q has characters other than a-z, 0-9, _ and -", sid)
-		}
+	rc, err = rc.withDefaults(accounts)
+	if err != nil {
+		return nil, err
 	}
-	switch {
-	case rc.Addr == "":
-		return nil, errors.New("ratelimit: redis: addr is required")
-	case rc.OnFailure != "" && rc.OnFailure != OnFailureLocal && rc.OnFailure != OnFailureAllow && rc.OnFailure != OnFailureDeny:
-		return nil, fmt.Errorf("ratelimit: redis: on_failure %q must be local, allow or deny", rc.OnFailure)
-	case rc.Timeout < 0:
-		return nil, fmt.Errorf("ratelimit: redis: timeout %v must not be negative", rc.Timeout)
-	case rc.Replicas < 0:
-		return nil, fmt.Errorf("ratelimit: redis: replicas %d must not be negative", rc.Replicas)
-	}
-	if rc.KeyPrefix == "" {
-		rc.KeyPrefix = "exogate:"
-	}
-	if rc.Timeout == 0 {
-		rc.Timeout = 100 * time.Millisecond
-	}
-	if rc.OnFailure == "" {
-		rc.OnFailure = OnFailureLocal
-	}
-	if rc.ID == "" {
-		rc.ID = rand.Text()
-	}
-
 	client := NewRedisClient(rc)
 	r := &Redis{
 		timebase:  newTimebase(cfg.Now),
@@ -251,34 +228,101 @@ func NewRedis(accounts []string, cfg Config, rc RedisConfig) (*Redis, error) {
 		r.buckets[name] = i
 	}
 	for _, sid := range accounts {
-		a := &redisAccount{lanes: make([]redisLane, len(names)+1)}
-		if cfg.Account.Limit > 0 {
-			a.capKey = r.prefix + "cap:" + sid
-		}
-		for i := range a.lanes {
-			l := &a.lanes[i]
-			l.name = catchAll
-			if i < len(names) {
-				l.name = names[i]
-			}
-			rule := cfg.Buckets[l.name]
-			if rule.Limit > 0 {
-				l.key = r.prefix + "rate:" + sid + ":" + l.name
-				l.limit = redisLimit(rule)
-			} else {
-				rule = cfg.Account // a lane without a rule waits for the cap
-			}
-			if rule.Limit > 0 {
-				l.interval = float64(rule.Period) / float64(rule.Limit-rule.burst())
-				l.burst = float64(rule.burst())
-			}
-			l.pauseKey = r.prefix + "pause:" + sid + ":" + l.name
-			l.stepKey = r.prefix + "pause-step:" + sid + ":" + l.name
-			l.pauseEnd.Store(longAgo)
-		}
-		r.accounts[sid] = a
+		r.accounts[sid] = r.newAccount(sid, names)
 	}
 	return r, nil
+}
+
+// withDefaults checks rc, and the accounts' SIDs as parts of Redis keys,
+// and fills in the documented defaults of its zero fields.
+func (rc RedisConfig) withDefaults(accounts []string) (RedisConfig, error) {
+	for _, sid := range accounts {
+		if !keySafe(sid) {
+			return rc, fmt.Errorf("ratelimit: account SID %q has characters other than a-z, 0-9, _ and -", sid)
+		}
+	}
+	switch {
+	case rc.Addr == "":
+		return rc, errors.New("ratelimit: redis: addr is required")
+	case rc.OnFailure != "" && rc.OnFailure != OnFailureLocal && rc.OnFailure != OnFailureAllow && rc.OnFailure != OnFailureDeny:
+		return rc, fmt.Errorf("ratelimit: redis: on_failure %q must be local, allow or deny", rc.OnFailure)
+	case rc.Timeout < 0:
+		return rc, fmt.Errorf("ratelimit: redis: timeout %v must not be negative", rc.Timeout)
+	case rc.Replicas < 0:
+		return rc, fmt.Errorf("ratelimit: redis: replicas %d must not be negative", rc.Replicas)
+	}
+	if rc.KeyPrefix == "" {
+		rc.KeyPrefix = "exogate:"
+	}
+	if rc.Timeout == 0 {
+		rc.Timeout = 100 * time.Millisecond
+	}
+	if rc.OnFailure == "" {
+		rc.OnFailure = OnFailureLocal
+	}
+	if rc.ID == "" {
+		rc.ID = rand.Text()
+	}
+	return rc, nil
+}
+
+// NewRedisClient is the one place a go-redis client is built: the
+// limiter's, and those of other parts that keep state in the same Redis
+// (the webhook claims). Every wait is bounded by rc.Timeout (default
+// 100ms), with no retries of its own (a failed command falls back at once).
+func NewRedisClient(rc RedisConfig) *redis.Client {
+	if rc.Timeout == 0 {
+		rc.Timeout = 100 * time.Millisecond
+	}
+	return redis.NewClient(&redis.Options{
+		Addr:                  rc.Addr,
+		Username:              rc.Username,
+		Password:              rc.Password,
+		DB:                    rc.DB,
+		TLSConfig:             rc.TLS,
+		DialTimeout:           rc.Timeout,
+		DialerRetries:         1,
+		ReadTimeout:           rc.Timeout,
+		WriteTimeout:          rc.Timeout,
+		PoolTimeout:           rc.Timeout,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1,
+		MaintNotificationsConfig: &maintnotifications.Config{
+			Mode: maintnotifications.ModeDisabled,
+		},
+	})
+}
+
+// newAccount is an account's lanes, one per bucket and the catch-all, with
+// their Redis keys and schedules.
+func (r *Redis) newAccount(sid string, names []string) *redisAccount {
+	cfg := r.cfg
+	a := &redisAccount{lanes: make([]redisLane, len(names)+1)}
+	if cfg.Account.Limit > 0 {
+		a.capKey = r.prefix + "cap:" + sid
+	}
+	for i := range a.lanes {
+		l := &a.lanes[i]
+		l.name = catchAll
+		if i < len(names) {
+			l.name = names[i]
+		}
+		rule := cfg.Buckets[l.name]
+		if rule.Limit > 0 {
+			l.key = r.prefix + "rate:" + sid + ":" + l.name
+			l.limit = redisLimit(rule)
+		} else {
+			rule = cfg.Account // a lane without a rule waits for the cap
+		}
+		if rule.Limit > 0 {
+			l.interval = float64(rule.Period) / float64(rule.Limit-rule.burst())
+			l.burst = float64(rule.burst())
+		}
+		l.pauseKey = r.prefix + "pause:" + sid + ":" + l.name
+		l.stepKey = r.prefix + "pause-step:" + sid + ":" + l.name
+		l.pauseEnd.Store(longAgo)
+	}
+	return a
 }
 
 // redisLimit returns the redis_rate limit that enforces r (zero when r is
@@ -417,80 +461,40 @@ func (r *Redis) Admit(ctx context.Context, account, bucket string) (waited time.
 // sleep for its RetryAfter, until admitted or out of time. It hands the line
 // on when it returns. queued says whether the caller has waited already.
 func (r *Redis) lead(ctx context.Context, account, bucket string, acct *redisAccount, l *redisLane, start time.Time, queued bool) (time.Duration, error) {
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	waited := func() time.Duration {
-		if queued {
-			return r.since(start)
-		}
-		return 0
-	}
-	// sleep waits d, or until ctx is done.
-	sleep := func(d time.Duration) error {
-		queued = true
-		if timer == nil {
-			timer = time.NewTimer(d)
-		} else {
-			timer.Reset(d)
-		}
-		select {
-		case <-timer.C:
-			return nil
-		case <-ctx.Done():
-			return r.ctxErr(ctx, l)
-		}
-	}
-
-	// fail answers the caller after err from Redis.
-	fail := func(err error) (time.Duration, error) {
-		l.release()
-		if ctx.Err() != nil {
-			return waited(), r.ctxErr(ctx, l)
-		}
-		if unavailable(err) {
-			r.markDown(err)
-		} else {
-			r.logicError(err)
-		}
-		return r.admitByPolicy(ctx, account, bucket, l, start, waited())
-	}
-
+	w := &leaderWait{r: r, l: l, start: start, queued: queued}
+	defer w.stop()
 	for {
 		now := r.now()
 		if left := time.Duration(l.pauseEnd.Load() - r.ns(now)); left > 0 {
 			if r.tooLong(ctx, start, now, left) {
 				l.release()
-				return waited(), &LimitedError{Delay: max(left, time.Millisecond)}
+				return w.waited(), &LimitedError{Delay: max(left, time.Millisecond)}
 			}
 			l.sleeping(r.ns(now) + int64(left))
-			if err := sleep(left); err != nil {
+			if err := w.sleep(ctx, left); err != nil {
 				l.release()
-				return waited(), err
+				return w.waited(), err
 			}
 			continue
 		}
 		if r.down.Load() {
 			l.release()
-			return r.admitByPolicy(ctx, account, bucket, l, start, waited())
+			return r.admitByPolicy(ctx, account, bucket, l, start, w.waited())
 		}
 		l.sleeping(0)
 		ok, retry, tokens, err := r.allow(ctx, acct, l)
 		if err != nil {
-			return fail(err)
+			return r.leadFailed(ctx, account, bucket, w, err)
 		}
 		now = r.now()
 		if ok {
 			l.admitted(r.ns(now), tokens)
 			l.release()
-			return waited(), nil
+			return w.waited(), nil
 		}
 		if r.tooLong(ctx, start, now, retry) {
 			l.release()
-			return waited(), &LimitedError{Delay: max(retry, time.Millisecond)}
+			return w.waited(), &LimitedError{Delay: max(retry, time.Millisecond)}
 		}
 		// With Burst 1 the moment between the token coming and the next
 		// call reaching Redis is lost for good, and a timer may fire a
@@ -498,10 +502,66 @@ func (r *Redis) lead(ctx context.Context, account, bucket string, acct *redisAcc
 		// PINGs saved about 0.3 % of a rule at Exotel's 200/min: too little
 		// to keep (docs/benchmarks.md).
 		l.sleeping(r.ns(now) + int64(retry))
-		if err := sleep(retry); err != nil {
+		if err := w.sleep(ctx, retry); err != nil {
 			l.release()
-			return waited(), err
+			return w.waited(), err
 		}
+	}
+}
+
+// leadFailed answers the head of w's line after err from Redis: the
+// caller's own end, or the on_failure policy (marking Redis down when it
+// could not be reached).
+func (r *Redis) leadFailed(ctx context.Context, account, bucket string, w *leaderWait, err error) (time.Duration, error) {
+	w.l.release()
+	if ctx.Err() != nil {
+		return w.waited(), r.ctxErr(ctx, w.l)
+	}
+	if unavailable(err) {
+		r.markDown(err)
+	} else {
+		r.logicError(err)
+	}
+	return r.admitByPolicy(ctx, account, bucket, w.l, w.start, w.waited())
+}
+
+// leaderWait is the time the head of a lane's line has spent in it, and the
+// one timer it sleeps on.
+type leaderWait struct {
+	r      *Redis
+	l      *redisLane
+	start  time.Time
+	queued bool // the caller has waited (in line or asleep)
+	timer  *time.Timer
+}
+
+// waited is the time spent in line, 0 when the caller never waited.
+func (w *leaderWait) waited() time.Duration {
+	if w.queued {
+		return w.r.since(w.start)
+	}
+	return 0
+}
+
+// sleep waits d, or until ctx is done.
+func (w *leaderWait) sleep(ctx context.Context, d time.Duration) error {
+	w.queued = true
+	if w.timer == nil {
+		w.timer = time.NewTimer(d)
+	} else {
+		w.timer.Reset(d)
+	}
+	select {
+	case <-w.timer.C:
+		return nil
+	case <-ctx.Done():
+		return w.r.ctxErr(ctx, w.l)
+	}
+}
+
+func (w *leaderWait) stop() {
+	if w.timer != nil {
+		w.timer.Stop()
 	}
 }
 

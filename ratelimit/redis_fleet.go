@@ -321,91 +321,113 @@ func (r *Redis) heartbeat(ctx context.Context) {
 // the pauses in force whenever it (re)subscribes. It closes subscribed after
 // its first attempt.
 func (r *Redis) subscribe(ctx context.Context, subscribed chan struct{}) {
-	first := func() {
-		if subscribed != nil {
-			close(subscribed)
-			subscribed = nil
-		}
-	}
-	defer first()
-	var ps *redis.PubSub
-	defer func() {
-		if ps != nil {
-			_ = ps.Close()
-		}
-	}()
-	// newPubSub subscribes, unless Close has been called.
-	newPubSub := func() *redis.PubSub {
-		r.bgMu.Lock()
-		defer r.bgMu.Unlock()
-		if r.closed {
-			return nil
-		}
-		r.ps = r.client.Subscribe(ctx, r.channel)
-		return r.ps
-	}
-	pinged := false
-	retry := time.NewTimer(0)
-	defer retry.Stop()
-	<-retry.C
+	sub := &subscriber{r: r, subscribed: subscribed, retry: time.NewTimer(0)}
+	<-sub.retry.C
+	defer sub.close()
 	for ctx.Err() == nil {
 		if r.down.Load() {
 			// The health check finds out when Redis is back; until then
 			// trying to subscribe would only fail.
-			first()
-			retry.Reset(resubscribeWait)
-			select {
-			case <-retry.C:
-			case <-ctx.Done():
+			sub.first()
+			if !sub.wait(ctx) {
 				return
 			}
 			continue
 		}
-		if ps == nil {
-			if ps = newPubSub(); ps == nil {
+		if sub.ps == nil {
+			if sub.ps = r.newPubSub(ctx); sub.ps == nil {
 				return
 			}
-			pinged = false
+			sub.pinged = false
 		}
-		msg, err := ps.ReceiveTimeout(ctx, subscriberIdle)
+		msg, err := sub.ps.ReceiveTimeout(ctx, subscriberIdle)
 		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				if pinged {
-					// No answer to the last PING: the connection is dead
-					// without having said so. Start over.
-					_ = ps.Close()
-					ps = nil
-					continue
-				}
-				_ = ps.Ping(ctx)
-				pinged = true
-				continue
-			}
-			first()
-			// go-redis dials again on the next receive.
-			retry.Reset(resubscribeWait)
-			select {
-			case <-retry.C:
-			case <-ctx.Done():
+			if ctx.Err() != nil || !sub.receiveFailed(ctx, err) {
 				return
 			}
 			continue
 		}
-		pinged = false
+		sub.pinged = false
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
 				r.reloadPauses(ctx)
-				first()
+				sub.first()
 			}
 		case *redis.Message:
 			r.pauseMessage(m.Payload)
 		}
 	}
+}
+
+// newPubSub subscribes to the pause channel, unless Close has been called
+// (nil).
+func (r *Redis) newPubSub(ctx context.Context) *redis.PubSub {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.ps = r.client.Subscribe(ctx, r.channel)
+	return r.ps
+}
+
+// subscriber is the state of subscribe's loop: the subscription, whether
+// it was pinged after an idle spell, and the timer between attempts.
+type subscriber struct {
+	r          *Redis
+	subscribed chan struct{} // closed after the first attempt
+	ps         *redis.PubSub
+	pinged     bool
+	retry      *time.Timer
+}
+
+// first closes subscribed, once.
+func (s *subscriber) first() {
+	if s.subscribed != nil {
+		close(s.subscribed)
+		s.subscribed = nil
+	}
+}
+
+// wait sleeps before the next attempt; false when ctx ended first.
+func (s *subscriber) wait(ctx context.Context) bool {
+	s.retry.Reset(resubscribeWait)
+	select {
+	case <-s.retry.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// receiveFailed handles an error from receiving: an idle spell is answered
+// with a PING, and a second one without an answer starts over (the
+// connection died without saying so); any other error waits before the
+// next attempt. It reports false when ctx ended.
+func (s *subscriber) receiveFailed(ctx context.Context, err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		if s.pinged {
+			_ = s.ps.Close()
+			s.ps = nil
+			return true
+		}
+		_ = s.ps.Ping(ctx)
+		s.pinged = true
+		return true
+	}
+	s.first()
+	// go-redis dials again on the next receive.
+	return s.wait(ctx)
+}
+
+func (s *subscriber) close() {
+	s.retry.Stop()
+	if s.ps != nil {
+		_ = s.ps.Close()
+	}
+	s.first()
 }
 
 // pauseMessage applies a pause published on the fleet's channel:

@@ -184,7 +184,9 @@ func newExogate(dir, name, bin, up, key, token string, extraEnv []string) (*cont
 }
 
 // newNginx is nginx with the same job, tuned for this 2-core machine.
-func newNginx(dir, up, auth string, accessLog, reuseport bool) (*contender, error) {
+//
+// accessLog is where nginx writes one JSON line per request ("" = off).
+func newNginx(dir, up, auth, accessLog string, reuseport bool) (*contender, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -198,10 +200,10 @@ func newNginx(dir, up, auth string, accessLog, reuseport bool) (*contender, erro
 		listenOpts = "reuseport " + listenOpts
 	}
 	logLine := "access_log off;"
-	if accessLog {
-		// One JSON line per request, unbuffered, to /dev/null: the same work
+	if accessLog != "" {
+		// One JSON line per request, unbuffered: to /dev/null, the same work
 		// as exogate's access log to a discarded stderr.
-		logLine = "access_log /dev/null exo;"
+		logLine = "access_log " + accessLog + " exo;"
 	}
 	cfg := fmt.Sprintf(`worker_processes 2;
 worker_rlimit_nofile 16384;

@@ -15,6 +15,9 @@
 //   - the issue's targets, met or missed;
 //   - optionally, one more saturated exogate run under perf record.
 //
+// `compare tail` (tail.go) measures the tail closed loop instead, with hey,
+// and `compare clients` (clients.go) exogate's two upstream clients.
+//
 // Run it with bench/compare.sh. Every load loop is bounded in count and time.
 package main
 
@@ -58,41 +61,7 @@ type options struct {
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "upstream" {
-		// The stand-in Exotel alone, for experiments by hand: prints its
-		// address, serves until interrupted.
-		up, err := startUpstream("Basic " + base64.StdEncoding.EncodeToString([]byte(key+":"+token)))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "compare upstream:", err)
-			os.Exit(1)
-		}
-		fmt.Println(up.addr())
-		select {}
-	}
-	if len(os.Args) > 2 && os.Args[1] == "rate" {
-		// One fixed-rate run by hand: compare rate URL [RATE] (stale
-		// credentials sent, as to a proxy).
-		rate := 2000.0
-		if len(os.Args) > 3 {
-			fmt.Sscan(os.Args[3], &rate)
-		}
-		r := openLoop(os.Args[2], staleAuth, rate, 500*time.Millisecond, 5*time.Second)
-		sort.Slice(r.lat, func(i, j int) bool { return r.lat[i] < r.lat[j] })
-		fmt.Printf("p50 %s  p99 %s  errors %d  generator late p99 %s\n", fmtDur(pct(r.lat, 0.50)), fmtDur(pct(r.lat, 0.99)), r.errors, fmtDur(r.lateP99))
-		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == "clients" {
-		if err := clientsMain(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "compare clients:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == "goproxy" {
-		if err := goproxyMain(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "compare goproxy:", err)
-			os.Exit(1)
-		}
+	if len(os.Args) > 1 && subcommand(os.Args[1], os.Args[2:]) {
 		return
 	}
 	var o options
@@ -130,6 +99,42 @@ func main() {
 		fmt.Fprintln(os.Stderr, "compare: INVALID run (see the upstream check above)")
 		os.Exit(1)
 	}
+}
+
+// subcommand runs the mode named by name, if it is one (upstream, rate,
+// clients, tail, goproxy), and reports whether it was.
+func subcommand(name string, args []string) bool {
+	modes := map[string]func([]string) error{"clients": clientsMain, "tail": tailMain, "goproxy": goproxyMain}
+	switch {
+	case name == "upstream":
+		// The stand-in Exotel alone, for experiments by hand: prints its
+		// address, serves until interrupted.
+		up, err := startUpstream("Basic " + base64.StdEncoding.EncodeToString([]byte(key+":"+token)))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "compare upstream:", err)
+			os.Exit(1)
+		}
+		fmt.Println(up.addr())
+		select {}
+	case name == "rate" && len(args) > 0:
+		// One fixed-rate run by hand: compare rate URL [RATE] (stale
+		// credentials sent, as to a proxy).
+		rate := 2000.0
+		if len(args) > 1 {
+			fmt.Sscan(args[1], &rate)
+		}
+		r := openLoop(args[0], staleAuth, rate, 500*time.Millisecond, 5*time.Second)
+		sort.Slice(r.lat, func(i, j int) bool { return r.lat[i] < r.lat[j] })
+		fmt.Printf("p50 %s  p99 %s  errors %d  generator late p99 %s\n", fmtDur(pct(r.lat, 0.50)), fmtDur(pct(r.lat, 0.99)), r.errors, fmtDur(r.lateP99))
+		return true
+	case modes[name] != nil:
+		if err := modes[name](args); err != nil {
+			fmt.Fprintf(os.Stderr, "compare %s: %v\n", name, err)
+			os.Exit(1)
+		}
+		return true
+	}
+	return false
 }
 
 func progress(format string, a ...any) {
@@ -171,40 +176,11 @@ func run(o options) (bool, error) {
 		return false, err
 	}
 	defer up.close()
-
-	var extraEnv []string
-	if o.exoEnv != "" {
-		extraEnv = strings.Split(o.exoEnv, ",")
-	}
-	exo, err := newExogate(dir, "exogate", o.exogate, up.addr(), key, token, extraEnv)
-	if err != nil {
-		return false, err
-	}
-	ngx, err := newNginx(dir, up.addr(), wantAuth, o.peerLog, o.reuseport)
-	if err != nil {
-		return false, err
-	}
-	hap, err := newHAProxy(dir, up.addr(), wantAuth, o.peerLog)
+	proxies, err := newProxies(o, dir, up.addr(), wantAuth)
 	if err != nil {
 		return false, err
 	}
 	direct := &contender{name: "direct", base: "http://" + up.addr(), auth: wantAuth}
-	proxies := []*contender{exo, ngx, hap}
-	if o.before != "" {
-		before, err := newExogate(dir, "exogate (before)", o.before, up.addr(), key, token, extraEnv)
-		if err != nil {
-			return false, err
-		}
-		before.config = "exogate's configuration above, run by the binary given with -before (" + o.before + ")"
-		proxies = append(proxies, before)
-	}
-	if o.reference {
-		ref, err := newGoProxy(up.addr(), wantAuth)
-		if err != nil {
-			return false, err
-		}
-		proxies = append(proxies, ref)
-	}
 	all := append([]*contender{direct}, proxies...)
 	st := map[string]*stats{}
 	for _, c := range all {
@@ -215,36 +191,104 @@ func run(o options) (bool, error) {
 			p.stop()
 		}
 	}()
-	rotate := func(cs []*contender, r int) []*contender {
-		out := make([]*contender, len(cs))
-		for i := range cs {
-			out[i] = cs[(i+r)%len(cs)]
-		}
-		return out
+	if err := measureStarts(o, proxies, st); err != nil {
+		return false, err
 	}
+	if err := startLongLived(proxies, st); err != nil {
+		return false, err
+	}
+	if err := saturatedRounds(o, all, up, st); err != nil {
+		return false, err
+	}
+	fixedRateRounds(o, all, up, st)
+	// Optionally, a CPU profile of the real binary under the same load.
+	if o.perfOut != "" {
+		if err := perfRun(o, proxies[0]); err != nil {
+			progress("perf: %v (skipped)", err)
+		}
+	}
+	return report(o, all, st), nil
+}
 
-	// 1. Start-up: exec → first 200, interleaved, each stopped before the next.
-	cl := pollClient()
+// newProxies is exogate (first), nginx, HAProxy, and as asked exogate's
+// earlier build and the plain Go ReverseProxy, none started yet.
+func newProxies(o options, dir, up, wantAuth string) ([]*contender, error) {
+	var extraEnv []string
+	if o.exoEnv != "" {
+		extraEnv = strings.Split(o.exoEnv, ",")
+	}
+	exo, err := newExogate(dir, "exogate", o.exogate, up, key, token, extraEnv)
+	if err != nil {
+		return nil, err
+	}
+	ngxLog := ""
+	if o.peerLog {
+		ngxLog = "/dev/null"
+	}
+	ngx, err := newNginx(dir, up, wantAuth, ngxLog, o.reuseport)
+	if err != nil {
+		return nil, err
+	}
+	hap, err := newHAProxy(dir, up, wantAuth, o.peerLog)
+	if err != nil {
+		return nil, err
+	}
+	proxies := []*contender{exo, ngx, hap}
+	if o.before != "" {
+		before, err := newExogate(dir, "exogate (before)", o.before, up, key, token, extraEnv)
+		if err != nil {
+			return nil, err
+		}
+		before.config = "exogate's configuration above, run by the binary given with -before (" + o.before + ")"
+		proxies = append(proxies, before)
+	}
+	if o.reference {
+		ref, err := newGoProxy(up, wantAuth)
+		if err != nil {
+			return nil, err
+		}
+		proxies = append(proxies, ref)
+	}
+	return proxies, nil
+}
+
+// rotate is cs starting at its r-th element (mod len), wrapped around.
+func rotate(cs []*contender, r int) []*contender {
+	out := make([]*contender, len(cs))
+	for i := range cs {
+		out[i] = cs[(i+r)%len(cs)]
+	}
+	return out
+}
+
+// measureStarts times exec → first 200, interleaved, each proxy stopped
+// before the next starts.
+func measureStarts(o options, proxies []*contender, st map[string]*stats) error {
 	for i := 0; i < o.starts; i++ {
 		for _, p := range rotate(proxies, i) {
 			ready, first, err := p.start()
 			p.stop()
 			if err != nil {
-				return false, err
+				return err
 			}
 			st[p.name].starts = append(st[p.name].starts, ready)
 			st[p.name].firstReq = append(st[p.name].firstReq, first)
 		}
 	}
 	progress("start-up measured (%d starts each)", o.starts)
+	return nil
+}
 
-	// 2. The long-lived instances; idle memory after one request and a pause.
+// startLongLived starts the instances the load goes through, and records
+// their idle memory after one request and a pause.
+func startLongLived(proxies []*contender, st map[string]*stats) error {
+	cl := pollClient()
 	for _, p := range proxies {
 		if _, _, err := p.start(); err != nil {
-			return false, err
+			return err
 		}
 		if code := get(cl, p.url()); code != 200 {
-			return false, fmt.Errorf("%s: first request answered %d", p.name, code)
+			return fmt.Errorf("%s: first request answered %d", p.name, code)
 		}
 	}
 	time.Sleep(time.Second)
@@ -254,44 +298,58 @@ func run(o options) (bool, error) {
 		st[p.name].idleKiB = rssKiB(pids)
 	}
 	progress("idle RSS: exogate %s, nginx %s, HAProxy %s", mib(st["exogate"].idleKiB), mib(st["nginx"].idleKiB), mib(st["HAProxy"].idleKiB))
+	return nil
+}
 
-	// 3. Saturated, fixed concurrency, interleaved rounds.
+// saturatedRounds is wrk at fixed concurrency, contenders interleaved over
+// rounds after an unrecorded warm-up each.
+func saturatedRounds(o options, all []*contender, up *upstream, st map[string]*stats) error {
 	if o.warm >= time.Second {
 		for _, c := range all {
 			if _, err := runWrk(c.url(), c.auth, o.threads, o.conns, o.warm); err != nil {
-				return false, fmt.Errorf("%s warm-up: %w", c.name, err)
+				return fmt.Errorf("%s warm-up: %w", c.name, err)
 			}
 		}
 	}
 	for r := 0; r < o.rounds; r++ {
 		for _, c := range rotate(all, r) {
-			var stop func() int64
-			var pids []int
-			var cpu0 time.Duration
-			if c.proxy {
-				pids = c.pids()
-				stop = sampleRSS(pids, 100*time.Millisecond)
-				cpu0 = cpuTime(pids)
+			if err := saturatedRound(o, c, up, st[c.name], r); err != nil {
+				return err
 			}
-			before := up.snapshot()
-			res, err := runWrk(c.url(), c.auth, o.threads, o.conns, o.duration)
-			delta := up.snapshot().sub(before)
-			cpu := cpuTime(pids) - cpu0
-			if stop != nil {
-				if peak := stop(); peak > st[c.name].peakKiB {
-					st[c.name].peakKiB = peak
-				}
-			}
-			if err != nil {
-				return false, fmt.Errorf("%s: %w", c.name, err)
-			}
-			st[c.name].sat = append(st[c.name].sat, satRound{res, delta, cpu})
-			progress("saturated round %d %-15s %9.0f req/s  p50 %s  p99 %s  non-2xx %d  socket errors %d  upstream mismatches %d",
-				r+1, c.name, res.rps, fmtDur(res.p50), fmtDur(res.p99), res.non2xx, res.socketErrors, delta.bad())
 		}
 	}
+	return nil
+}
 
-	// 4. Fixed rate, open loop, interleaved rounds.
+// saturatedRound is one wrk run through c, with c's CPU time and peak RSS.
+func saturatedRound(o options, c *contender, up *upstream, s *stats, r int) error {
+	var stop func() int64
+	var pids []int
+	var cpu0 time.Duration
+	if c.proxy {
+		pids = c.pids()
+		stop = sampleRSS(pids, 100*time.Millisecond)
+		cpu0 = cpuTime(pids)
+	}
+	before := up.snapshot()
+	res, err := runWrk(c.url(), c.auth, o.threads, o.conns, o.duration)
+	delta := up.snapshot().sub(before)
+	cpu := cpuTime(pids) - cpu0
+	if stop != nil {
+		s.peakKiB = max(s.peakKiB, stop())
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.name, err)
+	}
+	s.sat = append(s.sat, satRound{res, delta, cpu})
+	progress("saturated round %d %-15s %9.0f req/s  p50 %s  p99 %s  non-2xx %d  socket errors %d  upstream mismatches %d",
+		r+1, c.name, res.rps, fmtDur(res.p50), fmtDur(res.p99), res.non2xx, res.socketErrors, delta.bad())
+	return nil
+}
+
+// fixedRateRounds is the open-loop generator at a fixed rate, contenders
+// interleaved over rounds.
+func fixedRateRounds(o options, all []*contender, up *upstream, st map[string]*stats) {
 	for r := 0; r < o.rateRounds; r++ {
 		for _, c := range rotate(all, r) {
 			before := up.snapshot()
@@ -302,15 +360,6 @@ func run(o options) (bool, error) {
 				r+1, c.name, fmtDur(pct(res.lat, 0.5)), fmtDur(pct(res.lat, 0.99)), res.errors, fmtDur(res.lateP99), delta.bad())
 		}
 	}
-
-	// 5. Optionally, a CPU profile of the real binary under the same load.
-	if o.perfOut != "" {
-		if err := perfRun(o, exo); err != nil {
-			progress("perf: %v (skipped)", err)
-		}
-	}
-
-	return report(o, all, st), nil
 }
 
 // perfRun saturates exogate once more with perf record attached to it.

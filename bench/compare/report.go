@@ -75,11 +75,24 @@ func report(o options, all []*contender, st map[string]*stats) bool {
 	for _, c := range all {
 		sum[c.name] = summarize(st[c.name])
 	}
-	d, e, n, h := sum["direct"], sum["exogate"], sum["nginx"], sum["HAProxy"]
-	valid := true
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
+	reportSaturated(p, o, all, sum)
+	reportRate(p, o, all, sum)
+	reportMemory(p, o, all, st)
+	valid := reportUpstream(p, all, sum)
+	reportTargets(p, o, st, sum)
+	reportSetup(p, o, all)
+	fmt.Print(b.String())
+	return valid
+}
 
+// printer appends one formatted line to the report.
+type printer func(format string, a ...any)
+
+// reportSaturated is the table of the saturated rounds.
+func reportSaturated(p printer, o options, all []*contender, sum map[string]summary) {
+	d, e := sum["direct"], sum["exogate"]
 	p("Run of %s. Machine: %s.", time.Now().UTC().Format("2006-01-02 15:04 UTC"), machine())
 	p("")
 	p("**Saturated** — `wrk -t%d -c%d -d%s --latency`, GET `%s`, %d rounds, contenders interleaved (order rotated each round), after a %s unrecorded warm-up each; medians over rounds. CPU per request = the proxy's own user+system time (`/proc/PID/stat`, all its processes) over the saturated runs ÷ requests served:",
@@ -103,6 +116,11 @@ func report(o options, all []*contender, st map[string]*stats) bool {
 			fmtDur(s.p50), fmtDur(s.p99), added50, added99, ratio, cpu)
 	}
 	p("")
+}
+
+// reportRate is the table of the fixed-rate (open-loop) rounds.
+func reportRate(p printer, o options, all []*contender, sum map[string]summary) {
+	d := sum["direct"]
 	p("**Fixed rate** — %.0f req/s open loop (Go generator in `bench/compare`, one goroutine per request on keep-alive connections, latency from send to the end of the body, %s per run after 0.5 s unrecorded, %d rounds interleaved), percentiles over all samples pooled:",
 		o.rate, o.rateFor, o.rateRounds)
 	p("")
@@ -117,6 +135,10 @@ func report(o options, all []*contender, st map[string]*stats) bool {
 		p("| %s | %d | %s | %s | %s | %s | %d | %s |", c.name, s.rateN, fmtDur(s.rateP50), fmtDur(s.rateP99), added50, added99, s.rateErrors, fmtDur(s.lateP99))
 	}
 	p("")
+}
+
+// reportMemory is the table of memory and start-up.
+func reportMemory(p printer, o options, all []*contender, st map[string]*stats) {
 	p("**Memory and start-up** — VmRSS from `/proc/PID/status` summed over the contender's processes; idle = 1 s after its first request; peak = highest sum sampled every 100 ms during its saturated runs. Start-up = exec to the first 200 (exogate: `/readyz` on its listener; peers: a proxied request), polled every 0.2 ms, median of %d starts (min–max):",
 		o.starts)
 	p("")
@@ -132,7 +154,13 @@ func report(o options, all []*contender, st map[string]*stats) bool {
 	}
 	p("")
 
-	// Validity: the upstream saw exactly the right credentials and Host.
+}
+
+// reportUpstream is the table of what the upstream saw, and whether the run
+// is valid: the upstream saw exactly the right credentials and Host, and no
+// request failed.
+func reportUpstream(p printer, all []*contender, sum map[string]summary) bool {
+	valid := true
 	p("**Upstream check** — every request's `Authorization` (exactly one, equal to Basic key:token) and `Host` verified by the stand-in upstream:")
 	p("")
 	p("| contender | requests seen upstream | auth mismatches | Host mismatches | malformed | wrk non-2xx | wrk socket errors | fixed-rate errors |")
@@ -150,6 +178,12 @@ func report(o options, all []*contender, st map[string]*stats) bool {
 		p("")
 	}
 
+	return valid
+}
+
+// reportTargets is the table of the targets, met or missed.
+func reportTargets(p printer, o options, st map[string]*stats, sum map[string]summary) {
+	d, e, n, h := sum["direct"], sum["exogate"], sum["nginx"], sum["HAProxy"]
 	exoStart := medianDur(st["exogate"].starts)
 	p("**Targets** (issue 7):")
 	p("")
@@ -164,6 +198,10 @@ func report(o options, all []*contender, st map[string]*stats) bool {
 	p("| RSS at saturation ≤ 16 MiB | %s (nginx %s, HAProxy %s) | %s |", mib(st["exogate"].peakKiB), mib(st["nginx"].peakKiB), mib(st["HAProxy"].peakKiB), verdict(st["exogate"].peakKiB <= 16*1024))
 	p("| ready ≤ 20 ms after exec | %s (nginx %s, HAProxy %s) | %s |", fmtDur(exoStart), fmtDur(medianDur(st["nginx"].starts)), fmtDur(medianDur(st["HAProxy"].starts)), verdict(exoStart <= 20*time.Millisecond))
 	p("")
+}
+
+// reportSetup is how the peers log, and the configurations used.
+func reportSetup(p printer, o options, all []*contender) {
 	logs := "nginx and HAProxy each write one JSON access line per request to `/dev/null` (nginx `access_log /dev/null exo;`, unbuffered; HAProxy `log stdout format raw` with stdout on `/dev/null`), the same work as exogate's production-default access log (info, JSON, stderr, here `/dev/null`)."
 	if !o.peerLog {
 		logs = "nginx and HAProxy run with their access logs **off** (`-peer-log=false`); exogate keeps its production-default access log (info, JSON, stderr → `/dev/null`)."
@@ -192,8 +230,6 @@ func report(o options, all []*contender, st map[string]*stats) bool {
 		p("")
 	}
 	p("</details>")
-	fmt.Print(b.String())
-	return valid
 }
 
 func minDur(ds []time.Duration) time.Duration {

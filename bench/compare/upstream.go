@@ -134,89 +134,114 @@ func (u *upstream) serve(c net.Conn) {
 			continue // tolerated empty line between requests
 		}
 		if bytes.Count(line, []byte(" ")) < 2 || !bytes.Contains(line, []byte(" HTTP/1.")) {
-			u.protoBad.Add(1)
-			_, _ = w.Write(respProto)
-			_ = w.Flush()
+			u.refuse(w)
 			return
 		}
-		http10 := bytes.Contains(line, []byte(" HTTP/1.0"))
-		nAuth, authOK, hostOK, closeConn, chunked := 0, false, false, http10, false
-		contentLength := int64(0)
-		headerBytes := 0
-		bad := false
-		for {
-			h, err := r.ReadSlice('\n')
-			if err != nil {
-				return // includes bufio.ErrBufferFull: a header line over 8 KiB
-			}
-			headerBytes += len(h)
-			if headerBytes > 64<<10 {
-				bad = true
-				break
-			}
-			h = bytes.TrimRight(h, "\r\n")
-			if len(h) == 0 {
-				break
-			}
-			i := bytes.IndexByte(h, ':')
-			if i <= 0 {
-				bad = true
-				continue
-			}
-			name, value := h[:i], bytes.TrimSpace(h[i+1:])
-			switch {
-			case bytes.EqualFold(name, hAuth):
-				nAuth++
-				authOK = bytes.Equal(value, u.wantAuth)
-			case bytes.EqualFold(name, hHost):
-				hostOK = bytes.Equal(value, u.wantHost)
-			case bytes.EqualFold(name, hCL):
-				n, err := strconv.ParseInt(string(value), 10, 64)
-				if err != nil || n < 0 {
-					bad = true
-				}
-				contentLength = n
-			case bytes.EqualFold(name, hTE):
-				chunked = true
-			case bytes.EqualFold(name, hConn):
-				if bytes.EqualFold(value, hClose) {
-					closeConn = true
-				}
-			}
+		h := head{closeConn: bytes.Contains(line, []byte(" HTTP/1.0"))}
+		if !u.readHead(r, &h) {
+			return
 		}
 		u.requests.Add(1)
-		if bad || chunked {
-			u.protoBad.Add(1)
-			_, _ = w.Write(respProto)
-			_ = w.Flush()
+		if h.bad || h.chunked {
+			u.refuse(w)
 			return
 		}
-		if contentLength > 0 {
-			if _, err := r.Discard(int(contentLength)); err != nil {
+		if h.contentLength > 0 {
+			if _, err := r.Discard(int(h.contentLength)); err != nil {
 				return
 			}
 		}
-		if u.delay > 0 {
-			time.Sleep(u.delay)
-		}
-		switch {
-		case nAuth != 1 || !authOK:
-			u.authBad.Add(1)
-			_, _ = w.Write(respAuth)
-		case !hostOK:
-			u.hostBad.Add(1)
-			_, _ = w.Write(respHost)
-		default:
-			_, _ = w.Write(respOK)
-		}
-		// Flush when no further request is already waiting (pipelining).
-		if r.Buffered() == 0 || closeConn {
-			if err := w.Flush(); err != nil {
-				return
-			}
-		}
-		if closeConn {
+		if !u.answer(r, w, &h) || h.closeConn {
 			return
 		}
 	}
+}
+
+// head is what the stand-in checks in a request's header block.
+type head struct {
+	nAuth                   int
+	authOK, hostOK          bool
+	closeConn, chunked, bad bool
+	contentLength           int64
+}
+
+// readHead reads the header lines up to the empty one into h; false when
+// the connection broke or a line is over the buffer (8 KiB).
+func (u *upstream) readHead(r *bufio.Reader, h *head) bool {
+	headerBytes := 0
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return false
+		}
+		headerBytes += len(line)
+		if headerBytes > 64<<10 {
+			h.bad = true
+			return true
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			return true
+		}
+		i := bytes.IndexByte(line, ':')
+		if i <= 0 {
+			h.bad = true
+			continue
+		}
+		u.field(h, line[:i], bytes.TrimSpace(line[i+1:]))
+	}
+}
+
+// field checks one header field (value is only valid until the next read).
+func (u *upstream) field(h *head, name, value []byte) {
+	switch {
+	case bytes.EqualFold(name, hAuth):
+		h.nAuth++
+		h.authOK = bytes.Equal(value, u.wantAuth)
+	case bytes.EqualFold(name, hHost):
+		h.hostOK = bytes.Equal(value, u.wantHost)
+	case bytes.EqualFold(name, hCL):
+		n, err := strconv.ParseInt(string(value), 10, 64)
+		if err != nil || n < 0 {
+			h.bad = true
+		}
+		h.contentLength = n
+	case bytes.EqualFold(name, hTE):
+		h.chunked = true
+	case bytes.EqualFold(name, hConn):
+		if bytes.EqualFold(value, hClose) {
+			h.closeConn = true
+		}
+	}
+}
+
+// refuse answers a request the stand-in cannot parse, before the
+// connection is closed.
+func (u *upstream) refuse(w *bufio.Writer) {
+	u.protoBad.Add(1)
+	_, _ = w.Write(respProto)
+	_ = w.Flush()
+}
+
+// answer writes the answer to a parsed request, after the delay, flushing
+// when no further request is already waiting (pipelining); false when the
+// connection broke.
+func (u *upstream) answer(r *bufio.Reader, w *bufio.Writer, h *head) bool {
+	if u.delay > 0 {
+		time.Sleep(u.delay)
+	}
+	switch {
+	case h.nAuth != 1 || !h.authOK:
+		u.authBad.Add(1)
+		_, _ = w.Write(respAuth)
+	case !h.hostOK:
+		u.hostBad.Add(1)
+		_, _ = w.Write(respHost)
+	default:
+		_, _ = w.Write(respOK)
+	}
+	if r.Buffered() == 0 || h.closeConn {
+		return w.Flush() == nil
+	}
+	return true
 }

@@ -78,9 +78,33 @@ func run(bin string, limit int, period time.Duration, periods, replicas, latency
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw}), 0o600); err != nil {
 		return err
 	}
-	config := func(name, backend string, limit int, period time.Duration) (string, error) {
-		p := filepath.Join(dir, name+".yaml")
-		return p, os.WriteFile(p, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
+	s := setup{dir: dir, caFile: caFile, upstream: up.URL, redisAddr: redisAddr, replicas: replicas}
+
+	memLat, redisLat, err := measureLatency(bin, s, latencyN)
+	if err != nil {
+		return err
+	}
+	fake.Reset()
+	fake.SetLimit(limit, period)
+	f, err := measureFleet(bin, s, fake, limit, period, periods)
+	if err != nil {
+		return err
+	}
+	f.print(limit, period, periods, replicas)
+	printLatency(memLat, redisLat)
+	return nil
+}
+
+// setup is what every gateway of the benchmark is configured with.
+type setup struct {
+	dir, caFile, upstream, redisAddr string
+	replicas                         int
+}
+
+// config writes a gateway's configuration file and returns its path.
+func (s setup) config(name, backend string, limit int, period time.Duration) (string, error) {
+	p := filepath.Join(s.dir, name+".yaml")
+	return p, os.WriteFile(p, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
 admin: {listen: ""}
 upstream: {ca_file: %s, regions: {singapore: {api: %q, ccm: %q}}}
 accounts: [{sid: acme, credentials: {source: env, api_key_env: K, api_token_env: T}}]
@@ -90,60 +114,68 @@ limits:
   replicas: %d
   max_wait: 1s
   buckets: {voice_v1: {limit: %d, period: %s, burst: 1}}
-`, caFile, up.URL, up.URL, backend, redisAddr, name, replicas, limit, period)), 0o600)
-	}
+`, s.caFile, s.upstream, s.upstream, backend, s.redisAddr, name, s.replicas, limit, period)), 0o600)
+}
 
-	// 1. Latency: memory vs Redis, limits far above the load, interleaved.
-	memCfg, err := config("latency-memory", "memory", 1000000, time.Second)
+// measureLatency times requests through one gateway with the memory
+// limiter and one with Redis, limits far above the load, interleaved.
+func measureLatency(bin string, s setup, n int) (memLat, redisLat []time.Duration, err error) {
+	memCfg, err := s.config("latency-memory", "memory", 1000000, time.Second)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	redisCfg, err := config("latency-redis", "redis", 1000000, time.Second)
+	redisCfg, err := s.config("latency-redis", "redis", 1000000, time.Second)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	memGW, err := startGateway(bin, memCfg)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
+	defer memGW.stop()
 	redisGW, err := startGateway(bin, redisCfg)
 	if err != nil {
-		memGW.stop()
-		return err
+		return nil, nil, err
 	}
-	var memLat, redisLat []time.Duration
+	defer redisGW.stop()
 	for round := 0; round < 3; round++ {
-		memLat = append(memLat, latencies(memGW.base, latencyN/3, 8)...)
-		redisLat = append(redisLat, latencies(redisGW.base, latencyN/3, 8)...)
+		memLat = append(memLat, latencies(memGW.base, n/3, 8)...)
+		redisLat = append(redisLat, latencies(redisGW.base, n/3, 8)...)
 	}
-	memGW.stop()
-	redisGW.stop()
+	return memLat, redisLat, nil
+}
 
-	// 2. The shared budget under saturating demand.
-	fake.Reset()
-	fake.SetLimit(limit, period)
-	fleetCfg, err := config("fleet", "redis", limit, period)
+// fleetResult is what the fake Exotel saw of the shared budget.
+type fleetResult struct {
+	rate     float64 // demand, req/s
+	maxWin   int     // most requests in any period
+	accepted int     // delivered within the run's periods, excess not counted
+	excess   int64
+	statuses map[int]int
+}
+
+// measureFleet drives replicas sharing one Redis budget at three times the
+// allowed rate, spread over the replicas.
+func measureFleet(bin string, s setup, fake *fakeexotel.Server, limit int, period time.Duration, periods int) (fleetResult, error) {
+	fleetCfg, err := s.config("fleet", "redis", limit, period)
 	if err != nil {
-		return err
+		return fleetResult{}, err
 	}
 	var fleet []*gateway
-	for i := 0; i < replicas; i++ {
+	for i := 0; i < s.replicas; i++ {
 		g, err := startGateway(bin, fleetCfg)
 		if err != nil {
-			return err
+			return fleetResult{}, err
 		}
 		defer g.stop()
 		fleet = append(fleet, g)
 	}
 	duration := time.Duration(periods) * period
-	// Three times the allowed rate, spread over the replicas.
 	rate := 3 * float64(limit) / period.Seconds()
-	total := int(rate * duration.Seconds())
-	statuses := drive(fleet, total, duration)
+	statuses := drive(fleet, int(rate*duration.Seconds()), duration)
 
 	reqs := fake.Requests()
 	sort.Slice(reqs, func(i, j int) bool { return reqs[i].At.Before(reqs[j].At) })
-	maxWin := fake.MaxInWindow(period)
 	// Delivered within the run's periods, counted from the first arrival
 	// (callers still queued when the demand stops arrive later).
 	accepted := 0
@@ -156,23 +188,28 @@ limits:
 		}
 	}
 	accepted -= int(fake.Excess())
+	return fleetResult{rate: rate, maxWin: fake.MaxInWindow(period), accepted: accepted, excess: fake.Excess(), statuses: statuses}, nil
+}
 
+func (f fleetResult) print(limit int, period time.Duration, periods, replicas int) {
+	fmt.Printf("exogate shared limiter benchmark (%d replicas, limit %d per %s, %d periods, demand %.0f req/s)\n", replicas, limit, period, periods, f.rate)
+	fmt.Printf("  max requests in any %s window / limit   %d / %d = %.3f   (goal <= 1.0)\n", period, f.maxWin, limit, float64(f.maxWin)/float64(limit))
+	fmt.Printf("  delivered / (limit x periods)            %d / %d = %.3f   (goal >= 0.99)\n", f.accepted, limit*periods, float64(f.accepted)/float64(limit*periods))
+	fmt.Printf("  requests over Exotel's limit (excess)    %d\n", f.excess)
+	fmt.Printf("  client statuses                          %v\n", f.statuses)
+}
+
+func printLatency(memLat, redisLat []time.Duration) {
 	p := func(ds []time.Duration, q float64) time.Duration {
 		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 		return ds[int(q*float64(len(ds)-1))]
 	}
-	fmt.Printf("exogate shared limiter benchmark (%d replicas, limit %d per %s, %d periods, demand %.0f req/s)\n", replicas, limit, period, periods, rate)
-	fmt.Printf("  max requests in any %s window / limit   %d / %d = %.3f   (goal <= 1.0)\n", period, maxWin, limit, float64(maxWin)/float64(limit))
-	fmt.Printf("  delivered / (limit x periods)            %d / %d = %.3f   (goal >= 0.99)\n", accepted, limit*periods, float64(accepted)/float64(limit*periods))
-	fmt.Printf("  requests over Exotel's limit (excess)    %d\n", fake.Excess())
-	fmt.Printf("  client statuses                          %v\n", statuses)
 	fmt.Printf("latency through one gateway, limits not binding (%d requests each, 8 clients, interleaved)\n", len(memLat))
 	m50, m99, r50, r99 := p(memLat, 0.50), p(memLat, 0.99), p(redisLat, 0.50), p(redisLat, 0.99)
 	fmt.Printf("  memory limiter   p50 %8s   p99 %8s\n", m50.Round(time.Microsecond), m99.Round(time.Microsecond))
 	fmt.Printf("  redis limiter    p50 %8s   p99 %8s\n", r50.Round(time.Microsecond), r99.Round(time.Microsecond))
 	fmt.Printf("  added by redis   p50 %8s   p99 %8s   (ratio p50 %.2f, p99 %.2f)\n",
 		(r50 - m50).Round(time.Microsecond), (r99 - m99).Round(time.Microsecond), float64(r50)/float64(m50), float64(r99)/float64(m99))
-	return nil
 }
 
 // drive sends total requests spread evenly over d, round robin.

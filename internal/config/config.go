@@ -223,15 +223,18 @@ type Server struct {
 
 // Upstream configures how exogate reaches Exotel.
 type Upstream struct {
-	CAFile              string                 `yaml:"ca_file"`
-	Timeout             time.Duration          `yaml:"timeout"`
-	DialTimeout         time.Duration          `yaml:"dial_timeout"`
-	TLSHandshakeTimeout time.Duration          `yaml:"tls_handshake_timeout"`
-	MaxIdleConnsPerHost int                    `yaml:"max_idle_conns_per_host"`
-	IdleConnTimeout     time.Duration          `yaml:"idle_conn_timeout"`
-	Client              string                 `yaml:"client"`
-	AllowInsecureHTTP   bool                   `yaml:"allow_insecure_http"`
-	Regions             map[string]RegionHosts `yaml:"regions"`
+	CAFile              string        `yaml:"ca_file"`
+	Timeout             time.Duration `yaml:"timeout"`
+	DialTimeout         time.Duration `yaml:"dial_timeout"`
+	TLSHandshakeTimeout time.Duration `yaml:"tls_handshake_timeout"`
+	MaxIdleConnsPerHost int           `yaml:"max_idle_conns_per_host"`
+	IdleConnTimeout     time.Duration `yaml:"idle_conn_timeout"`
+	// Client has no effect: Go's http.Transport (HTTP/1.1) is the only
+	// upstream client. It is still read, http1 or net/http, so that a file
+	// that sets it keeps loading; exogate logs a warning when it is http1.
+	Client            string                 `yaml:"client"`
+	AllowInsecureHTTP bool                   `yaml:"allow_insecure_http"`
+	Regions           map[string]RegionHosts `yaml:"regions"`
 }
 
 // RegionHosts are the two Exotel base URLs of one region.
@@ -330,7 +333,7 @@ func DefaultRegions() map[string]RegionHosts {
 //
 // Each runtime package documents what its zero values mean (proxy.Config,
 // proxy.BreakerSettings, ratelimit.RedisConfig, credentials.Config and
-// credentials.VaultConfig, h1.Transport). Default holds two kinds of value:
+// credentials.VaultConfig). Default holds two kinds of value:
 //
 //   - choices of the gateway's own, where the runtime's zero value would be
 //     wrong for it or there is no runtime default (no timeout at all in
@@ -364,7 +367,7 @@ func Default() Config {
 			// net/http keeps 2 idle connections per host: too few for a
 			// gateway that sends every caller's requests to one host.
 			MaxIdleConnsPerHost: 64,
-			Client:              "http1",
+			Client:              "net/http",
 			Regions:             DefaultRegions(),
 		},
 		Limits: Limits{

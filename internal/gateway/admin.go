@@ -46,15 +46,12 @@ func adminHandler(live func() *gateway, m *metrics.Metrics, reload func() error,
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		g := live()
-		switch {
-		case g.Draining():
-			http.Error(w, "draining", http.StatusServiceUnavailable)
-		case !g.store.Ready():
-			http.Error(w, "credentials unavailable", http.StatusServiceUnavailable)
-		default:
-			_, _ = w.Write([]byte("ok\n"))
+		// The proxy listener's /readyz gives the same answer.
+		if ready, reason := live().Readiness(); !ready {
+			http.Error(w, reason, http.StatusServiceUnavailable)
+			return
 		}
+		_, _ = w.Write([]byte("ok\n"))
 	})
 	// Each reload logs in to Vault again and opens new Redis connections:
 	// one per interval at most, whatever its outcome. SIGHUP is not limited
@@ -179,8 +176,13 @@ type Status struct {
 
 // UpstreamStatus describes the client that carries requests to Exotel.
 type UpstreamStatus struct {
-	Client    string `json:"client"`               // http1 (exogate's own) or net/http
-	IdleConns *int   `json:"idle_conns,omitempty"` // keep-alive connections waiting (http1 only)
+	// Client is always net/http, Go's http.Transport, whatever
+	// upstream.client says.
+	Client string `json:"client"`
+	// IdleConns is never set: http.Transport does not tell how many
+	// keep-alive connections wait. The field stays so that the JSON's
+	// shape does not change ("idle_conns" is left out).
+	IdleConns *int `json:"idle_conns,omitempty"`
 }
 
 // LimiterStatus describes the limiter backend.
@@ -223,11 +225,6 @@ func (g *gateway) status() Status {
 	}
 	st.Limiter.Replicas = g.limiter.Replicas()
 	st.Upstream.Client = "net/http"
-	// exogate's own client (h1) is the one that counts its idle connections.
-	if t, ok := g.transport.(interface{ IdleConns() int }); ok {
-		n := t.IdleConns()
-		st.Upstream.Client, st.Upstream.IdleConns = "http1", &n
-	}
 	for _, a := range g.cfg.Accounts {
 		sid := strings.ToLower(a.SID)
 		as := AccountStatus{SID: sid, Region: a.Region, Breakers: map[string]string{}, Buckets: map[string]BucketStatus{}}

@@ -2,10 +2,11 @@ package gateway
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,61 +15,65 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/exogate/exogate/internal/config"
-	"github.com/exogate/exogate/internal/h1"
+	"github.com/exogate/exogate/internal/metrics"
 )
 
-func TestUpstreamClientChoice(t *testing.T) {
-	api, _ := url.Parse("https://api.exotel.com")
-	ccm, _ := url.Parse("https://ccm-api.exotel.com")
-	ups := []*url.URL{api, ccm}
-	none := func(*http.Request) (*url.URL, error) { return nil, nil }
-	egress := func(r *http.Request) (*url.URL, error) {
-		if r.URL.Host == "ccm-api.exotel.com" {
-			return url.Parse("http://user:secret@egress.internal:3128")
-		}
-		return nil, nil
-	}
-	var logs bytes.Buffer
-	log := zerolog.New(&logs)
-	if c := upstreamClient("http1", ups, none, log); c != "http1" {
-		t.Errorf("no proxy: %s, want http1", c)
-	}
-	if c := upstreamClient("net/http", ups, none, log); c != "net/http" {
-		t.Errorf("configured net/http: %s", c)
-	}
-	if c := upstreamClient("http1", ups, egress, log); c != "net/http" {
-		t.Errorf("a proxy for one upstream: %s, want net/http", c)
-	}
-	if !strings.Contains(logs.String(), "egress.internal") || strings.Contains(logs.String(), "secret") {
-		t.Errorf("the switch must be logged, with the proxy's password redacted: %s", logs.String())
-	}
-
-	// The default configuration gets exogate's own client.
+// The upstream transport carries the upstream section's settings, and
+// speaks to an HTTP(S)_PROXY when one applies.
+func TestTransportSettings(t *testing.T) {
 	cfg := config.Default()
-	tr, err := newTransport(cfg.Upstream, ups, log)
+	tr, err := newTransport(cfg.Upstream)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tr.CloseIdleConnections()
-	fast, ok := tr.(*h1.Transport)
-	if !ok {
-		t.Fatalf("default transport %T, want *h1.Transport", tr)
+	if tr.ResponseHeaderTimeout != cfg.Upstream.Timeout || tr.MaxIdleConnsPerHost != cfg.Upstream.MaxIdleConnsPerHost ||
+		tr.IdleConnTimeout != cfg.Upstream.IdleConnTimeout || tr.TLSHandshakeTimeout != cfg.Upstream.TLSHandshakeTimeout ||
+		tr.TLSClientConfig.MinVersion < tls.VersionTLS12 {
+		t.Errorf("settings not carried over: %+v", tr)
 	}
-	if fast.ResponseHeaderTimeout != cfg.Upstream.Timeout || fast.MaxIdleConnsPerHost != cfg.Upstream.MaxIdleConnsPerHost ||
-		fast.IdleConnTimeout != cfg.Upstream.IdleConnTimeout || fast.TLSClientConfig.MinVersion == 0 {
-		t.Errorf("settings not carried over: %+v", fast)
+	if tr.Proxy == nil {
+		t.Error("HTTPS_PROXY/HTTP_PROXY are not honoured")
 	}
-	cfg.Upstream.Client = "net/http"
-	tr, err = newTransport(cfg.Upstream, ups, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := tr.(*http.Transport); !ok {
-		t.Fatalf("upstream.client net/http gave %T", tr)
+	if tr.Protocols == nil || tr.Protocols.HTTP2() || !tr.Protocols.HTTP1() {
+		t.Errorf("protocols %v, want HTTP/1.1 only", tr.Protocols)
 	}
 }
 
-// In net/http mode the upstream is spoken to in HTTP/1.1 only, even when it
+// upstream.client still loads but has no effect: http1 gets Go's transport
+// and a warning, once, not again on a reload that keeps it.
+func TestUpstreamClientHasNoEffect(t *testing.T) {
+	for _, client := range []string{"http1", "net/http"} {
+		t.Run(strings.ReplaceAll(client, "/", "_"), func(t *testing.T) {
+			cfg, getenv := testConfig(t)
+			cfg.Upstream.Client = client
+			var logs bytes.Buffer
+			log := zerolog.New(&logs)
+			gw, err := newGateway(cfg, getenv, log, metrics.New("test"), "test", nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gw.close(context.Background())
+			warned := strings.Count(logs.String(), "upstream.client has no effect")
+			if want := map[string]int{"http1": 1, "net/http": 0}[client]; warned != want {
+				t.Errorf("%d warnings, want %d: %s", warned, want, logs.String())
+			}
+			next, err := newGateway(cfg, getenv, log, metrics.New("test"), "test", gw, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer next.close(context.Background())
+			if n := strings.Count(logs.String(), "upstream.client has no effect"); n != warned {
+				t.Errorf("a reload keeping upstream.client warned again: %s", logs.String())
+			}
+			if st := next.status(); st.Upstream.Client != "net/http" || st.Upstream.IdleConns != nil {
+				t.Errorf("/status upstream %+v, want client net/http and no idle_conns", st.Upstream)
+			}
+		})
+	}
+}
+
+// The upstream is spoken to in HTTP/1.1 only, even when it
 // offers HTTP/2: Go's HTTP/2 client may send a bodiless POST again after a
 // stream reset, and a call must never be placed twice.
 func TestNetHTTPUpstreamIsHTTP11(t *testing.T) {
@@ -85,10 +90,8 @@ func TestNetHTTPUpstreamIsHTTP11(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
-	cfg.Upstream.Client = "net/http"
 	cfg.Upstream.CAFile = caFile
-	u, _ := url.Parse(up.URL)
-	tr, err := newTransport(cfg.Upstream, []*url.URL{u}, zerolog.Nop())
+	tr, err := newTransport(cfg.Upstream)
 	if err != nil {
 		t.Fatal(err)
 	}

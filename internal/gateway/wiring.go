@@ -21,7 +21,6 @@ import (
 	"github.com/exogate/exogate/credentials"
 	"github.com/exogate/exogate/internal/callers"
 	"github.com/exogate/exogate/internal/config"
-	"github.com/exogate/exogate/internal/h1"
 	"github.com/exogate/exogate/internal/metrics"
 	"github.com/exogate/exogate/proxy"
 	"github.com/exogate/exogate/ratelimit"
@@ -49,7 +48,7 @@ type gateway struct {
 	limiter limiter
 	clients clientLimiters
 	// transport carries the gateway's upstream connections.
-	transport roundTripper
+	transport *http.Transport
 	// warmRoots: an upstream is https and no ca_file loaded the system roots
 	// up front.
 	warmRoots bool
@@ -165,49 +164,10 @@ func (g *gateway) close(ctx context.Context) error {
 // transport and the handler from a validated configuration.
 // callbacks fills in exogate:// callback URLs (nil: no webhooks).
 func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logger, m *metrics.Metrics, version string, prev *gateway, callbacks proxy.CallbackResolver) (*gateway, error) {
-	specs := make([]credentials.Spec, 0, len(cfg.Accounts))
-	sids := make([]string, 0, len(cfg.Accounts))
-	for _, a := range cfg.Accounts {
-		sid := strings.ToLower(a.SID)
-		sids = append(sids, sid)
-		cr := a.Credentials
-		spec := credentials.Spec{
-			Account:      sid,
-			Source:       cr.Source,
-			APIKeyEnv:    cr.APIKeyEnv,
-			APITokenEnv:  cr.APITokenEnv,
-			APIKeyFile:   cr.APIKeyFile,
-			APITokenFile: cr.APITokenFile,
-		}
-		if cr.Vault != nil {
-			spec.Vault = cr.Vault.Credentials()
-		}
-		specs = append(specs, spec)
-	}
-	v := cfg.Vault
-	store, err := credentials.New(credentials.Config{
-		Accounts: specs,
-		Vault: credentials.VaultConfig{
-			Address:       v.Address,
-			CAFile:        v.CAFile,
-			Namespace:     v.Namespace,
-			Timeout:       v.Timeout,
-			Auth:          v.Auth.Credentials(),
-			AllowInsecure: v.AllowInsecure,
-		},
-		RefreshInterval:  v.RefreshInterval,
-		FilePollInterval: cfg.Rotation.FilePollInterval,
-		PreviousGrace:    cfg.Rotation.PreviousGrace,
-		MinForcedRefresh: cfg.Rotation.MinForcedRefresh,
-		ReauthorizeWait:  cfg.Rotation.ReauthorizeWait,
-		Getenv:           getenv,
-		Logger:           log,
-		Previous:         prevStore(prev),
-	})
+	store, err := newStore(cfg, getenv, log, prev)
 	if err != nil {
 		return nil, err
 	}
-
 	buckets := make(map[string]ratelimit.Rule, len(cfg.Limits.Buckets))
 	for name, r := range cfg.Limits.Buckets {
 		buckets[name] = r.RateLimit()
@@ -216,56 +176,28 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 	if prev != nil {
 		prevLimiter = prev.limiter
 	}
+	sids := accountSIDs(cfg)
 	limiter, err := newLimiter(cfg.Limits, sids, buckets, getenv, log, prevLimiter)
 	if err != nil {
 		return nil, err
 	}
-
 	clientLims, err := newClientLimiters(cfg, sids, getenv, log, prev)
 	if err != nil {
 		return nil, err
 	}
-	var ident proxy.Identifier
-	if len(cfg.Clients) > 0 || cfg.Auth.Anonymous != nil {
-		cc := callers.Config{AllowAnonymous: cfg.Auth.AllowAnonymous}
-		if a := cfg.Auth.Anonymous; a != nil {
-			cc.Anonymous = &callers.Rights{Accounts: a.Accounts, Buckets: a.Buckets, Methods: a.Methods, Operations: a.Operations}
-		}
-		for _, c := range cfg.Clients {
-			cc.Clients = append(cc.Clients, callers.ClientConfig{ID: c.ID, SecretSHA256: c.SecretSHA256, CertIdentity: c.CertIdentity,
-				Rights: callers.Rights{Accounts: c.Accounts, Buckets: c.Buckets, Methods: c.Methods, Operations: c.Operations}})
-		}
-		cs, err := callers.New(cc)
-		if err != nil {
-			return nil, fmt.Errorf("clients: %w", err)
-		}
-		ident = cs
-	}
-
-	if cfg.Upstream.AllowInsecureHTTP {
-		log.Warn().Msg("upstream.allow_insecure_http is on: plain-http upstreams are accepted; never use this in production")
-	}
-
-	accounts := make([]proxy.Account, 0, len(cfg.Accounts))
-	var upstreams []*url.URL
-	for _, a := range cfg.Accounts {
-		hosts := cfg.Upstream.Regions[a.Region]
-		api, err := url.Parse(hosts.API)
-		if err != nil {
-			return nil, fmt.Errorf("upstream.regions.%s.api: %w", a.Region, err)
-		}
-		ccm, err := url.Parse(hosts.CCM)
-		if err != nil {
-			return nil, fmt.Errorf("upstream.regions.%s.ccm: %w", a.Region, err)
-		}
-		accounts = append(accounts, proxy.Account{SID: a.SID, API: api, CCM: ccm})
-		upstreams = append(upstreams, api, ccm)
-	}
-	transport, err := newTransport(cfg.Upstream, upstreams, log)
+	ident, err := newIdentifier(cfg)
 	if err != nil {
 		return nil, err
 	}
-	b := cfg.Breaker
+	warnUpstream(cfg.Upstream, log, prev)
+	accounts, upstreams, err := upstreamAccounts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	transport, err := newTransport(cfg.Upstream)
+	if err != nil {
+		return nil, err
+	}
 	h, err := proxy.New(proxy.Config{
 		Callbacks:     callbacks,
 		Accounts:      accounts,
@@ -273,7 +205,7 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 		Limiter:       limiter,
 		RetryWait:     retryWait(cfg.Limits.MaxWait),
 		Transport:     transport,
-		Breaker:       b.Proxy(),
+		Breaker:       cfg.Breaker.Proxy(),
 		MaxBody:       int64(cfg.MaxBody),
 		Logger:        log,
 		Metrics:       m,
@@ -292,6 +224,111 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 		gw.warmRoots = gw.warmRoots || (u.Scheme == "https" && cfg.Upstream.CAFile == "")
 	}
 	return gw, nil
+}
+
+// accountSIDs is the configured accounts' SIDs, in lower case.
+func accountSIDs(cfg config.Config) []string {
+	sids := make([]string, 0, len(cfg.Accounts))
+	for _, a := range cfg.Accounts {
+		sids = append(sids, strings.ToLower(a.SID))
+	}
+	return sids
+}
+
+// newStore builds the credentials store of every account; on a reload,
+// prev's store hands on the credentials of unchanged accounts and its
+// Vault session.
+func newStore(cfg config.Config, getenv func(string) string, log zerolog.Logger, prev *gateway) (*credentials.Store, error) {
+	specs := make([]credentials.Spec, 0, len(cfg.Accounts))
+	for _, a := range cfg.Accounts {
+		cr := a.Credentials
+		spec := credentials.Spec{
+			Account:      strings.ToLower(a.SID),
+			Source:       cr.Source,
+			APIKeyEnv:    cr.APIKeyEnv,
+			APITokenEnv:  cr.APITokenEnv,
+			APIKeyFile:   cr.APIKeyFile,
+			APITokenFile: cr.APITokenFile,
+		}
+		if cr.Vault != nil {
+			spec.Vault = cr.Vault.Credentials()
+		}
+		specs = append(specs, spec)
+	}
+	v := cfg.Vault
+	return credentials.New(credentials.Config{
+		Accounts: specs,
+		Vault: credentials.VaultConfig{
+			Address:       v.Address,
+			CAFile:        v.CAFile,
+			Namespace:     v.Namespace,
+			Timeout:       v.Timeout,
+			Auth:          v.Auth.Credentials(),
+			AllowInsecure: v.AllowInsecure,
+		},
+		RefreshInterval:  v.RefreshInterval,
+		FilePollInterval: cfg.Rotation.FilePollInterval,
+		PreviousGrace:    cfg.Rotation.PreviousGrace,
+		MinForcedRefresh: cfg.Rotation.MinForcedRefresh,
+		ReauthorizeWait:  cfg.Rotation.ReauthorizeWait,
+		Getenv:           getenv,
+		Logger:           log,
+		Previous:         prevStore(prev),
+	})
+}
+
+// newIdentifier is who may call and what they may do: nil (every caller
+// anonymous and unrestricted) without clients and without auth.anonymous.
+func newIdentifier(cfg config.Config) (proxy.Identifier, error) {
+	if len(cfg.Clients) == 0 && cfg.Auth.Anonymous == nil {
+		return nil, nil
+	}
+	cc := callers.Config{AllowAnonymous: cfg.Auth.AllowAnonymous}
+	if a := cfg.Auth.Anonymous; a != nil {
+		cc.Anonymous = &callers.Rights{Accounts: a.Accounts, Buckets: a.Buckets, Methods: a.Methods, Operations: a.Operations}
+	}
+	for _, c := range cfg.Clients {
+		cc.Clients = append(cc.Clients, callers.ClientConfig{ID: c.ID, SecretSHA256: c.SecretSHA256, CertIdentity: c.CertIdentity,
+			Rights: callers.Rights{Accounts: c.Accounts, Buckets: c.Buckets, Methods: c.Methods, Operations: c.Operations}})
+	}
+	cs, err := callers.New(cc)
+	if err != nil {
+		return nil, fmt.Errorf("clients: %w", err)
+	}
+	return cs, nil
+}
+
+// warnUpstream logs the upstream settings an operator should know about:
+// plain-http upstreams allowed, and upstream.client, which has no effect
+// (once, not again on a reload that keeps it).
+func warnUpstream(u config.Upstream, log zerolog.Logger, prev *gateway) {
+	if u.AllowInsecureHTTP {
+		log.Warn().Msg("upstream.allow_insecure_http is on: plain-http upstreams are accepted; never use this in production")
+	}
+	if c := u.Client; c != "net/http" && (prev == nil || prev.cfg.Upstream.Client != c) {
+		log.Warn().Str("client", c).Msg("upstream.client has no effect: Go's http.Transport is the only upstream client; remove the setting")
+	}
+}
+
+// upstreamAccounts is each account with its region's two base URLs, and
+// every upstream URL.
+func upstreamAccounts(cfg config.Config) ([]proxy.Account, []*url.URL, error) {
+	accounts := make([]proxy.Account, 0, len(cfg.Accounts))
+	var upstreams []*url.URL
+	for _, a := range cfg.Accounts {
+		hosts := cfg.Upstream.Regions[a.Region]
+		api, err := url.Parse(hosts.API)
+		if err != nil {
+			return nil, nil, fmt.Errorf("upstream.regions.%s.api: %w", a.Region, err)
+		}
+		ccm, err := url.Parse(hosts.CCM)
+		if err != nil {
+			return nil, nil, fmt.Errorf("upstream.regions.%s.ccm: %w", a.Region, err)
+		}
+		accounts = append(accounts, proxy.Account{SID: a.SID, API: api, CCM: ccm})
+		upstreams = append(upstreams, api, ccm)
+	}
+	return accounts, upstreams, nil
 }
 
 func prevStore(g *gateway) *credentials.Store {
@@ -360,7 +397,6 @@ func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rul
 		return nil, err
 	}
 	redisCfg.Logger = log
-	ratelimit.RouteRedisLogs(log)
 	red, err := ratelimit.NewRedis(sids, rc, redisCfg)
 	if err != nil {
 		return nil, fmt.Errorf("limits: %w", err)
@@ -403,18 +439,17 @@ func redisSettings(l config.Limits, getenv func(string) string) (ratelimit.Redis
 	}, nil
 }
 
-// newTransport is the upstream transport: HTTPS with the system roots plus
-// upstream.ca_file, bounded dial, handshake and response-header times, and a
-// keep-alive pool sized for a busy gateway. It never resends a request that
-// could act twice. upstream.client picks exogate's HTTP/1.1 client (h1) or
-// Go's http.Transport; h1 does not speak to proxies, so when HTTPS_PROXY or
-// HTTP_PROXY applies to one of the upstreams, http.Transport is used.
+// newTransport is the upstream transport, Go's http.Transport: HTTPS with
+// the system roots plus upstream.ca_file, bounded dial, handshake and
+// response-header times, a keep-alive pool sized for a busy gateway, and
+// HTTPS_PROXY/HTTP_PROXY honoured. It speaks HTTP/1.1 only and never resends
+// a request that could act twice.
 //
 // Without upstream.ca_file the system roots are left for crypto/x509 to load
 // at the first TLS handshake (parsing them is most of a cold start); a
 // gateway with https upstreams loads them in the background once serving
 // (gateway.warmRoots).
-func newTransport(u config.Upstream, upstreams []*url.URL, log zerolog.Logger) (roundTripper, error) {
+func newTransport(u config.Upstream) (*http.Transport, error) {
 	var roots *x509.CertPool
 	if u.CAFile != "" {
 		pool, err := caPool(u.CAFile, true)
@@ -423,18 +458,7 @@ func newTransport(u config.Upstream, upstreams []*url.URL, log zerolog.Logger) (
 		}
 		roots = pool
 	}
-	tlsConf := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	dialer := &net.Dialer{Timeout: u.DialTimeout, KeepAlive: 30 * time.Second}
-	if upstreamClient(u.Client, upstreams, http.ProxyFromEnvironment, log) == "http1" {
-		return &h1.Transport{
-			DialContext:           dialer.DialContext,
-			TLSClientConfig:       tlsConf,
-			TLSHandshakeTimeout:   u.TLSHandshakeTimeout,
-			ResponseHeaderTimeout: u.Timeout,
-			IdleConnTimeout:       u.IdleConnTimeout,
-			MaxIdleConnsPerHost:   u.MaxIdleConnsPerHost,
-		}, nil
-	}
 	// HTTP/1.1 only: Go's HTTP/2 client may send a request again after a
 	// stream reset or GOAWAY when it thinks no byte of it was processed,
 	// bodiless POSTs included, and a call must never be placed twice.
@@ -444,7 +468,7 @@ func newTransport(u config.Upstream, upstreams []*url.URL, log zerolog.Logger) (
 		Protocols:             &protocols,
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dialer.DialContext,
-		TLSClientConfig:       tlsConf,
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   u.TLSHandshakeTimeout,
 		ResponseHeaderTimeout: u.Timeout,
 		ExpectContinueTimeout: time.Second,
@@ -452,30 +476,6 @@ func newTransport(u config.Upstream, upstreams []*url.URL, log zerolog.Logger) (
 		MaxIdleConnsPerHost:   u.MaxIdleConnsPerHost,
 		IdleConnTimeout:       u.IdleConnTimeout,
 	}, nil
-}
-
-// upstreamClient is the client to use: the configured one, except that h1
-// does not speak to proxies, so when proxy names one for an upstream,
-// net/http's transport is used.
-func upstreamClient(client string, upstreams []*url.URL, proxy func(*http.Request) (*url.URL, error), log zerolog.Logger) string {
-	if client != "http1" {
-		return client
-	}
-	for _, up := range upstreams {
-		if p, err := proxy(&http.Request{URL: up}); err == nil && p != nil {
-			log.Info().Str("upstream", up.Host).Str("proxy", p.Redacted()).
-				Msg("an HTTP(S)_PROXY applies to an upstream: using net/http's transport, which speaks to proxies")
-			return "net/http"
-		}
-	}
-	return client
-}
-
-// roundTripper is an upstream transport whose idle connections can be
-// closed when its gateway is replaced or shut down.
-type roundTripper interface {
-	http.RoundTripper
-	CloseIdleConnections()
 }
 
 // newServerTLS is the listener's TLS: the certificate and key are re-read
