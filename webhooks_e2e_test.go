@@ -1,0 +1,403 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/exogate/exogate/internal/testutil"
+	"github.com/exogate/exogate/webhooks"
+)
+
+// The callback path's secrets, in the gateways' environment. TestMain
+// fails the run if any of them, or a route's URL token, is in a log.
+const (
+	hooksURLSecret     = "e62fae5da284836d56807eeca1d6a727b8532b78"
+	hooksSigningKey    = "zqrrB2ZommgjaGdAzsisaV7wg8zUPOBk"
+	hooksSigningSecret = "whsec_" + hooksSigningKey
+)
+
+// hookRoutes are the route names the suite uses: their URL tokens are
+// secrets too.
+var hookRoutes = []string{"calls", "sms", "other"}
+
+// hooksSecrets are the callback path's secrets and every route's token.
+func hooksSecrets() []string {
+	out := []string{hooksURLSecret, hooksSigningKey}
+	for _, r := range hookRoutes {
+		out = append(out, hookToken(r))
+	}
+	return out
+}
+
+var _ = standardwebhooks.HeaderWebhookID
+
+func hookToken(route string) string { return webhooks.Token([]byte(hooksURLSecret), route) }
+
+// delivery is one request a target received, and what it answered.
+type delivery struct {
+	header http.Header
+	body   []byte
+	code   int
+}
+
+func (d delivery) field(k string) string {
+	v, _ := url.ParseQuery(string(d.body))
+	return v.Get(k)
+}
+
+// hookTarget is an internal service on 127.0.0.1 that records every
+// delivery. It answers what answer returns (200 when nil).
+type hookTarget struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	got    []delivery
+	answer atomic.Pointer[func(delivery) int]
+}
+
+func newHookTarget(t *testing.T) *hookTarget {
+	t.Helper()
+	tg := &hookTarget{}
+	tg.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		d := delivery{header: r.Header.Clone(), body: body, code: http.StatusOK}
+		if f := tg.answer.Load(); f != nil {
+			d.code = (*f)(d)
+		}
+		tg.mu.Lock()
+		tg.got = append(tg.got, d)
+		tg.mu.Unlock()
+		w.WriteHeader(d.code)
+	}))
+	t.Cleanup(tg.srv.Close)
+	return tg
+}
+
+// answerWith makes the target answer code to every delivery.
+func (tg *hookTarget) answerWith(code int) {
+	f := func(delivery) int { return code }
+	tg.answer.Store(&f)
+}
+
+// all returns every request received so far.
+func (tg *hookTarget) all() []delivery {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return append([]delivery(nil), tg.got...)
+}
+
+// delivered returns the deliveries answered 2xx, by CallSid.
+func (tg *hookTarget) delivered() map[string][]delivery {
+	out := map[string][]delivery{}
+	for _, d := range tg.all() {
+		if d.code/100 == 2 {
+			out[d.field("CallSid")] = append(out[d.field("CallSid")], d)
+		}
+	}
+	return out
+}
+
+// hooksGateway is a running exogate binary with a callback listener.
+type hooksGateway struct {
+	cmd                *exec.Cmd
+	logs               *testutil.SyncBuffer
+	base, admin, hooks string
+	exited             chan struct{}
+}
+
+var hooksAddrRE = regexp.MustCompile(`"webhooks_addr":"([^"]+)"`)
+
+// hooksEnv is the farm's credentials and the callback path's secrets.
+func hooksEnv() []string {
+	env := []string{"PATH=" + os.Getenv("PATH"), "EXOGATE_WEBHOOK_URL_SECRET=" + hooksURLSecret, "HOOKS_SIGNING_SECRET=" + hooksSigningSecret}
+	for k, v := range farmEnv() {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// startHooks runs the built binary and waits until its three listeners
+// are up.
+func startHooks(t *testing.T, cfgFile string) *hooksGateway {
+	t.Helper()
+	g := &hooksGateway{logs: &testutil.SyncBuffer{}, exited: make(chan struct{})}
+	g.cmd = exec.Command(exogateBinary(t), "-config", cfgFile)
+	g.cmd.Env = hooksEnv()
+	g.cmd.Stdout = io.MultiWriter(g.logs, allLogs)
+	g.cmd.Stderr = io.MultiWriter(g.logs, allLogs)
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	gatewaysStarted.Add(1)
+	go func() { _ = g.cmd.Wait(); close(g.exited) }()
+	t.Cleanup(func() {
+		_ = g.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-g.exited:
+		case <-time.After(30 * time.Second):
+			_ = g.cmd.Process.Kill()
+		}
+	})
+	testutil.Eventually(t, 60*time.Second, "the gateway's listeners did not come up", func() bool {
+		select {
+		case <-g.exited:
+			t.Fatalf("exogate exited:\n%s", g.logs.String())
+		default:
+		}
+		logs := g.logs.String()
+		for _, m := range []struct {
+			re  *regexp.Regexp
+			dst *string
+		}{{addrRE, &g.base}, {adminRE, &g.admin}, {hooksAddrRE, &g.hooks}} {
+			if s := m.re.FindStringSubmatch(logs); s != nil {
+				*m.dst = "http://" + s[1]
+			}
+		}
+		return g.base != "" && g.admin != "" && g.hooks != ""
+	})
+	waitStatus(t, g.base+"/readyz", 200)
+	return g
+}
+
+// kill ends the process with SIGKILL: no shutdown, no last write.
+func (g *hooksGateway) kill(t *testing.T) {
+	t.Helper()
+	if err := g.cmd.Process.Kill(); err != nil {
+		t.Errorf("SIGKILL: %v", err)
+	}
+	<-g.exited
+}
+
+// hookURL is the listener's URL for route, with its token.
+func (g *hooksGateway) hookURL(route string) string {
+	return g.hooks + "/hooks/" + route + "/" + hookToken(route)
+}
+
+// post sends a callback the way Exotel does and returns the status (-1
+// when there was no answer).
+func postHook(target, ctype, body string, hdr map[string]string) int {
+	req, err := http.NewRequest(http.MethodPost, target, strings.NewReader(body))
+	if err != nil {
+		return -1
+	}
+	req.Header.Set("Content-Type", ctype)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+const formType = "application/x-www-form-urlencoded"
+
+// callback is a terminal call callback as Exotel sends it.
+func callback(sid, status string) string {
+	return url.Values{
+		"CallSid": {sid}, "Status": {status}, "EventType": {"terminal"},
+		"From": {"09999999999"}, "To": {"08888888888"}, "DateUpdated": {"2026-12-05 10:00:00"},
+	}.Encode()
+}
+
+// routeStats is one route's line in the admin's GET /webhooks.
+type routeStats struct {
+	Pending, Delivered, Dead int
+}
+
+func (g *hooksGateway) stats(t *testing.T) map[string]routeStats {
+	t.Helper()
+	resp, err := http.Get(g.admin + "/webhooks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Routes map[string]routeStats `json:"routes"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /webhooks: %d %v", resp.StatusCode, err)
+	}
+	return doc.Routes
+}
+
+// hookRoute is a call route of account acme.
+func hookRoute(name, target, extra string) string {
+	return fmt.Sprintf(`    - name: %s
+      account: acme
+      kind: call
+      target: %s
+      signing_secret_env: HOOKS_SIGNING_SECRET
+      retry: {max_age: 1h, max_interval: 500ms}
+%s`, name, target, extra)
+}
+
+// hooksConfig is the farm's configuration with a callback listener on
+// 127.0.0.1:0, its store in dir, settings (more webhooks keys, indented)
+// and routes. The breaker reopens quickly, so that a target that comes
+// back is tried again soon.
+func hooksConfig(farm *exotelFarm, dir, settings, top string, routes ...string) string {
+	return farm.config(fmt.Sprintf(`breaker: {open_for: 200ms}
+%swebhooks:
+  listen: 127.0.0.1:0
+  public_url: https://hooks.example.com/exotel
+  allow_insecure_http: true
+  store: {path: %s}
+%s  routes:
+%s`, top, filepath.Join(dir, "webhooks.db"), settings, strings.Join(routes, "")))
+}
+
+// runCLI runs the binary with args and returns its standard output.
+func runCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(exogateBinary(t), args...)
+	cmd.Env = hooksEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("exogate %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String()
+}
+
+// eventually polls cond with a deadline generous enough for a loaded
+// machine.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	testutil.Eventually(t, 90*time.Second, what, cond)
+}
+
+// The guarantee that matters: a callback acknowledged with 200 is on disk.
+// Each round sends callbacks while the target is down, kills exogate with
+// SIGKILL (no shutdown, nothing flushed), restarts it on the same store and
+// brings the target back: every acknowledged callback is delivered, under
+// one webhook-id. Odd rounds kill right after the last acknowledgement;
+// even rounds kill while callbacks are still arriving, and only those
+// acknowledged are owed.
+func TestWebhooksSurviveKill9(t *testing.T) {
+	t.Parallel()
+	const rounds, perRound = 5, 24
+	farm := newFarm(t)
+	tg := newHookTarget(t)
+	cfg := writeFile(t, "exogate.yaml", hooksConfig(farm, t.TempDir(), "", "", hookRoute("calls", tg.srv.URL, "")))
+	g := startHooks(t, cfg)
+	owed := map[string]string{} // CallSid → body
+	for round := range rounds {
+		tg.answerWith(http.StatusServiceUnavailable)
+		acked := sendUntilKilled(t, g, round, perRound, round%2 == 1)
+		if len(acked) == 0 {
+			t.Fatalf("round %d: no callback acknowledged", round)
+		}
+		for sid, body := range acked {
+			owed[sid] = body
+		}
+		g = startHooks(t, cfg)
+		tg.answerWith(http.StatusOK)
+		eventually(t, fmt.Sprintf("round %d: acknowledged callbacks not all delivered", round), func() bool {
+			got := tg.delivered()
+			for sid := range owed {
+				if len(got[sid]) == 0 {
+					return false
+				}
+			}
+			return true
+		})
+		t.Logf("round %d: %d acknowledged before SIGKILL, all delivered after the restart", round, len(acked))
+	}
+	ids := map[string]string{} // webhook-id → CallSid
+	for sid, ds := range tg.delivered() {
+		body, ok := owed[sid]
+		if !ok {
+			continue // sent but not acknowledged: Exotel would send it again
+		}
+		for _, d := range ds {
+			if string(d.body) != body || d.header.Get("Content-Type") != formType {
+				t.Errorf("%s delivered as %q %q, want the original body", sid, d.header.Get("Content-Type"), d.body)
+			}
+		}
+		for _, d := range tg.all() {
+			if d.field("CallSid") == sid && d.header.Get("webhook-id") != ds[0].header.Get("webhook-id") {
+				t.Errorf("%s sent under webhook-ids %q and %q", sid, d.header.Get("webhook-id"), ds[0].header.Get("webhook-id"))
+			}
+		}
+		id := ds[0].header.Get("webhook-id")
+		if other, dup := ids[id]; dup {
+			t.Errorf("webhook-id %s used for %s and %s", id, sid, other)
+		}
+		ids[id] = sid
+	}
+	st := g.stats(t)["calls"]
+	if st.Dead != 0 {
+		t.Errorf("%d dead after the rounds", st.Dead)
+	}
+}
+
+// sendUntilKilled sends n callbacks from four senders at once and kills
+// the gateway with SIGKILL after the last acknowledgement, or, with
+// midway, after half of them, while the rest are still being sent. It
+// returns the acknowledged callbacks, by CallSid.
+func sendUntilKilled(t *testing.T, g *hooksGateway, round, n int, midway bool) map[string]string {
+	t.Helper()
+	killAt := n
+	if midway {
+		killAt = n / 2
+	}
+	var mu sync.Mutex
+	acked := map[string]string{}
+	killed := make(chan struct{})
+	var once sync.Once
+	kill := func() { once.Do(func() { g.kill(t); close(killed) }) }
+	next := make(chan int, n)
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				sid := fmt.Sprintf("kill%d-%02d", round, i)
+				body := callback(sid, "completed")
+				if postHook(g.hookURL("calls"), formType, body, nil) != http.StatusOK {
+					continue
+				}
+				mu.Lock()
+				acked[sid] = body
+				enough := len(acked) >= killAt
+				mu.Unlock()
+				if enough {
+					kill()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	kill()
+	<-killed
+	mu.Lock()
+	defer mu.Unlock()
+	if !midway && len(acked) != n {
+		t.Fatalf("round %d: %d of %d callbacks acknowledged before the kill", round, len(acked), n)
+	}
+	return acked
+}
