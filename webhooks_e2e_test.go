@@ -45,8 +45,6 @@ func hooksSecrets() []string {
 	return out
 }
 
-var _ = standardwebhooks.HeaderWebhookID
-
 func hookToken(route string) string { return webhooks.Token([]byte(hooksURLSecret), route) }
 
 // delivery is one request a target received, and what it answered.
@@ -400,4 +398,222 @@ func sendUntilKilled(t *testing.T, g *hooksGateway, round, n int, midway bool) m
 		t.Fatalf("round %d: %d of %d callbacks acknowledged before the kill", round, len(acked), n)
 	}
 	return acked
+}
+
+// Every refusal on the binary, in the order the listener checks: each
+// answered with its status, counted with its reason, nothing stored and
+// nothing delivered; then the same callback done right is accepted and
+// delivered, so that "nothing" is not a target that was never reachable.
+func TestWebhooksRefusals(t *testing.T) {
+	t.Parallel()
+	farm := newFarm(t)
+	tg := newHookTarget(t)
+	cfg := writeFile(t, "exogate.yaml", hooksConfig(farm, t.TempDir(), `  source_cidrs: [10.0.0.0/8]
+  trusted_proxies: [127.0.0.1/32]
+  max_body: 1024
+`, "", hookRoute("calls", tg.srv.URL, ""), hookRoute("other", tg.srv.URL, "")))
+	g := startHooks(t, cfg)
+	// The URL an operator gives Exotel, from the command line.
+	printed := strings.TrimSpace(runCLI(t, "webhooks", "url", "-config", cfg, "calls"))
+	if want := "https://hooks.example.com/exotel/hooks/calls/" + hookToken("calls"); printed != want {
+		t.Fatalf("exogate webhooks url printed %q, want %q", printed, want)
+	}
+	good := g.hooks + strings.TrimPrefix(printed, "https://hooks.example.com/exotel")
+	exotel := map[string]string{"X-Forwarded-For": "10.1.2.3"}
+	valid := callback("refused-1", "completed")
+	tests := []struct {
+		name, method, target, ctype, body string
+		hdr                               map[string]string
+		code                              int
+		reason                            string
+	}{
+		{"GET", "GET", good, formType, "", exotel, 405, "method"},
+		{"PUT", "PUT", good, formType, valid, exotel, 405, "method"},
+		{"source outside the ranges", "POST", good, formType, valid, map[string]string{"X-Forwarded-For": "192.0.2.7"}, 403, "source"},
+		{"the trusted proxy itself", "POST", good, formType, valid, nil, 403, "source"},
+		{"forwarded-for forged by the client", "POST", good, formType, valid, map[string]string{"X-Forwarded-For": "10.1.2.3, 192.0.2.7"}, 403, "source"},
+		{"bad token", "POST", g.hooks + "/hooks/calls/" + strings.Repeat("A", 43), formType, valid, exotel, 404, "token"},
+		{"another route's token", "POST", g.hooks + "/hooks/calls/" + hookToken("other"), formType, valid, exotel, 404, "token"},
+		{"no token", "POST", g.hooks + "/hooks/calls", formType, valid, exotel, 404, "token"},
+		{"unknown route", "POST", g.hooks + "/hooks/nosuch/" + hookToken("nosuch"), formType, valid, exotel, 404, "token"},
+		{"not under /hooks", "POST", g.hooks + "/", formType, valid, exotel, 404, "token"},
+		{"over max_body", "POST", good, formType, valid + "&Padding=" + strings.Repeat("x", 1024), exotel, 413, "size"},
+		{"no CallSid", "POST", good, formType, "Status=completed&EventType=terminal", exotel, 400, "payload"},
+		{"unknown Status", "POST", good, formType, callback("refused-2", "exploded"), exotel, 400, "payload"},
+		{"an SMS report on a call route", "POST", good, formType, "SmsSid=s1&Status=sent", exotel, 400, "payload"},
+		{"not a form", "POST", good, "text/plain", valid, exotel, 400, "payload"},
+		{"broken JSON", "POST", good, "application/json", `{"CallSid":"refused-3",`, exotel, 400, "payload"},
+	}
+	want := map[string]float64{}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", tc.ctype)
+			for k, v := range tc.hdr {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assertNoSecret(t, resp, b)
+			if resp.StatusCode != tc.code {
+				t.Errorf("status %d, want %d", resp.StatusCode, tc.code)
+			}
+		})
+		want[tc.reason]++
+	}
+	fams := scrape(t, g.admin)
+	for reason, n := range want {
+		if got := value(fams, "exogate_webhooks_received_total", map[string]string{"outcome": reason}); got != n {
+			t.Errorf("received_total{outcome=%q} = %v, want %v", reason, got, n)
+		}
+	}
+	if n := value(fams, "exogate_webhooks_received_total", map[string]string{"outcome": "accepted"}); n != 0 {
+		t.Errorf("%v refused callbacks counted as accepted", n)
+	}
+	for route, st := range g.stats(t) {
+		if st != (routeStats{}) {
+			t.Errorf("route %s after refusals only: %+v, want nothing stored", route, st)
+		}
+	}
+	if code := postHook(good, formType, valid, map[string]string{"X-Forwarded-For": "192.0.2.7, 10.1.2.3"}); code != 200 {
+		t.Fatalf("the valid callback through a trusted proxy: %d", code)
+	}
+	eventually(t, "the valid callback was not delivered", func() bool { return len(tg.all()) > 0 })
+	if got := tg.all(); len(got) != 1 || got[0].field("CallSid") != "refused-1" {
+		t.Errorf("the target received %d requests, want only the valid callback", len(got))
+	}
+	if logs := g.logs.String(); strings.Count(logs, `"webhooks: callback refused"`) != len(tests) {
+		t.Errorf("%d refusals logged, want %d", strings.Count(logs, `"webhooks: callback refused"`), len(tests))
+	}
+}
+
+// The same callback twice (as Exotel retries one it thinks was lost) is
+// acknowledged twice and delivered once; the same again after delivery
+// too. A repeat with a different body is a variant, not a new delivery.
+func TestWebhooksDuplicateDeliveredOnce(t *testing.T) {
+	t.Parallel()
+	farm := newFarm(t)
+	tg := newHookTarget(t)
+	cfg := writeFile(t, "exogate.yaml", hooksConfig(farm, t.TempDir(), "", "", hookRoute("calls", tg.srv.URL, "")))
+	g := startHooks(t, cfg)
+	body := callback("dup-1", "completed")
+	for i := range 2 {
+		if code := postHook(g.hookURL("calls"), formType, body, nil); code != 200 {
+			t.Fatalf("send %d: %d", i, code)
+		}
+	}
+	eventually(t, "not delivered", func() bool { return len(tg.delivered()["dup-1"]) > 0 })
+	if code := postHook(g.hookURL("calls"), formType, body, nil); code != 200 {
+		t.Fatalf("send after delivery: %d", code)
+	}
+	if code := postHook(g.hookURL("calls"), formType, body+"&RecordingUrl=x", nil); code != 200 {
+		t.Fatalf("variant: %d", code)
+	}
+	// A later callback is delivered after the repeats were answered: the
+	// repeats were never queued (the store counts one message).
+	if code := postHook(g.hookURL("calls"), formType, callback("dup-2", "completed"), nil); code != 200 {
+		t.Fatal(code)
+	}
+	eventually(t, "the later callback not delivered", func() bool { return len(tg.delivered()["dup-2"]) > 0 })
+	if n := len(tg.all()); n != 2 {
+		t.Errorf("the target received %d requests, want 2 (dup-1 once, dup-2 once)", n)
+	}
+	// The store records a delivery a moment after the target answered.
+	eventually(t, "the store does not show 2 delivered and nothing else", func() bool {
+		return g.stats(t)["calls"] == routeStats{Delivered: 2}
+	})
+	fams := scrape(t, g.admin)
+	for outcome, n := range map[string]float64{"accepted": 2, "duplicate": 2, "variant": 1} {
+		if got := value(fams, "exogate_webhooks_received_total", map[string]string{"outcome": outcome}); got != n {
+			t.Errorf("received_total{outcome=%q} = %v, want %v", outcome, got, n)
+		}
+	}
+}
+
+// A target that fails for a while (500s, enough to open the breaker) and
+// recovers gets every callback: body and content type as Exotel sent them,
+// signed per Standard Webhooks with the route's secret (checked with the
+// Standard Webhooks library), one webhook-id per callback across retries.
+func TestWebhooksTargetRecovers(t *testing.T) {
+	t.Parallel()
+	const n, failures = 6, 15
+	farm := newFarm(t)
+	tg := newHookTarget(t)
+	var failed atomic.Int32
+	answer := func(delivery) int {
+		if failed.Add(1) <= failures {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	}
+	tg.answer.Store(&answer)
+	cfg := writeFile(t, "exogate.yaml", hooksConfig(farm, t.TempDir(), "", "", hookRoute("calls", tg.srv.URL, "      concurrency: 2\n")))
+	g := startHooks(t, cfg)
+	sent := map[string][]byte{}
+	for i := range n {
+		sid := fmt.Sprintf("recover-%d", i)
+		ctype, body := formType, []byte(callback(sid, "completed"))
+		if i%2 == 1 { // Exotel also sends JSON
+			ctype, body = "application/json", []byte(fmt.Sprintf(`{"CallSid":%q,"Status":"busy","EventType":"terminal"}`, sid))
+		}
+		if code := postHook(g.hookURL("calls"), ctype, string(body), nil); code != 200 {
+			t.Fatalf("%s: %d", sid, code)
+		}
+		sent[sid] = body
+	}
+	verifier, err := standardwebhooks.NewWebhook(hooksSigningSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sidOf := func(d delivery) string {
+		var j struct{ CallSid string }
+		if json.Unmarshal(d.body, &j) == nil {
+			return j.CallSid
+		}
+		return d.field("CallSid")
+	}
+	eventually(t, "not every callback delivered after the target recovered", func() bool {
+		done := map[string]bool{}
+		for _, d := range tg.all() {
+			if d.code == 200 {
+				done[sidOf(d)] = true
+			}
+		}
+		return len(done) == n
+	})
+	ids := map[string]string{}
+	for _, d := range tg.all() {
+		sid := sidOf(d)
+		if !bytes.Equal(d.body, sent[sid]) {
+			t.Errorf("%s: body %q, want %q", sid, d.body, sent[sid])
+		}
+		if err := verifier.Verify(d.body, d.header); err != nil {
+			t.Errorf("%s: signature: %v", sid, err)
+		}
+		if h := d.header; h.Get("X-Exogate-Route") != "calls" || h.Get("X-Exogate-Account") != "acme" || h.Get("X-Exogate-Source") != "exotel" {
+			t.Errorf("%s: headers %v", sid, h)
+		}
+		id := d.header.Get("webhook-id")
+		if prev, ok := ids[sid]; ok && prev != id {
+			t.Errorf("%s: webhook-id %q then %q", sid, prev, id)
+		}
+		ids[sid] = id
+	}
+	if failed.Load() <= failures {
+		t.Errorf("the target answered only %d times, want its %d failures and then the deliveries", failed.Load(), failures)
+	}
+	other, _ := standardwebhooks.NewWebhook("whsec_" + "b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldA==")
+	if d := tg.all()[0]; other.Verify(d.body, d.header) == nil {
+		t.Error("a signature verifies with another secret")
+	}
+	eventually(t, "the store does not show every callback delivered", func() bool {
+		return g.stats(t)["calls"] == routeStats{Delivered: n}
+	})
 }
