@@ -20,6 +20,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/exogate/exogate/internal/fakeexotel"
 	"github.com/exogate/exogate/internal/testutil"
 	"github.com/exogate/exogate/webhooks"
 )
@@ -616,4 +617,193 @@ func TestWebhooksTargetRecovers(t *testing.T) {
 	eventually(t, "the store does not show every callback delivered", func() bool {
 		return g.stats(t)["calls"] == routeStats{Delivered: n}
 	})
+}
+
+// exotelCalls makes the fake Exotel answer GET .../Calls/{sid}.json from
+// status (sid → status; a missing sid is 404, as Exotel answers an unknown
+// call) and Calls/connect with the Sid placed.
+func exotelCalls(farm *exotelFarm, placed string, status map[string]string) {
+	re := regexp.MustCompile(`^/v1/Accounts/acme/Calls/([^/]+)\.json$`)
+	farm.fakes["singapore-api"].SetOverride(func(r fakeexotel.Request) (int, string, bool) {
+		if strings.HasSuffix(r.RequestURI, "/Calls/connect.json") {
+			return 200, fmt.Sprintf(`{"Call":{"Sid":%q,"Status":"queued"}}`, placed), true
+		}
+		m := re.FindStringSubmatch(r.RequestURI)
+		if r.Method != http.MethodGet || m == nil {
+			return 0, "", false
+		}
+		st, ok := status[m[1]]
+		if !ok {
+			return http.StatusNotFound, "", true
+		}
+		return 200, fmt.Sprintf(`{"Call":{"Sid":%q,"Status":%q,"Duration":"42","DateUpdated":"2026-12-05 10:00:00"}}`, m[1], st), true
+	})
+}
+
+// With verify: exotel, a callback whose CallSid Exotel does not know, or
+// whose final status Exotel contradicts, is dropped as forged (dead, never
+// delivered); a real one is delivered. Exotel is asked with the account's
+// credentials.
+func TestWebhooksVerifyDropsForged(t *testing.T) {
+	t.Parallel()
+	farm := newFarm(t)
+	exotelCalls(farm, "", map[string]string{"real-1": "completed", "contra-1": "failed"})
+	tg := newHookTarget(t)
+	cfg := writeFile(t, "exogate.yaml", hooksConfig(farm, t.TempDir(), "", "", hookRoute("calls", tg.srv.URL, "      verify: exotel\n")))
+	g := startHooks(t, cfg)
+	for _, sid := range []string{"forged-1", "real-1", "contra-1"} {
+		if code := postHook(g.hookURL("calls"), formType, callback(sid, "completed"), nil); code != 200 {
+			t.Fatalf("%s: %d", sid, code)
+		}
+	}
+	eventually(t, "not every callback settled", func() bool {
+		return g.stats(t)["calls"] == routeStats{Delivered: 1, Dead: 2}
+	})
+	got := tg.all()
+	if len(got) != 1 || got[0].field("CallSid") != "real-1" {
+		var sids []string
+		for _, d := range got {
+			sids = append(sids, d.field("CallSid"))
+		}
+		t.Errorf("the target received %v, want only real-1", sids)
+	}
+	var dead struct {
+		Messages []struct {
+			Sid       string
+			LastError string `json:"last_error"`
+		} `json:"messages"`
+	}
+	if err := json.Unmarshal([]byte(runCLI(t, "webhooks", "list", "-url", g.admin, "-route", "calls", "-state", "dead")), &dead); err != nil {
+		t.Fatal(err)
+	}
+	if len(dead.Messages) != 2 {
+		t.Errorf("exogate webhooks list shows %d dead, want 2", len(dead.Messages))
+	}
+	for _, m := range dead.Messages {
+		if !strings.HasPrefix(m.LastError, "forged") {
+			t.Errorf("%s dead with %q, want forged", m.Sid, m.LastError)
+		}
+	}
+	lookups := 0
+	for _, r := range farm.fakes["singapore-api"].Requests() {
+		if r.Method == http.MethodGet && strings.Contains(r.RequestURI, "/Calls/") {
+			lookups++
+			if a := r.Header.Get("Authorization"); a != basicOf(acmeKey, acmeToken) {
+				t.Errorf("lookup %s without the account's credentials", r.RequestURI)
+			}
+		}
+	}
+	if lookups < 3 {
+		t.Errorf("Exotel was asked %d times, want once per callback", lookups)
+	}
+	if n := value(scrape(t, g.admin), "exogate_webhooks_delivery_attempts_total", map[string]string{"result": "forged"}); n != 2 {
+		t.Errorf("delivery_attempts_total{result=forged} = %v, want 2", n)
+	}
+}
+
+// A call placed through the proxy with StatusCallback=exogate://calls:
+// Exotel is given the route's public URL (with its token); when no
+// terminal callback comes within reconcile_after, the gateway asks Exotel
+// and delivers a synthetic terminal callback marked as polled. A second
+// call whose own callback came is delivered once, not once more by the
+// poll.
+func TestWebhooksReconciliation(t *testing.T) {
+	t.Parallel()
+	farm := newFarm(t)
+	tg := newHookTarget(t)
+	cfg := writeFile(t, "exogate.yaml", hooksConfig(farm, t.TempDir(), "", "", hookRoute("calls", tg.srv.URL, "      reconcile_after: 1s\n")))
+	g := startHooks(t, cfg)
+	place := func(sid string) {
+		t.Helper()
+		exotelCalls(farm, sid, map[string]string{"silent-1": "completed", "heard-1": "completed"})
+		resp, body := send(t, "POST", g.base+"/v1/Accounts/acme/Calls/connect.json",
+			"From=09999999999&To=08888888888&CallerId=07777777777&StatusCallback=exogate%3A%2F%2Fcalls",
+			map[string]string{"Content-Type": formType})
+		if resp.StatusCode != 200 || !strings.Contains(body, sid) {
+			t.Fatalf("placing %s: %d %s", sid, resp.StatusCode, body)
+		}
+	}
+	place("silent-1")
+	place("heard-1")
+	if code := postHook(g.hookURL("calls"), formType, callback("heard-1", "completed"), nil); code != 200 {
+		t.Fatal(code)
+	}
+	want := "https://hooks.example.com/exotel/hooks/calls/" + hookToken("calls")
+	connects := 0
+	for _, r := range farm.fakes["singapore-api"].Requests() {
+		if strings.HasSuffix(r.RequestURI, "/Calls/connect.json") {
+			connects++
+			v, _ := url.ParseQuery(string(r.Body))
+			if v.Get("StatusCallback") != want || v.Get("From") != "09999999999" {
+				t.Errorf("Exotel received StatusCallback %q, want the route's public URL", v.Get("StatusCallback"))
+			}
+		}
+	}
+	if connects != 2 {
+		t.Fatalf("Exotel received %d connects", connects)
+	}
+	eventually(t, "no synthetic callback for the silent call", func() bool { return len(tg.delivered()["silent-1"]) > 0 })
+	d := tg.delivered()["silent-1"][0]
+	if d.header.Get("X-Exogate-Source") != "poll" || d.field("Status") != "completed" || d.field("EventType") != "terminal" || d.field("Duration") != "42" {
+		t.Errorf("synthetic callback: source %q, body %q", d.header.Get("X-Exogate-Source"), d.body)
+	}
+	verifier, _ := standardwebhooks.NewWebhook(hooksSigningSecret)
+	if err := verifier.Verify(d.body, d.header); err != nil {
+		t.Errorf("synthetic callback's signature: %v", err)
+	}
+	eventually(t, "the store does not show both calls delivered", func() bool {
+		return g.stats(t)["calls"] == routeStats{Delivered: 2}
+	})
+	if n := len(tg.delivered()["heard-1"]); n != 1 {
+		t.Errorf("the call whose callback came was delivered %d times", n)
+	}
+	if n := value(scrape(t, g.admin), "exogate_webhooks_polled_total", nil); n < 1 {
+		t.Errorf("polled_total %v", n)
+	}
+}
+
+// A target that answers 410 Gone makes the callback dead at once; once the
+// target is fixed, `exogate webhooks replay -state dead` delivers it, under
+// the same webhook-id.
+func TestWebhooksReplayFromDead(t *testing.T) {
+	t.Parallel()
+	farm := newFarm(t)
+	tg := newHookTarget(t)
+	tg.answerWith(http.StatusGone)
+	cfg := writeFile(t, "exogate.yaml", hooksConfig(farm, t.TempDir(), "", "", hookRoute("calls", tg.srv.URL, "")))
+	g := startHooks(t, cfg)
+	if code := postHook(g.hookURL("calls"), formType, callback("gone-1", "completed"), nil); code != 200 {
+		t.Fatal(code)
+	}
+	eventually(t, "the callback is not dead", func() bool { return g.stats(t)["calls"] == routeStats{Dead: 1} })
+	var dead struct {
+		Messages []struct {
+			ID, Sid, State string
+			LastError      string `json:"last_error"`
+		} `json:"messages"`
+	}
+	out := runCLI(t, "webhooks", "list", "-url", g.admin, "-route", "calls", "-state", "dead")
+	if err := json.Unmarshal([]byte(out), &dead); err != nil || len(dead.Messages) != 1 {
+		t.Fatalf("exogate webhooks list: %v %s", err, out)
+	}
+	m := dead.Messages[0]
+	if m.Sid != "gone-1" || m.State != "dead" || m.LastError != "410 Gone" || m.ID != tg.all()[0].header.Get("webhook-id") {
+		t.Errorf("dead message %+v", m)
+	}
+	if strings.Contains(out, "09999999999") {
+		t.Error("the listing carries the callback's body")
+	}
+	if n := len(tg.all()); n != 1 {
+		t.Errorf("a 410 was tried %d times, want once", n)
+	}
+	tg.answerWith(http.StatusNoContent)
+	out = runCLI(t, "webhooks", "replay", "-url", g.admin, "-route", "calls", "-state", "dead")
+	if !strings.Contains(out, `"replayed":1`) {
+		t.Errorf("exogate webhooks replay printed %q", out)
+	}
+	eventually(t, "the replayed callback is not delivered", func() bool { return g.stats(t)["calls"] == routeStats{Delivered: 1} })
+	got := tg.all()
+	if len(got) != 2 || got[1].code != http.StatusNoContent || got[1].header.Get("webhook-id") != m.ID || got[1].field("CallSid") != "gone-1" {
+		t.Errorf("after the replay the target received %d requests; the last %+v", len(got), got[len(got)-1].header)
+	}
 }
