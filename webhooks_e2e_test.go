@@ -21,6 +21,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/exogate/exogate/internal/fakeexotel"
+	"github.com/exogate/exogate/internal/redistest"
 	"github.com/exogate/exogate/internal/testutil"
 	"github.com/exogate/exogate/webhooks"
 )
@@ -805,5 +806,57 @@ func TestWebhooksReplayFromDead(t *testing.T) {
 	got := tg.all()
 	if len(got) != 2 || got[1].code != http.StatusNoContent || got[1].header.Get("webhook-id") != m.ID || got[1].field("CallSid") != "gone-1" {
 		t.Errorf("after the replay the target received %d requests; the last %+v", len(got), got[len(got)-1].header)
+	}
+}
+
+// Two replicas, each with its own store, on one Redis: Exotel sends the
+// same callback to both (its retry reached the other one); the target
+// gets it once. The replicas run on one host, as two pods with
+// hostNetwork or two services on one machine would.
+func TestWebhooksTwoReplicasDeliverOnce(t *testing.T) {
+	t.Parallel()
+	const n = 5
+	farm := newFarm(t)
+	rds := redistest.Start(t)
+	tg := newHookTarget(t)
+	var replicas []*hooksGateway
+	for range 2 {
+		cfg := writeFile(t, "exogate.yaml", hooksConfig(farm, t.TempDir(), "", fmt.Sprintf(`limits:
+  backend: redis
+  redis: {address: %q, key_prefix: "hooks:", timeout: 2s}
+  replicas: 2
+`, rds.Addr()), hookRoute("calls", tg.srv.URL, "")))
+		replicas = append(replicas, startHooks(t, cfg))
+	}
+	for i := range n {
+		body := callback(fmt.Sprintf("both-%d", i), "completed")
+		for _, g := range replicas {
+			if code := postHook(g.hookURL("calls"), formType, body, nil); code != 200 {
+				t.Fatalf("replica answered %d", code)
+			}
+		}
+	}
+	// Each replica finishes its copy: delivered, or found claimed by the
+	// other; then nothing is left to deliver.
+	eventually(t, "the replicas did not both finish every callback", func() bool {
+		for _, g := range replicas {
+			if g.stats(t)["calls"] != (routeStats{Delivered: n}) {
+				return false
+			}
+		}
+		return true
+	})
+	got := tg.delivered()
+	for i := range n {
+		if c := len(got[fmt.Sprintf("both-%d", i)]); c != 1 {
+			t.Errorf("both-%d delivered %d times, want once", i, c)
+		}
+	}
+	claimed := 0.0
+	for _, g := range replicas {
+		claimed += value(scrape(t, g.admin), "exogate_webhooks_delivery_attempts_total", map[string]string{"result": "claimed"})
+	}
+	if claimed != n {
+		t.Errorf("%v copies found claimed by the other replica, want %d", claimed, n)
 	}
 }
