@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ const (
 	hooksURLSecret     = "e62fae5da284836d56807eeca1d6a727b8532b78"
 	hooksSigningKey    = "zqrrB2ZommgjaGdAzsisaV7wg8zUPOBk"
 	hooksSigningSecret = "whsec_" + hooksSigningKey
+	hooksPrevURLSecret = "9b1c7e33f0a84d2c5e6f7a8b9c0d1e2f3a4b5c6d"
 )
 
 // hookRoutes are the route names the suite uses: their URL tokens are
@@ -40,9 +42,9 @@ var hookRoutes = []string{"calls", "sms", "other"}
 
 // hooksSecrets are the callback path's secrets and every route's token.
 func hooksSecrets() []string {
-	out := []string{hooksURLSecret, hooksSigningKey}
+	out := []string{hooksURLSecret, hooksSigningKey, hooksPrevURLSecret}
 	for _, r := range hookRoutes {
-		out = append(out, hookToken(r))
+		out = append(out, hookToken(r), webhooks.Token([]byte(hooksPrevURLSecret), r))
 	}
 	return out
 }
@@ -124,7 +126,8 @@ var hooksAddrRE = regexp.MustCompile(`"webhooks_addr":"([^"]+)"`)
 
 // hooksEnv is the farm's credentials and the callback path's secrets.
 func hooksEnv() []string {
-	env := []string{"PATH=" + os.Getenv("PATH"), "EXOGATE_WEBHOOK_URL_SECRET=" + hooksURLSecret, "HOOKS_SIGNING_SECRET=" + hooksSigningSecret}
+	env := []string{"PATH=" + os.Getenv("PATH"), "EXOGATE_WEBHOOK_URL_SECRET=" + hooksURLSecret, "HOOKS_SIGNING_SECRET=" + hooksSigningSecret,
+		"EXOGATE_WEBHOOK_URL_SECRET_PREVIOUS=" + hooksPrevURLSecret}
 	for k, v := range farmEnv() {
 		env = append(env, k+"="+v)
 	}
@@ -268,14 +271,23 @@ func hooksConfig(farm *exotelFarm, dir, settings, top string, routes ...string) 
 // runCLI runs the binary with args and returns its standard output.
 func runCLI(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(exogateBinary(t), args...)
-	cmd.Env = hooksEnv()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("exogate %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	stdout, stderr, err := runBinary(t, hooksEnv(), args...)
+	if err != nil {
+		t.Fatalf("exogate %s: %v\n%s", strings.Join(args, " "), err, stderr)
 	}
-	return stdout.String()
+	return stdout
+}
+
+// runBinary runs the binary to its end with env and args; its standard
+// error also goes to the suite's logs.
+func runBinary(t *testing.T, env []string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := exec.Command(exogateBinary(t), args...)
+	cmd.Env = env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, io.MultiWriter(&errb, allLogs)
+	err = cmd.Run()
+	return out.String(), errb.String(), err
 }
 
 // eventually polls cond with a deadline generous enough for a loaded
@@ -861,4 +873,87 @@ func TestWebhooksTwoReplicasDeliverOnce(t *testing.T) {
 		}
 		return claimed == n
 	})
+}
+
+// The callback path's secrets (the URL secrets, current and previous, the
+// signing secret) and the URL tokens never reach exogate's logs, at debug
+// level, through refusals, failed and dead deliveries, forged callbacks,
+// exogate:// substitution, reconciliation, a reload, a reload refused,
+// shutdown and a start refused for a malformed signing secret.
+func TestWebhooksSecretsNotLogged(t *testing.T) {
+	t.Parallel()
+	farm := newFarm(t)
+	exotelCalls(farm, "placed-1", map[string]string{"placed-1": "completed", "real-1": "completed"})
+	tg := newHookTarget(t)
+	tg.answerWith(http.StatusInternalServerError)
+	other := newHookTarget(t)
+	other.answerWith(http.StatusGone)
+	dir := t.TempDir()
+	config := func(target string) string {
+		c := hooksConfig(farm, dir, "  source_cidrs: [10.0.0.0/8]\n  trusted_proxies: [127.0.0.1/32]\n", "",
+			hookRoute("calls", target, "      verify: exotel\n      reconcile_after: 1s\n"), hookRoute("other", other.srv.URL, ""))
+		return strings.Replace(c, "level: info", "level: debug", 1)
+	}
+	cfg := writeFile(t, "exogate.yaml", config(tg.srv.URL))
+	g := startHooks(t, cfg)
+	exotel := map[string]string{"X-Forwarded-For": "10.9.9.9"}
+	prev := g.hooks + "/hooks/calls/" + webhooks.Token([]byte(hooksPrevURLSecret), "calls")
+	for _, c := range []struct {
+		target, body string
+		hdr          map[string]string
+	}{
+		{g.hookURL("calls"), callback("real-1", "completed"), exotel},
+		{prev, callback("forged-1", "completed"), exotel},
+		{g.hookURL("other"), callback("other-1", "completed"), exotel},
+		{g.hookURL("calls"), callback("x", "completed"), nil},
+		{g.hookURL("calls"), "Status=completed", exotel},
+		{g.hookURL("calls") + "x", callback("x", "completed"), exotel},
+		{g.hooks + "/hooks/nosuch/" + hookToken("calls"), callback("x", "completed"), exotel},
+	} {
+		postHook(c.target, formType, c.body, c.hdr)
+	}
+	resp, _ := send(t, "POST", g.base+"/v1/Accounts/acme/Calls/connect.json", "From=1&To=2&StatusCallback=exogate%3A%2F%2Fcalls", map[string]string{"Content-Type": formType})
+	if resp.StatusCode != 200 {
+		t.Fatalf("placing a call: %d", resp.StatusCode)
+	}
+	eventually(t, "the scenario did not run its course", func() bool {
+		return g.stats(t)["calls"].Dead == 1 && g.stats(t)["other"].Dead == 1 && len(tg.all()) >= 4
+	})
+	// A reload that moves the route's target, and one refused.
+	fixed := newHookTarget(t)
+	if err := os.WriteFile(cfg, []byte(config(fixed.srv.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "real-1 and the polled call not delivered after the reload", func() bool {
+		got := fixed.delivered()
+		return len(got["real-1"]) == 1 && len(got["placed-1"]) == 1
+	})
+	if err := os.WriteFile(cfg, []byte(strings.Replace(config(fixed.srv.URL), "webhooks.db", "moved.db", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the refused reload not logged", func() bool { return strings.Contains(g.logs.String(), "reload refused") })
+	_ = g.cmd.Process.Signal(os.Interrupt)
+	<-g.exited
+	// A start refused: the signing secret is not valid base64.
+	bad := "whsec_" + hooksURLSecret + "!!"
+	env := append(hooksEnv(), "HOOKS_SIGNING_SECRET="+bad)
+	_, stderr, err := runBinary(t, env, "-config", writeFile(t, "bad.yaml", hooksConfig(farm, t.TempDir(), "", "", hookRoute("calls", tg.srv.URL, ""))))
+	if err == nil {
+		t.Fatal("exogate started with a malformed signing secret")
+	}
+	logs := g.logs.String() + stderr
+	for _, s := range append(hooksSecrets(), hooksSigningSecret, bad) {
+		if strings.Contains(logs, s) {
+			t.Errorf("a secret (%s...) is in exogate's logs", s[:6])
+		}
+	}
+	if !strings.Contains(logs, `"webhooks: callback refused"`) || !strings.Contains(logs, "message dead") {
+		t.Errorf("the logs do not show the scenario:\n%s", logs)
+	}
 }
