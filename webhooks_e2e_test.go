@@ -191,7 +191,7 @@ func (g *hooksGateway) hookURL(route string) string {
 	return g.hooks + "/hooks/" + route + "/" + hookToken(route)
 }
 
-// post sends a callback the way Exotel does and returns the status (-1
+// postHook sends a callback the way Exotel does and returns the status (-1
 // when there was no answer).
 func postHook(target, ctype, body string, hdr map[string]string) int {
 	req, err := http.NewRequest(http.MethodPost, target, strings.NewReader(body))
