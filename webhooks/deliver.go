@@ -175,13 +175,16 @@ func (s *Service) attempt(ctx context.Context, m Message) {
 	}
 }
 
-// finish records a final result.
+// finish records a final result. The attempt is counted first: it
+// happened whether or not recording it succeeds (a message the store
+// could not finish is tried, and counted, again), and whoever sees the
+// store's new state then sees the count too.
 func (s *Service) finish(m Message, result string, st State, lastErr string) {
+	s.stats.attempt(result, st)
 	if err := s.q.Finish(m.ID, st, lastErr); err != nil {
 		s.log.Error().Err(err).Str("route", m.Route).Str("id", m.ID).Msg("webhooks: recording a delivery failed")
 		return
 	}
-	s.stats.attempt(result, st)
 	if st == StateDead {
 		s.log.Warn().Str("route", m.Route).Str("id", m.ID).Str("last_error", lastErr).Msg("webhooks: message dead")
 	}
@@ -198,11 +201,10 @@ func (s *Service) retry(rt *route, m Message, result, lastErr string, retryAfter
 		s.finish(m, result, StateDead, "max age reached; last: "+lastErr)
 		return
 	}
+	s.stats.attempt(result, StatePending)
 	if err := s.q.Reschedule(m.ID, next, lastErr); err != nil {
 		s.log.Error().Err(err).Str("route", m.Route).Str("id", m.ID).Msg("webhooks: rescheduling a delivery failed")
-		return
 	}
-	s.stats.attempt(result, StatePending)
 }
 
 // retryBase is the first backoff step: the first retry comes within it.

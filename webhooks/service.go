@@ -95,7 +95,19 @@ func Open(path string, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	deps.Replica = replicaName(deps.Replica, q.ID())
 	return newService(rc, deps, q), nil
+}
+
+// replicaName is the name a replica claims under: its store's identity
+// (label, when given, in front, for people reading Redis), so that two
+// replicas never share a name, even on one host, and a restarted replica
+// keeps its own claims.
+func replicaName(label, storeID string) string {
+	if label == "" {
+		return storeID
+	}
+	return label + "/" + storeID
 }
 
 func newService(rc *runConfig, deps Deps, q queue) *Service {

@@ -57,6 +57,7 @@ type Expectation struct {
 // open a file.
 type Store struct {
 	db        *bolt.DB
+	id        string
 	now       func() time.Time
 	retention time.Duration
 }
@@ -74,7 +75,8 @@ var (
 	bucketCount   = []byte("count")  // route → pending, delivered, dead
 	bucketExp     = []byte("exp")    // route|sid → expectation
 	bucketExpDue  = []byte("expdue") // at|route|sid
-	storeBuckets  = [][]byte{bucketMsg, bucketKey, bucketDue, bucketRecv, bucketState, bucketRState, bucketCount, bucketExp, bucketExpDue}
+	bucketMeta    = []byte("meta")   // "id" → the store's identity
+	storeBuckets  = [][]byte{bucketMsg, bucketKey, bucketDue, bucketRecv, bucketState, bucketRState, bucketCount, bucketExp, bucketExpDue, bucketMeta}
 	stateOrdinals = map[State]byte{StatePending: 'p', StateDelivered: 'd', StateDead: 'x'}
 )
 
@@ -92,19 +94,21 @@ func OpenStore(path string, o StoreOptions) (*Store, error) {
 	if db.MaxBatchDelay <= 0 {
 		db.MaxBatchDelay = DefaultBatchDelay
 	}
+	var id string
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range storeBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		return nil
+		id, err = storeID(tx)
+		return err
 	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("webhook store %s: %w", path, err)
 	}
-	s := &Store{db: db, now: o.Clock, retention: o.Retention}
+	s := &Store{db: db, id: id, now: o.Clock, retention: o.Retention}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -113,6 +117,22 @@ func OpenStore(path string, o StoreOptions) (*Store, error) {
 	}
 	return s, nil
 }
+
+// storeID returns the store's identity, made the first time.
+func storeID(tx *bolt.Tx) (string, error) {
+	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get([]byte("id")); v != nil {
+		return string(v), nil
+	}
+	id := "store_" + strings.TrimPrefix(newMessageID(), "msg_")
+	return id, meta.Put([]byte("id"), []byte(id))
+}
+
+// ID is the store's identity, made when the file was created and kept in
+// it: one process at a time holds the file, so the identity names the
+// replica that owns these messages, across restarts and whatever host it
+// runs on.
+func (s *Store) ID() string { return s.id }
 
 // Close closes the file. Calls after Close return errors.
 func (s *Store) Close() error { return s.db.Close() }

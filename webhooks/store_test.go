@@ -731,3 +731,33 @@ func TestStoreQueueOffHeap(t *testing.T) {
 		t.Errorf("pending %d, want %d", st["calls"].Pending, large)
 	}
 }
+// A store has an identity of its own, made once and kept in the file: two
+// stores differ, a reopened one is the same. Replicas claim under it.
+func TestStoreID(t *testing.T) {
+	dir := t.TempDir()
+	open := func(name string) string {
+		t.Helper()
+		s, err := OpenStore(filepath.Join(dir, name), StoreOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if !strings.HasPrefix(s.ID(), "store_") || len(s.ID()) < 20 {
+			t.Fatalf("ID %q", s.ID())
+		}
+		return s.ID()
+	}
+	a, b := open("a.db"), open("b.db")
+	if a == b {
+		t.Errorf("two stores share the identity %q", a)
+	}
+	if again := open("a.db"); again != a {
+		t.Errorf("reopened store has identity %q, was %q", again, a)
+	}
+	if got := replicaName("host-1", a); got != "host-1/"+a {
+		t.Errorf("replicaName = %q", got)
+	}
+	if got := replicaName("", a); got != a {
+		t.Errorf("replicaName without a label = %q", got)
+	}
+}

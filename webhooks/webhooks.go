@@ -103,7 +103,8 @@ type Deps struct {
 	Lookup Lookup
 	// Claimer claims a dedupe key across replicas; nil = this replica only.
 	Claimer Claimer
-	// Replica names this process in claims (e.g. the hostname).
+	// Replica labels this process in claims (e.g. the hostname). Open
+	// appends the store's identity, which is what tells replicas apart.
 	Replica string
 }
 

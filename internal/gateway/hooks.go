@@ -65,8 +65,9 @@ func newHooks(cfg config.Config, getenv func(string) string, log zerolog.Logger,
 	return h, nil
 }
 
-// replicaName names this process in the Redis claims: the host name, which
-// a StatefulSet keeps across restarts, so a replica keeps its own claims.
+// replicaName labels this process in the Redis claims, for people reading
+// them: the host name. The webhooks service adds its store's identity,
+// which tells apart two replicas on one host.
 func replicaName() string {
 	if h, err := os.Hostname(); err == nil && h != "" {
 		return h
