@@ -107,8 +107,8 @@ func run(o options) error {
 	}))
 	up := "http://" + target.Addr().String() + "/exotel/calls"
 	fmt.Printf("Loopback, %s; exogate %s.\n\n", machine(), o.bin)
-	fmt.Println("| load | against | requests | acked/s | p50 | p99 | max | errors |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Println("| load | against | requests | acked/s | p50 | p99 | max | errors | delivered by the end, pending |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	if err := pacedRuns(o, dir, up); err != nil {
 		return err
 	}
@@ -128,8 +128,8 @@ func pacedRuns(o options, dir, up string) error {
 	}
 	defer g.stop()
 	label := fmt.Sprintf("paced %.0f/s, %s", o.rate, o.paced)
-	row(label, "/healthz (baseline)", paced(g.healthz, nil, o.rate, o.paced))
-	row(label, "callbacks", paced(g.hook, g.callback, o.rate, o.paced))
+	row(label, "/healthz (baseline)", paced(g.healthz, nil, o.rate, o.paced), "–")
+	row(label, "callbacks", paced(g.hook, g.callback, o.rate, o.paced), g.queue())
 	return nil
 }
 
@@ -140,8 +140,8 @@ func saturatedRuns(o options, dir, up string, conns int) error {
 	}
 	defer g.stop()
 	label := fmt.Sprintf("saturated, %d conns, %s", conns, o.saturated)
-	row(label, "/healthz (baseline)", closed(g.healthz, nil, conns, o.saturated, 0))
-	row(label, "callbacks", closed(g.hook, g.callback, conns, o.saturated, 0))
+	row(label, "/healthz (baseline)", closed(g.healthz, nil, conns, o.saturated, 0), "–")
+	row(label, "callbacks", closed(g.hook, g.callback, conns, o.saturated, 0), g.queue())
 	return nil
 }
 
@@ -160,8 +160,8 @@ func downRun(o options, dir string) error {
 	}
 	defer g.stop()
 	fmt.Printf("\nTarget down (connection refused), %d connections:\n\n", o.downConns)
-	fmt.Println("| callbacks acked | heap in use | heap allocated | RSS | store file | pending | delivery attempts | acked/s, p99 since last row |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Println("| callbacks acked | heap in use | heap allocated | RSS: anonymous | RSS: file (the store's map) | store file | pending | delivery attempts | acked/s, p99 since last row |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	sample := func(n int, r result) {
 		m := scrape(g.admin)
 		fi, _ := os.Stat(g.store)
@@ -173,9 +173,10 @@ func downRun(o options, dir string) error {
 		if r.n > 0 {
 			speed = fmt.Sprintf("%.0f, %s", r.rate(), ms(r.pct(0.99)))
 		}
-		fmt.Printf("| %d | %s | %s | %s | %s | %.0f | %.0f | %s |\n", n,
+		anon, file := g.rss()
+		fmt.Printf("| %d | %s | %s | %s | %s | %s | %.0f | %.0f | %s |\n", n,
 			mib(m["go_memstats_heap_inuse_bytes"]), mib(m["go_memstats_heap_alloc_bytes"]),
-			mib(m["process_resident_memory_bytes"]), mib(float64(size)),
+			mib(anon), mib(file), mib(float64(size)),
 			m[`exogate_webhooks_pending{route="calls"}`], m["exogate_webhooks_delivery_attempts_total_sum"], speed)
 	}
 	sample(0, result{})
@@ -197,9 +198,9 @@ func downRun(o options, dir string) error {
 	return nil
 }
 
-func row(label, against string, r result) {
-	fmt.Printf("| %s | %s | %d | %.0f | %s | %s | %s | %d |\n", label, against, r.n, r.rate(),
-		ms(r.pct(0.50)), ms(r.pct(0.99)), ms(r.pct(1)), r.errs)
+func row(label, against string, r result, queue string) {
+	fmt.Printf("| %s | %s | %d | %.0f | %s | %s | %s | %d | %s |\n", label, against, r.n, r.rate(),
+		ms(r.pct(0.50)), ms(r.pct(0.99)), ms(r.pct(1)), r.errs, queue)
 	if r.errs > 0 {
 		fmt.Fprintf(os.Stderr, "hookload: %s against %s: %d errors, first: %s\n", label, against, r.errs, r.firstErr)
 	}
@@ -273,6 +274,31 @@ webhooks:
 	path := strings.TrimPrefix(strings.TrimSpace(string(url)), "http://hooks.invalid")
 	g.healthz, g.admin, g.hook = "http://"+addrs[0]+"/healthz", addrs[1], "http://"+addrs[2]+path
 	return g, nil
+}
+
+// rss reads the process's resident memory, anonymous (heap, stacks,
+// runtime) and file-backed (mostly the store's memory map, which the
+// kernel may drop at will), from /proc.
+func (g *gateway) rss() (anon, file float64) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.cmd.Process.Pid))
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) == 3 && (f[0] == "RssAnon:" || f[0] == "RssFile:") {
+			kib, _ := strconv.ParseFloat(f[1], 64)
+			if f[0] == "RssAnon:" {
+				anon = kib * 1024
+			} else {
+				file = kib * 1024
+			}
+		}
+	}
+	return anon, file
+}
+
+// queue reads how many callbacks were delivered and how many are pending.
+func (g *gateway) queue() string {
+	m := scrape(g.admin)
+	return fmt.Sprintf("%.0f, %.0f", m["exogate_webhooks_delivered_total"], m[`exogate_webhooks_pending{route="calls"}`])
 }
 
 func (g *gateway) stop() {
