@@ -107,6 +107,9 @@ func run(o options) error {
 	}))
 	up := "http://" + target.Addr().String() + "/exotel/calls"
 	fmt.Printf("Loopback, %s; exogate %s.\n\n", machine(), o.bin)
+	if err := fsyncFloor(dir, 500); err != nil {
+		return err
+	}
 	fmt.Println("| load | against | requests | acked/s | p50 | p99 | max | errors | delivered by the end, pending |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	if err := pacedRuns(o, dir, up); err != nil {
@@ -195,6 +198,30 @@ func downRun(o options, dir string) error {
 		done = s
 		sample(done, r)
 	}
+	return nil
+}
+
+// fsyncFloor times n writes of 4 KiB, each followed by an fsync, one at a
+// time, in dir: the disk's floor under an acknowledgement.
+func fsyncFloor(dir string, n int) error {
+	f, err := os.Create(filepath.Join(dir, "fsync"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var rec recorder
+	page := make([]byte, 4096)
+	start := time.Now()
+	for i := range n {
+		t := time.Now()
+		if _, err := f.WriteAt(page, int64(i%64)*4096); err != nil {
+			return err
+		}
+		rec.add(time.Since(t), f.Sync())
+	}
+	r := rec.result(time.Since(start))
+	fmt.Printf("The disk's floor: %d × (write 4 KiB, fsync), one at a time: p50 %s, p99 %s, max %s.\n\n",
+		n, ms(r.pct(0.5)), ms(r.pct(0.99)), ms(r.pct(1)))
 	return nil
 }
 
