@@ -46,10 +46,26 @@ func TestDeliverEndToEnd(t *testing.T) {
 	if n := e.target.hits.Load(); n != 2 {
 		t.Fatalf("target hit %d times, want 2", n)
 	}
-	c := e.svc.Counters()
+	// An attempt is counted after its result is committed, so the store
+	// can show a message delivered a moment before the counters do.
+	c := waitCounters(t, e, func(c Counters) bool { return c.Delivered >= 2 })
 	if c.Delivered != 2 || c.Attempts[resDelivered] != 2 || c.Received[recvDuplicate] != 1 {
 		t.Fatalf("counters %+v", c)
 	}
+}
+
+// waitCounters waits until the service's counters satisfy ok and returns
+// them: a bound on a hang, not a timing assertion.
+func waitCounters(t *testing.T, e *env, ok func(Counters) bool) Counters {
+	t.Helper()
+	var c Counters
+	for range 3000 {
+		if c = e.svc.Counters(); ok(c) {
+			return c
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return c
 }
 
 // waitState waits until route has one message in st: a bound on a hang,

@@ -731,6 +731,7 @@ func TestStoreQueueOffHeap(t *testing.T) {
 		t.Errorf("pending %d, want %d", st["calls"].Pending, large)
 	}
 }
+
 // A store has an identity of its own, made once and kept in the file: two
 // stores differ, a reopened one is the same. Replicas claim under it.
 func TestStoreID(t *testing.T) {
