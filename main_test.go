@@ -27,12 +27,12 @@ import (
 
 // Every API token and key the suite hands a gateway. TestMain fails the run if
 // any of them shows up in any log output of any gateway the suite started.
-var secrets = []string{
+var secrets = append([]string{
 	"f81f2a5027e1463d812c4d2b36ea2d7a", "9c3e8a1b4f6d2e0a7c5b3d9f1e8a2c4d",
 	"0123456789abcdef0123456789abcdef01234567", "fedcba9876543210fedcba9876543210fedcba98",
 	"badbadbadbadbadbadbadbadbadbad00",
 	billingSecret, callflowsSecret, opsSecret,
-}
+}, hooksSecrets()...)
 
 const (
 	acmeKey, acmeToken = "f81f2a5027e1463d812c4d2b36ea2d7a", "9c3e8a1b4f6d2e0a7c5b3d9f1e8a2c4d"

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -32,6 +31,7 @@ Usage:
   exogate [serve] [-config FILE] [-listen ADDR]   run the gateway
   exogate check   [-config FILE]                  test every account's credentials against Exotel
   exogate health  [-config FILE] [-url URL]       exit 0 when the running gateway is ready (for HEALTHCHECK)
+  exogate webhooks url|list|replay ...           the callback routes' URLs and queue ("exogate webhooks" for more)
   exogate hash-secret < secret                    print the secret_sha256 of a client secret read from stdin
   exogate version                                 print the version
 
@@ -63,6 +63,8 @@ func runNotify(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	case "health":
 		return health(ctx, rest, getenv, stdout, stderr)
+	case "webhooks":
+		return webhooksCommand(ctx, rest, getenv, stdout, stderr)
 	case "hash-secret":
 		return hashSecret(stdin, stdout)
 	case "serve", "check":
@@ -196,14 +198,11 @@ func health(ctx context.Context, args []string, getenv func(string) string, stdo
 		if addr == "" {
 			addr = cfg.Listen
 		}
-		host, port, err := net.SplitHostPort(addr)
+		base, err := localURL(addr)
 		if err != nil {
-			return fmt.Errorf("health: %q is not host:port", addr)
+			return fmt.Errorf("health: %w", err)
 		}
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			host = "127.0.0.1"
-		}
-		*url = "http://" + net.JoinHostPort(host, port) + "/readyz"
+		*url = base + "/readyz"
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

@@ -200,7 +200,7 @@ func NewRedis(accounts []string, cfg Config, rc RedisConfig) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	client := newRedisClient(rc)
+	client := NewRedisClient(rc)
 	r := &Redis{
 		timebase:  newTimebase(cfg.Now),
 		maxWait:   cfg.MaxWait,
@@ -266,9 +266,14 @@ func (rc RedisConfig) withDefaults(accounts []string) (RedisConfig, error) {
 	return rc, nil
 }
 
-// newRedisClient is the go-redis client: every wait bounded by rc.Timeout,
-// no retries of its own (a failed command falls back at once).
-func newRedisClient(rc RedisConfig) *redis.Client {
+// NewRedisClient is the one place a go-redis client is built: the
+// limiter's, and those of other parts that keep state in the same Redis
+// (the webhook claims). Every wait is bounded by rc.Timeout (default
+// 100ms), with no retries of its own (a failed command falls back at once).
+func NewRedisClient(rc RedisConfig) *redis.Client {
+	if rc.Timeout == 0 {
+		rc.Timeout = 100 * time.Millisecond
+	}
 	return redis.NewClient(&redis.Options{
 		Addr:                  rc.Addr,
 		Username:              rc.Username,

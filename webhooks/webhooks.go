@@ -103,7 +103,8 @@ type Deps struct {
 	Lookup Lookup
 	// Claimer claims a dedupe key across replicas; nil = this replica only.
 	Claimer Claimer
-	// Replica names this process in claims (e.g. the hostname).
+	// Replica labels this process in claims (e.g. the hostname). Open
+	// appends the store's identity, which is what tells replicas apart.
 	Replica string
 }
 
@@ -151,7 +152,14 @@ func (c Callback) DedupeKey(route string) string {
 	if c.Kind == KindSMS {
 		return route + "|sms|" + c.Sid + "|" + c.Status + "|" + c.DetailedStatusCode
 	}
-	return route + "|call|" + c.Sid + "|" + c.Status + "|" + c.EventType
+	// A call callback without EventType is the terminal one (Terminal):
+	// it shares its key with a terminal callback that names it, such as
+	// the one reconciliation synthesizes.
+	ev := c.EventType
+	if ev == "" {
+		ev = "terminal"
+	}
+	return route + "|call|" + c.Sid + "|" + c.Status + "|" + ev
 }
 
 // Terminal reports whether the callback ends the call's story (the one a

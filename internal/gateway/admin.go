@@ -27,8 +27,13 @@ import (
 // other than GET and HEAD must carry the token of the live configuration's
 // admin.token_file when it names one (see adminAuth), and a reload sooner
 // than admin.min_reload_interval after the previous one is answered 429.
-func adminHandler(live func() *gateway, m *metrics.Metrics, reload func() error, log zerolog.Logger) http.Handler {
+func adminHandler(live func() *gateway, m *metrics.Metrics, reload func() error, hooks http.Handler, log zerolog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	if hooks != nil {
+		// GET /webhooks, GET /webhooks/messages, POST /webhooks/replay.
+		mux.Handle("/webhooks", hooks)
+		mux.Handle("/webhooks/", hooks)
+	}
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

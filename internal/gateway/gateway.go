@@ -56,18 +56,40 @@ type Server struct {
 	srv, admin *http.Server
 	ln, aln    net.Listener
 	errc       chan error
+	// hooks is the callback path, kept across reloads; nil when
+	// webhooks.listen is empty.
+	hooks *hooks
 }
 
 // New wires a gateway from a validated configuration. Nothing listens and
 // no background work runs until Start.
 func New(cfg config.Config, deps Deps) (*Server, error) {
-	gw, err := newGateway(cfg, deps.Getenv, deps.Logger, deps.Metrics, deps.Version, nil)
+	s := &Server{deps: deps, log: deps.Logger, stopped: make(chan struct{}), errc: make(chan error, 3)}
+	var callbacks proxy.CallbackResolver
+	if cfg.Webhooks.Enabled() {
+		h, err := newHooks(cfg, deps.Getenv, deps.Logger, lookup(s))
+		if err != nil {
+			return nil, err
+		}
+		s.hooks, callbacks = h, h
+	}
+	gw, err := newGateway(cfg, deps.Getenv, deps.Logger, deps.Metrics, deps.Version, nil, callbacks)
 	if err != nil {
+		if s.hooks != nil {
+			_ = s.hooks.close(context.Background())
+		}
 		return nil, err
 	}
-	s := &Server{deps: deps, log: deps.Logger, stopped: make(chan struct{}), errc: make(chan error, 2)}
 	s.live.Store(gw)
 	return s, nil
+}
+
+// callbacks is the live resolver of exogate:// URLs, nil without webhooks.
+func (s *Server) callbacks() proxy.CallbackResolver {
+	if s.hooks == nil {
+		return nil
+	}
+	return s.hooks
 }
 
 // ServeHTTP hands each request to the gateway live when it arrives; a
@@ -132,13 +154,24 @@ func (s *Server) Reload() (err error) {
 			return err
 		}
 	}
+	if cfg.Webhooks.Enabled() != (s.hooks != nil) {
+		return errors.New("webhooks.listen: turning the callback listener on or off needs a restart")
+	}
 	log, err := NewLogger(cfg.Log, s.deps.Stderr)
 	if err != nil {
 		return err
 	}
-	gw, err := newGateway(cfg, s.deps.Getenv, log, s.deps.Metrics, s.deps.Version, old)
+	gw, err := newGateway(cfg, s.deps.Getenv, log, s.deps.Metrics, s.deps.Version, old, s.callbacks())
 	if err != nil {
 		return err
+	}
+	if s.hooks != nil {
+		if err := s.hooks.reconfigure(old.cfg, cfg, s.deps.Getenv); err != nil {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = gw.close(cctx)
+			return err
+		}
 	}
 	gw.start()
 	s.live.Store(gw)
@@ -236,6 +269,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 
 	s.deps.Metrics.Register(newStateCollector(s.live.Load))
+	if s.hooks != nil {
+		s.deps.Metrics.Register(newHooksCollector(s.hooks.svc))
+		if err := s.hooks.start(ctx, cfg, s.stopped, s.errc); err != nil {
+			_ = srv.Close()
+			return err
+		}
+	}
 	if cfg.Admin.Listen != "" {
 		if err := s.startAdmin(ctx, cfg, log); err != nil {
 			_ = srv.Close()
@@ -257,7 +297,7 @@ func (s *Server) startAdmin(ctx context.Context, cfg config.Config, log zerolog.
 		reload = s.Reload
 	}
 	admin := &http.Server{
-		Handler:           adminHandler(s.live.Load, s.deps.Metrics, reload, log),
+		Handler:           adminHandler(s.live.Load, s.deps.Metrics, reload, s.hooksAdmin(), log),
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
 		ReadTimeout:       cfg.Server.ReadTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,
@@ -325,6 +365,13 @@ func (s *Server) stop(log zerolog.Logger) {
 	s.stopOnce.Do(func() {
 		s.mu.Lock()
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// The callback path first: its checks against Exotel go through
+		// the live gateway.
+		if s.hooks != nil {
+			if err := s.hooks.close(cctx); err != nil {
+				log.Warn().Str("error", err.Error()).Msg("shutting down the callback path")
+			}
+		}
 		if err := s.live.Load().close(cctx); err != nil {
 			log.Warn().Str("error", err.Error()).Msg("shutting down")
 		}

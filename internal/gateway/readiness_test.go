@@ -38,7 +38,7 @@ func TestReadyzSameOnBothListeners(t *testing.T) {
 				cfg.Accounts[0].Credentials = *tc.creds
 			}
 			m := metrics.New("test")
-			gw, err := newGateway(cfg, getenv, zerolog.Nop(), m, "test", nil)
+			gw, err := newGateway(cfg, getenv, zerolog.Nop(), m, "test", nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -46,7 +46,7 @@ func TestReadyzSameOnBothListeners(t *testing.T) {
 			if tc.drain {
 				gw.SetDraining()
 			}
-			admin := adminHandler(func() *gateway { return gw }, m, nil, zerolog.Nop())
+			admin := adminHandler(func() *gateway { return gw }, m, nil, nil, zerolog.Nop())
 			for name, h := range map[string]http.Handler{"proxy": gw, "admin": admin} {
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))

@@ -162,7 +162,8 @@ func (g *gateway) close(ctx context.Context) error {
 
 // newGateway builds the credentials store, the limiter, the upstream
 // transport and the handler from a validated configuration.
-func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logger, m *metrics.Metrics, version string, prev *gateway) (*gateway, error) {
+// callbacks fills in exogate:// callback URLs (nil: no webhooks).
+func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logger, m *metrics.Metrics, version string, prev *gateway, callbacks proxy.CallbackResolver) (*gateway, error) {
 	store, err := newStore(cfg, getenv, log, prev)
 	if err != nil {
 		return nil, err
@@ -198,6 +199,7 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 		return nil, err
 	}
 	h, err := proxy.New(proxy.Config{
+		Callbacks:     callbacks,
 		Accounts:      accounts,
 		Authorizer:    store,
 		Limiter:       limiter,
@@ -390,6 +392,21 @@ func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rul
 		}
 		return m, nil
 	}
+	redisCfg, err := redisSettings(l, getenv)
+	if err != nil {
+		return nil, err
+	}
+	redisCfg.Logger = log
+	red, err := ratelimit.NewRedis(sids, rc, redisCfg)
+	if err != nil {
+		return nil, fmt.Errorf("limits: %w", err)
+	}
+	return red, nil
+}
+
+// redisSettings is the limits.redis section as ratelimit takes it, with
+// the credentials read from the environment.
+func redisSettings(l config.Limits, getenv func(string) string) (ratelimit.RedisConfig, error) {
 	r := l.Redis
 	var tlsConf *tls.Config
 	if r.TLS {
@@ -397,7 +414,7 @@ func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rul
 		if r.CAFile != "" {
 			pool, err := caPool(r.CAFile, true)
 			if err != nil {
-				return nil, fmt.Errorf("limits.redis.ca_file: %w", err)
+				return ratelimit.RedisConfig{}, fmt.Errorf("limits.redis.ca_file: %w", err)
 			}
 			tlsConf.RootCAs = pool
 		}
@@ -409,7 +426,7 @@ func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rul
 	if r.PasswordEnv != "" {
 		pass = getenv(r.PasswordEnv)
 	}
-	red, err := ratelimit.NewRedis(sids, rc, ratelimit.RedisConfig{
+	return ratelimit.RedisConfig{
 		Addr:      r.Address,
 		Username:  user,
 		Password:  pass,
@@ -419,12 +436,7 @@ func newLimiter(l config.Limits, sids []string, buckets map[string]ratelimit.Rul
 		Timeout:   r.Timeout,
 		OnFailure: l.OnBackendFailure,
 		Replicas:  l.Replicas,
-		Logger:    log,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("limits: %w", err)
-	}
-	return red, nil
+	}, nil
 }
 
 // newTransport is the upstream transport, Go's http.Transport: HTTPS with
