@@ -81,7 +81,7 @@ func (h *Handler) expectCallbacks(resp *http.Response) error {
 		return nil
 	}
 	ex := exchangeOf(resp.Request.Context())
-	if ex == nil || ex.expect == nil || resp.StatusCode != http.StatusOK || h.callbacks == nil {
+	if ex == nil || ex.expect == nil || resp.StatusCode != http.StatusOK {
 		return nil
 	}
 	head, err := io.ReadAll(io.LimitReader(resp.Body, maxCallAnswer))

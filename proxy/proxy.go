@@ -296,12 +296,15 @@ func (h *Handler) newUpstream(sid string, host exotel.Host, target *url.URL, bs 
 					now:       h.now,
 				},
 			},
-			ModifyResponse: h.expectCallbacks,
-			BufferPool:     &h.bufs,
-			ErrorHandler:   h.proxyError,
-			ErrorLog:       h.stdlog,
+			BufferPool:   &h.bufs,
+			ErrorHandler: h.proxyError,
+			ErrorLog:     h.stdlog,
 			// Exotel's answers stream back as they arrive (listings can be long).
 			FlushInterval: 0,
+		}
+		if h.callbacks != nil {
+			// Only a gateway with webhook routes reads placed calls' Sids.
+			up.proxies[b].ModifyResponse = h.expectCallbacks
 		}
 	}
 	return up

@@ -3,12 +3,15 @@ package webhooks
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/exogate/exogate/internal/testutil"
 )
 
 // TestDeliverEndToEnd runs the dispatchers: a callback accepted on the
@@ -59,12 +62,10 @@ func TestDeliverEndToEnd(t *testing.T) {
 func waitCounters(t *testing.T, e *env, ok func(Counters) bool) Counters {
 	t.Helper()
 	var c Counters
-	for range 3000 {
-		if c = e.svc.Counters(); ok(c) {
-			return c
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 30*time.Second, "counters never reached the wanted values", func() bool {
+		c = e.svc.Counters()
+		return ok(c)
+	})
 	return c
 }
 
@@ -72,27 +73,24 @@ func waitCounters(t *testing.T, e *env, ok func(Counters) bool) Counters {
 // not a timing assertion.
 func waitState(t *testing.T, e *env, route string, st State) Message {
 	t.Helper()
-	for range 3000 {
-		if ms, _ := e.q.List(route, st, 10); len(ms) == 1 {
-			return ms[0]
+	var m Message
+	testutil.Eventually(t, 30*time.Second, fmt.Sprintf("no %s message on %s", st, route), func() bool {
+		ms, _ := e.q.List(route, st, 10)
+		if len(ms) == 1 {
+			m = ms[0]
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("no %s message on %s", st, route)
-	return Message{}
+		return len(ms) == 1
+	})
+	return m
 }
 
 // waitDelivered waits until s counted n deliveries (counted just after
 // the store records them).
 func waitDelivered(t *testing.T, s *Service, n uint64) {
 	t.Helper()
-	for range 3000 {
-		if s.Counters().Delivered >= n {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("%d deliveries counted, want %d", s.Counters().Delivered, n)
+	testutil.Eventually(t, 30*time.Second, fmt.Sprintf("%d deliveries not counted", n), func() bool {
+		return s.Counters().Delivered >= n
+	})
 }
 
 // TestRetriesThenRecovery: a target that fails twice gets the callback on
