@@ -562,7 +562,8 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 	var logs testutil.SyncBuffer
 	cmd := exec.Command(bin, "serve", "-config", cfg)
 	cmd.Env = []string{"ACME_API_KEY=" + acmeKey, "ACME_API_TOKEN=" + acmeToken, "M_API_KEY=" + mumKey, "M_API_TOKEN=" + mumToken}
-	cmd.Stdout, cmd.Stderr = io.MultiWriter(&logs, allLogs), io.MultiWriter(&logs, allLogs)
+	out := io.MultiWriter(&logs, allLogs)
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -770,8 +771,8 @@ func startBinary(t *testing.T, cfgFile string) *process {
 		env = append(env, k+"="+v)
 	}
 	p.cmd.Env = env
-	p.cmd.Stdout = io.MultiWriter(p.logs, allLogs)
-	p.cmd.Stderr = io.MultiWriter(p.logs, allLogs)
+	out := io.MultiWriter(p.logs, allLogs)
+	p.cmd.Stdout, p.cmd.Stderr = out, out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
