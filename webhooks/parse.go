@@ -83,6 +83,26 @@ func validSid(s string) bool {
 	return true
 }
 
+// judgedFields are the fields ParseCallback reads. Each may appear once,
+// in any letter case: a body naming one twice could be read one way here
+// and another way by the target (a form parser keeping the last value, a
+// JSON decoder matching keys case-insensitively).
+var judgedFields = []string{"CallSid", "SmsSid", "Status", "EventType", "DetailedStatusCode"}
+
+// fieldNames counts the judged fields among a callback's field names.
+type fieldNames map[string]int
+
+func (f fieldNames) add(name string) error {
+	for _, j := range judgedFields {
+		if strings.EqualFold(name, j) {
+			if f[j]++; f[j] > 1 {
+				return fmt.Errorf("%s appears more than once", j)
+			}
+		}
+	}
+	return nil
+}
+
 // callbackFields returns a callback's top-level fields as strings.
 func callbackFields(contentType string, body []byte) (map[string]string, error) {
 	mt, params, err := mime.ParseMediaType(contentType)
@@ -108,8 +128,14 @@ func formFields(body []byte) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	names := fieldNames{}
 	out := make(map[string]string, len(v))
 	for k, vs := range v {
+		for range vs {
+			if err := names.add(k); err != nil {
+				return nil, err
+			}
+		}
 		out[k] = vs[0]
 	}
 	return out, nil
@@ -122,6 +148,9 @@ func jsonFields(body []byte) (map[string]string, error) {
 	}
 	if len(v) > maxFields {
 		return nil, errors.New("too many fields")
+	}
+	if err := jsonNames(body); err != nil {
+		return nil, err
 	}
 	out := make(map[string]string, len(v))
 	for k, raw := range v {
@@ -138,11 +167,37 @@ func jsonFields(body []byte) (map[string]string, error) {
 	return out, nil
 }
 
+// jsonNames checks the top-level names of a JSON object already known to
+// be valid, repeats included (which json.Unmarshal folds into one).
+func jsonNames(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // {
+		return err
+	}
+	names := fieldNames{}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		name, _ := k.(string)
+		if err := names.add(name); err != nil {
+			return err
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func multipartFields(body []byte, boundary string) (map[string]string, error) {
 	if boundary == "" {
 		return nil, errors.New("multipart without boundary")
 	}
 	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	names := fieldNames{}
 	out := make(map[string]string)
 	for n := 0; ; n++ {
 		p, err := mr.NextPart()
@@ -156,6 +211,9 @@ func multipartFields(body []byte, boundary string) (map[string]string, error) {
 			return nil, errors.New("too many fields")
 		}
 		name := p.FormName()
+		if err := names.add(name); err != nil {
+			return nil, err
+		}
 		v, err := io.ReadAll(p)
 		if err != nil {
 			return nil, err
