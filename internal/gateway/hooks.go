@@ -109,14 +109,14 @@ func (h *hooks) reconfigure(old, cfg config.Config, getenv func(string) string) 
 }
 
 // CallbackURL is the proxy's resolver of exogate://ROUTE: the route must
-// exist, belong to account and receive callbacks of kind.
+// exist, belong to account and receive callbacks of kind. Another
+// account's route is refused as one that does not exist: a caller learns
+// nothing of accounts it may not use.
 func (h *hooks) CallbackURL(account, kind, route string) (string, error) {
 	r, ok := (*h.routes.Load())[route]
 	switch {
-	case !ok:
+	case !ok || !strings.EqualFold(r.Account, account):
 		return "", fmt.Errorf("exogate://%s: no webhook route has this name", route)
-	case !strings.EqualFold(r.Account, account):
-		return "", fmt.Errorf("exogate://%s: the webhook route is not account %s's", route, account)
 	case r.Kind != kind:
 		return "", fmt.Errorf("exogate://%s: the webhook route receives %s callbacks, not %s", route, r.Kind, kind)
 	}
