@@ -1,11 +1,33 @@
 package webhooks
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/rs/zerolog"
 )
+
+// syncWriter serializes writes to w, read with String.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.(*strings.Builder).String()
+}
 
 // listen serves e's callback handler on 127.0.0.1 and returns the base URL.
 func (e *env) listen() string {
@@ -61,6 +83,62 @@ func TestIngressRefusesAmbiguousFields(t *testing.T) {
 			ms, err := e.q.List("calls", StatePending, 10)
 			if err != nil || len(ms) != 0 {
 				t.Fatalf("stored %d messages (%v), want none", len(ms), err)
+			}
+		})
+	}
+}
+
+// TestIngressHostileRequests sends, over a real connection, requests a
+// hostile party would try. None is acknowledged, none is stored, and the
+// route's token appears in no log line.
+func TestIngressHostileRequests(t *testing.T) {
+	tok := Token(urlSecret, "calls")
+	many := strings.Repeat("X=1&", maxFields) + "CallSid=" + callSid + "&Status=completed"
+	var parts [][2]string
+	for i := 0; i <= maxFields; i++ {
+		parts = append(parts, [2]string{"X", "1"})
+	}
+	parts = append(parts, [2]string{"CallSid", callSid}, [2]string{"Status", "completed"})
+	mpType, mpBody := multipartBody(t, parts)
+	deep := `{"CallSid":"` + callSid + `","Status":"completed","X":` + strings.Repeat("[", 30000) + strings.Repeat("]", 30000) + `}`
+	tests := []struct {
+		name, path, ct, body string
+		code                 int
+	}{
+		{"dot-dot after the route", "/hooks/calls/../sms/" + Token(urlSecret, "sms"), formType, smsForm, 404},
+		{"dot-dot in the token", "/hooks/calls/" + tok + "/../" + tok, formType, callForm, 404},
+		{"trailing slash", "/hooks/calls/" + tok + "/", formType, callForm, 404},
+		{"double slash", "/hooks//calls/" + tok, formType, callForm, 404},
+		{"route in another case", "/hooks/CALLS/" + tok, formType, callForm, 404},
+		{"another route's token", "/hooks/sms/" + tok, formType, smsForm, 404},
+		{"token in the query", "/hooks/calls/?token=" + tok, formType, callForm, 404},
+		{"too many form fields", "/hooks/calls/" + tok, formType, many, 400},
+		{"too many parts", "/hooks/calls/" + tok, mpType, string(mpBody), 400},
+		{"multipart without boundary", "/hooks/calls/" + tok, "multipart/form-data", string(mpBody), 400},
+		{"form sent as JSON", "/hooks/calls/" + tok, "application/json", callForm, 400},
+		{"JSON sent as a form", "/hooks/calls/" + tok, formType, callJSON, 400},
+		{"no content type", "/hooks/calls/" + tok, "", callForm, 400},
+		{"deep JSON", "/hooks/calls/" + tok, "application/json", deep, 400},
+		{"semicolon separators", "/hooks/calls/" + tok, formType, "CallSid=" + callSid + ";Status=completed", 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logs := &syncWriter{w: &strings.Builder{}}
+			e := newEnv(t, func(c *Config, d *Deps) {
+				c.MaxBody = 64 << 10
+				d.Log = zerolog.New(logs)
+			})
+			base := e.listen()
+			if code := postRaw(t, base, tt.path, tt.ct, tt.body); code != tt.code {
+				t.Fatalf("status %d, want %d", code, tt.code)
+			}
+			for _, r := range []string{"calls", "sms"} {
+				if ms, err := e.q.List(r, StatePending, 10); err != nil || len(ms) != 0 {
+					t.Fatalf("%s: stored %d messages (%v), want none", r, len(ms), err)
+				}
+			}
+			if strings.Contains(logs.String(), tok) {
+				t.Fatalf("the token is in the logs: %s", logs.String())
 			}
 		})
 	}
