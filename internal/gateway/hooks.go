@@ -169,11 +169,20 @@ func (h *hooks) start(ctx context.Context, cfg config.Config, stop <-chan struct
 	h.svc.Start(context.WithoutCancel(ctx))
 	routes := make([]string, 0, len(w.Routes))
 	for _, r := range w.Routes {
-		routes = append(routes, r.Name+"→"+r.Target)
+		routes = append(routes, r.Name+"→"+redactedURL(r.Target))
 	}
 	log.Info().Str("webhooks_addr", ln.Addr().String()).Str("scheme", scheme).Str("public_url", w.PublicURL).
 		Str("store", w.Store.Path).Strs("routes", routes).Msg("webhooks listening")
 	return nil
+}
+
+// redactedURL is u with any password in it masked, for logs.
+func redactedURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return p.Redacted()
 }
 
 // close stops the listener (callbacks in flight finish within ctx), then
