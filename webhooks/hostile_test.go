@@ -143,3 +143,60 @@ func TestIngressHostileRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayStaysOnItsRoute: naming one route's dead message under another
+// route is answered 404 and replays nothing, so an operator's request for
+// one route never moves another's messages.
+func TestReplayStaysOnItsRoute(t *testing.T) {
+	e := newEnv(t, nil)
+	e.target.answer(func(_ int, w http.ResponseWriter) { w.WriteHeader(http.StatusGone) })
+	e.post("sms", formType, smsForm)
+	e.deliverDue("sms")
+	dead := e.only("sms", StateDead)
+	srv := httptest.NewServer(e.svc.Admin())
+	t.Cleanup(srv.Close)
+	for _, body := range []string{
+		`{"route":"calls","id":"` + dead.ID + `"}`,
+		`{"route":"calls","state":"dead"}`,
+	} {
+		resp, err := http.Post(srv.URL+"/webhooks/replay", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && !strings.Contains(string(got), `"replayed":0`) {
+			t.Fatalf("%s: %d %s", body, resp.StatusCode, got)
+		}
+	}
+	if m := e.only("sms", StateDead); m.ID != dead.ID {
+		t.Fatalf("dead message %s, want %s", m.ID, dead.ID)
+	}
+}
+
+// TestIngressRefusesOtherCharsets: a body declared in a charset that is
+// not ASCII-compatible (UTF-16, UTF-7) would be read one way here and
+// another way by a target that decodes by the declared charset, so it is
+// refused; UTF-8 and ASCII, in any case, are accepted.
+func TestIngressRefusesOtherCharsets(t *testing.T) {
+	for _, tt := range []struct {
+		ct   string
+		code int
+	}{
+		{formType + "; charset=UTF-16BE", 400},
+		{formType + "; charset=utf-7", 400},
+		{"application/json; charset=utf-32", 400},
+		{formType + "; charset=UTF-8", 200},
+		{formType + "; charset=\"us-ascii\"", 200},
+		{"application/json; charset=utf-8", 200},
+	} {
+		e := newEnv(t, nil)
+		body := callForm
+		if strings.HasPrefix(tt.ct, "application/json") {
+			body = callJSON
+		}
+		if code := postRaw(t, e.listen(), "/hooks/calls/"+Token(urlSecret, "calls"), tt.ct, body); code != tt.code {
+			t.Errorf("%s: status %d, want %d", tt.ct, code, tt.code)
+		}
+	}
+}

@@ -103,11 +103,20 @@ func (f fieldNames) add(name string) error {
 	return nil
 }
 
+// asciiCharsets are the charsets a callback may declare: those in which
+// its ASCII field names and Sids read the same to every parser. Under
+// another (UTF-16, UTF-7) a target decoding by the declared charset would
+// read other fields than the ones checked here.
+var asciiCharsets = map[string]bool{"utf-8": true, "us-ascii": true, "iso-8859-1": true}
+
 // callbackFields returns a callback's top-level fields as strings.
 func callbackFields(contentType string, body []byte) (map[string]string, error) {
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		return nil, fmt.Errorf("content type: %v", err)
+	}
+	if cs, ok := params["charset"]; ok && !asciiCharsets[strings.ToLower(cs)] {
+		return nil, fmt.Errorf("charset %q", cs)
 	}
 	switch mt {
 	case "application/x-www-form-urlencoded":
