@@ -200,3 +200,22 @@ func TestIngressRefusesOtherCharsets(t *testing.T) {
 		}
 	}
 }
+
+// TestIngressMultipartNamesAsTargetsRead: a part this parser would skip
+// (a disposition other than form-data, a second Content-Disposition) still
+// names a field for some targets' parsers, so it counts as a repeat.
+func TestIngressMultipartNamesAsTargetsRead(t *testing.T) {
+	const forged = "ffffffffffffffffffffffffffffffff"
+	head := "--b\r\nContent-Disposition: form-data; name=\"CallSid\"\r\n\r\n" + callSid +
+		"\r\n--b\r\nContent-Disposition: form-data; name=\"Status\"\r\n\r\ncompleted\r\n"
+	for name, body := range map[string]string{
+		"attachment disposition": head + "--b\r\nContent-Disposition: attachment; name=\"CallSid\"\r\n\r\n" + forged + "\r\n--b--\r\n",
+		"two dispositions": head + "--b\r\nContent-Disposition: form-data; name=\"X\"\r\nContent-Disposition: form-data; name=\"CallSid\"\r\n\r\n" +
+			forged + "\r\n--b--\r\n",
+	} {
+		e := newEnv(t, nil)
+		if code := postRaw(t, e.listen(), "/hooks/calls/"+Token(urlSecret, "calls"), "multipart/form-data; boundary=b", body); code != 400 {
+			t.Errorf("%s: status %d, want 400", name, code)
+		}
+	}
+}

@@ -109,6 +109,23 @@ func (f fieldNames) add(name string) error {
 // read other fields than the ones checked here.
 var asciiCharsets = map[string]bool{"utf-8": true, "us-ascii": true, "iso-8859-1": true}
 
+// addPart counts the names a multipart part gives as any parser may read
+// them: every Content-Disposition header, whatever its disposition type.
+func (f fieldNames) addPart(p *multipart.Part) error {
+	cds := p.Header.Values("Content-Disposition")
+	if len(cds) > 1 {
+		return errors.New("a part with several Content-Disposition headers")
+	}
+	for _, cd := range cds {
+		if _, params, err := mime.ParseMediaType(cd); err == nil {
+			if err := f.add(params["name"]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // callbackFields returns a callback's top-level fields as strings.
 func callbackFields(contentType string, body []byte) (map[string]string, error) {
 	mt, params, err := mime.ParseMediaType(contentType)
@@ -220,7 +237,7 @@ func multipartFields(body []byte, boundary string) (map[string]string, error) {
 			return nil, errors.New("too many fields")
 		}
 		name := p.FormName()
-		if err := names.add(name); err != nil {
+		if err := names.addPart(p); err != nil {
 			return nil, err
 		}
 		v, err := io.ReadAll(p)
