@@ -83,11 +83,57 @@ func validSid(s string) bool {
 	return true
 }
 
+// judgedFields are the fields ParseCallback reads. Each may appear once,
+// in any letter case: a body naming one twice could be read one way here
+// and another way by the target (a form parser keeping the last value, a
+// JSON decoder matching keys case-insensitively).
+var judgedFields = []string{"CallSid", "SmsSid", "Status", "EventType", "DetailedStatusCode"}
+
+// fieldNames counts the judged fields among a callback's field names.
+type fieldNames map[string]int
+
+func (f fieldNames) add(name string) error {
+	for _, j := range judgedFields {
+		if strings.EqualFold(name, j) {
+			if f[j]++; f[j] > 1 {
+				return fmt.Errorf("%s appears more than once", j)
+			}
+		}
+	}
+	return nil
+}
+
+// asciiCharsets are the charsets a callback may declare: those in which
+// its ASCII field names and Sids read the same to every parser. Under
+// another (UTF-16, UTF-7) a target decoding by the declared charset would
+// read other fields than the ones checked here.
+var asciiCharsets = map[string]bool{"utf-8": true, "us-ascii": true, "iso-8859-1": true}
+
+// addPart counts the names a multipart part gives as any parser may read
+// them: every Content-Disposition header, whatever its disposition type.
+func (f fieldNames) addPart(p *multipart.Part) error {
+	cds := p.Header.Values("Content-Disposition")
+	if len(cds) > 1 {
+		return errors.New("a part with several Content-Disposition headers")
+	}
+	for _, cd := range cds {
+		if _, params, err := mime.ParseMediaType(cd); err == nil {
+			if err := f.add(params["name"]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // callbackFields returns a callback's top-level fields as strings.
 func callbackFields(contentType string, body []byte) (map[string]string, error) {
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		return nil, fmt.Errorf("content type: %v", err)
+	}
+	if cs, ok := params["charset"]; ok && !asciiCharsets[strings.ToLower(cs)] {
+		return nil, fmt.Errorf("charset %q", cs)
 	}
 	switch mt {
 	case "application/x-www-form-urlencoded":
@@ -108,8 +154,14 @@ func formFields(body []byte) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	names := fieldNames{}
 	out := make(map[string]string, len(v))
 	for k, vs := range v {
+		for range vs {
+			if err := names.add(k); err != nil {
+				return nil, err
+			}
+		}
 		out[k] = vs[0]
 	}
 	return out, nil
@@ -122,6 +174,9 @@ func jsonFields(body []byte) (map[string]string, error) {
 	}
 	if len(v) > maxFields {
 		return nil, errors.New("too many fields")
+	}
+	if err := jsonNames(body); err != nil {
+		return nil, err
 	}
 	out := make(map[string]string, len(v))
 	for k, raw := range v {
@@ -138,11 +193,37 @@ func jsonFields(body []byte) (map[string]string, error) {
 	return out, nil
 }
 
+// jsonNames checks the top-level names of a JSON object already known to
+// be valid, repeats included (which json.Unmarshal folds into one).
+func jsonNames(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // {
+		return err
+	}
+	names := fieldNames{}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		name, _ := k.(string)
+		if err := names.add(name); err != nil {
+			return err
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func multipartFields(body []byte, boundary string) (map[string]string, error) {
 	if boundary == "" {
 		return nil, errors.New("multipart without boundary")
 	}
 	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	names := fieldNames{}
 	out := make(map[string]string)
 	for n := 0; ; n++ {
 		p, err := mr.NextPart()
@@ -156,6 +237,9 @@ func multipartFields(body []byte, boundary string) (map[string]string, error) {
 			return nil, errors.New("too many fields")
 		}
 		name := p.FormName()
+		if err := names.addPart(p); err != nil {
+			return nil, err
+		}
 		v, err := io.ReadAll(p)
 		if err != nil {
 			return nil, err

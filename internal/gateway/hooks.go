@@ -109,14 +109,14 @@ func (h *hooks) reconfigure(old, cfg config.Config, getenv func(string) string) 
 }
 
 // CallbackURL is the proxy's resolver of exogate://ROUTE: the route must
-// exist, belong to account and receive callbacks of kind.
+// exist, belong to account and receive callbacks of kind. Another
+// account's route is refused as one that does not exist: a caller learns
+// nothing of accounts it may not use.
 func (h *hooks) CallbackURL(account, kind, route string) (string, error) {
 	r, ok := (*h.routes.Load())[route]
 	switch {
-	case !ok:
+	case !ok || !strings.EqualFold(r.Account, account):
 		return "", fmt.Errorf("exogate://%s: no webhook route has this name", route)
-	case !strings.EqualFold(r.Account, account):
-		return "", fmt.Errorf("exogate://%s: the webhook route is not account %s's", route, account)
 	case r.Kind != kind:
 		return "", fmt.Errorf("exogate://%s: the webhook route receives %s callbacks, not %s", route, r.Kind, kind)
 	}
@@ -169,11 +169,20 @@ func (h *hooks) start(ctx context.Context, cfg config.Config, stop <-chan struct
 	h.svc.Start(context.WithoutCancel(ctx))
 	routes := make([]string, 0, len(w.Routes))
 	for _, r := range w.Routes {
-		routes = append(routes, r.Name+"→"+r.Target)
+		routes = append(routes, r.Name+"→"+redactedURL(r.Target))
 	}
 	log.Info().Str("webhooks_addr", ln.Addr().String()).Str("scheme", scheme).Str("public_url", w.PublicURL).
 		Str("store", w.Store.Path).Strs("routes", routes).Msg("webhooks listening")
 	return nil
+}
+
+// redactedURL is u with any password in it masked, for logs.
+func redactedURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return p.Redacted()
 }
 
 // close stops the listener (callbacks in flight finish within ctx), then
