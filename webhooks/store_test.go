@@ -762,3 +762,29 @@ func TestStoreID(t *testing.T) {
 		t.Errorf("replicaName without a label = %q", got)
 	}
 }
+
+// Message ids sort in the order they were made (to the millisecond), so
+// new records append to the msg bucket; and they stay unique and of one
+// length within a millisecond.
+func TestMessageIDsAreTimeOrdered(t *testing.T) {
+	base := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	var prev string
+	seen := map[string]bool{}
+	for i := range 2000 {
+		id := strings.ToLower(idEncoding.EncodeToString(timeOrderedID(base.Add(time.Duration(i/4) * time.Millisecond))))
+		if len(id) != 26 {
+			t.Fatalf("id %q: %d characters, want 26", id, len(id))
+		}
+		if seen[id] {
+			t.Fatalf("id %q made twice", id)
+		}
+		seen[id] = true
+		if i%4 == 0 && id <= prev {
+			t.Fatalf("id %q made a millisecond after %q sorts before it", id, prev)
+		}
+		prev = id
+	}
+	if id := newMessageID(); !strings.HasPrefix(id, "msg_") || len(id) != 30 {
+		t.Errorf("newMessageID() = %q", id)
+	}
+}
