@@ -20,10 +20,11 @@ import (
 
 // A target says what one directory of manifests must be.
 type target struct {
-	dir        string // under deploy/
-	deployment string // the Deployment that runs exogate
-	container  string // exogate's container in it
-	app        string // the container that calls exogate over loopback; "" = exogate runs alone
+	dir       string // under deploy/
+	kind      string // the kind of workload that runs exogate: Deployment or StatefulSet
+	workload  string // its name
+	container string // exogate's container in it
+	app       string // the container that calls exogate over loopback; "" = exogate runs alone
 
 	listenHost       string        // the Exotel listener's host, after EXOGATE_LISTEN
 	backend          string        // limits.backend
@@ -38,11 +39,13 @@ type target struct {
 	prometheusLabels    labels // the labels of those pods
 
 	tokenOnlyInExogate bool // the service-account token reaches exogate's container only
+
+	webhooks bool // exogate receives Exotel's callbacks (webhooks.listen is set)
 }
 
 var targets = []target{
 	{
-		dir: "kubernetes/sidecar", deployment: "example-app", container: "exogate", app: "app",
+		dir: "kubernetes/sidecar", kind: "Deployment", workload: "example-app", container: "exogate", app: "app",
 		listenHost: "127.0.0.1", backend: "memory", minReplicas: 1, maxMemoryRequest: "64Mi",
 		minShutdownDelay: time.Second, tokenOnlyInExogate: true,
 		networkPolicy:       true,
@@ -50,13 +53,23 @@ var targets = []target{
 		prometheusLabels:    labels{"app.kubernetes.io/name": "prometheus"},
 	},
 	{
-		dir: "kubernetes/central", deployment: "exogate", container: "exogate",
+		dir: "kubernetes/central", kind: "Deployment", workload: "exogate", container: "exogate",
 		listenHost: "0.0.0.0", backend: "redis", minReplicas: 3, maxMemoryRequest: "256Mi",
 		minShutdownDelay: 5 * time.Second,
 		service:          true, networkPolicy: true, pdb: true, spread: true,
 		clientLabels:        labels{"exogate.io/client": "true"},
 		monitoringNamespace: "monitoring",
 		prometheusLabels:    labels{"app.kubernetes.io/name": "prometheus"},
+	},
+	{
+		dir: "kubernetes/webhooks", kind: "StatefulSet", workload: "exogate", container: "exogate",
+		listenHost: "0.0.0.0", backend: "redis", minReplicas: 3, maxMemoryRequest: "256Mi",
+		minShutdownDelay: 5 * time.Second,
+		service:          true, networkPolicy: true, pdb: true, spread: true,
+		clientLabels:        labels{"exogate.io/client": "true"},
+		monitoringNamespace: "monitoring",
+		prometheusLabels:    labels{"app.kubernetes.io/name": "prometheus"},
+		webhooks:            true,
 	},
 }
 
@@ -66,6 +79,7 @@ var apiVersions = map[string]string{
 	"ConfigMap":           "v1",
 	"Service":             "v1",
 	"Deployment":          "apps/v1",
+	"StatefulSet":         "apps/v1",
 	"NetworkPolicy":       "networking.k8s.io/v1",
 	"PodDisruptionBudget": "policy/v1",
 }
@@ -85,11 +99,11 @@ func (r *report) errorf(format string, args ...any) {
 	r.problems = append(r.problems, fmt.Sprintf(format, args...))
 }
 
-// need reports why a check cannot run when the Deployment, exogate's
+// need reports why a check cannot run when the workload, exogate's
 // container or its configuration is missing, and says whether it can.
 func (r *report) need(b *bundle, cfg bool) bool {
 	switch {
-	case b.dep == nil || b.exo == nil:
+	case b.wl == nil || b.exo == nil:
 		r.errorf("%v", b.cfgErr)
 		return false
 	case cfg && b.cfg == nil:
@@ -114,7 +128,7 @@ var checks = []check{
 	{"shipped clients authorise no one", checkClientPlaceholders},
 	{"-config names the mounted ConfigMap", checkConfigMount},
 	{"listen address matches the container port", checkListen},
-	{"deployment selects its own pods", checkDeployment},
+	{"workload selects its own pods", checkWorkload},
 	{"service routes to the listener", checkService},
 	{"network policy admits only clients and monitoring", checkNetworkPolicy},
 	{"admin token comes from a Secret", checkAdminToken},
@@ -127,6 +141,9 @@ var checks = []check{
 	{"prometheus annotations point at the admin port", checkPrometheus},
 	{"app calls exogate over loopback without credentials", checkApp},
 	{"replicas are spread over nodes", checkSpread},
+	{"webhook store is on the replica's own volume", checkWebhookStore},
+	{"webhook secrets come from Secrets", checkWebhookSecrets},
+	{"webhook listener is published to Exotel", checkWebhookListener},
 }
 
 func loadTarget(t *testing.T, tg target) *bundle {
@@ -201,8 +218,8 @@ func checkKinds(b *bundle, r *report) {
 		}
 		seen[id] = true
 	}
-	if _, ok := b.named("Deployment", b.deployment); !ok {
-		r.errorf("no Deployment %q", b.deployment)
+	if _, ok := b.named(b.kind, b.workload); !ok {
+		r.errorf("no %s %q", b.kind, b.workload)
 	}
 }
 
@@ -251,8 +268,8 @@ func checkKustomization(b *bundle, r *report) {
 }
 
 func checkProbePorts(b *bundle, r *report) {
-	for _, o := range b.of("Deployment") {
-		d, err := decode[deployment](o)
+	for _, o := range append(b.of("Deployment"), b.of("StatefulSet")...) {
+		d, err := decode[workload](o)
 		if err != nil {
 			r.errorf("%v", err)
 			continue
@@ -369,6 +386,14 @@ func checkConfigValid(b *bundle, r *report) {
 		if err := validateButPlaceholders(b.cfg.cfg); err != nil {
 			r.errorf("%s with the container's environment: %v", b.cfg.source, err)
 		}
+		// The webhooks section's secrets are read from the environment
+		// at start, not by Validate: a variable the container does not set
+		// stops exogate as surely as a bad key.
+		if w := b.cfg.cfg.Webhooks; w.Enabled() {
+			if _, err := w.Settings(b.secretGetenv(b.exo), b.cfg.cfg.Breaker); err != nil {
+				r.errorf("%s with the container's environment and Secrets: %v", b.cfg.source, err)
+			}
+		}
 	}
 }
 
@@ -455,26 +480,54 @@ func checkListen(b *bundle, r *report) {
 			r.errorf("%v", err)
 			continue
 		}
+		hooks, _ := b.hooksPort()
 		for _, sp := range s.Spec.Ports {
-			if p, ok := b.exo.port(sp.TargetPort); !ok || p.ContainerPort != port {
+			if p, ok := b.exo.port(sp.TargetPort); !ok || (p.ContainerPort != port && (hooks == 0 || p.ContainerPort != hooks)) {
 				r.errorf("%s: port %d targetPort %q is not exogate's listener port %d", o, sp.Port, sp.TargetPort, port)
 			}
 		}
 	}
 }
 
-func checkDeployment(b *bundle, r *report) {
+// checkWorkload: the workload selects its own pods and runs enough of
+// them; a StatefulSet's serviceName is a headless Service of this
+// directory selecting them (it names the replicas, and must exist).
+func checkWorkload(b *bundle, r *report) {
 	if !r.need(b, false) {
 		return
 	}
-	if err := b.dep.Spec.Selector.selects(b.podLabels()); err != nil {
-		r.errorf("Deployment %q selector %v (pod template labels %v)", b.deployment, err, b.podLabels())
+	if err := b.wl.Spec.Selector.selects(b.podLabels()); err != nil {
+		r.errorf("%s %q selector %v (pod template labels %v)", b.kind, b.workload, err, b.podLabels())
 	}
 	if n := b.replicas(); n < b.minReplicas {
-		r.errorf("Deployment %q has replicas %d, want at least %d", b.deployment, n, b.minReplicas)
+		r.errorf("%s %q has replicas %d, want at least %d", b.kind, b.workload, n, b.minReplicas)
+	}
+	if b.kind != "StatefulSet" {
+		return
+	}
+	name := b.wl.Spec.ServiceName
+	o, ok := b.named("Service", name)
+	if !ok {
+		r.errorf("StatefulSet %q serviceName %q is not a Service in this directory", b.workload, name)
+		return
+	}
+	s, err := decode[service](o)
+	switch {
+	case err != nil:
+		r.errorf("%v", err)
+	case s.Spec.ClusterIP != "None":
+		r.errorf("StatefulSet %q serviceName %q is not headless (clusterIP: None)", b.workload, name)
+	default:
+		if err := subset(s.Spec.Selector, b.podLabels()); err != nil {
+			r.errorf("%s: selector %v", o, err)
+		}
 	}
 }
 
+// checkService: every Service selects exogate's pods and targets its
+// listener or, with webhooks, its callback listener (checkWebhookListener
+// says which Services may publish that); none publishes the admin port; one
+// at least publishes the listener.
 func checkService(b *bundle, r *report) {
 	svcs := b.of("Service")
 	if !b.service {
@@ -483,40 +536,50 @@ func checkService(b *bundle, r *report) {
 		}
 		return
 	}
-	if len(svcs) != 1 {
-		r.errorf("want exactly one Service, have %d", len(svcs))
+	if len(svcs) == 0 {
+		r.errorf("want a Service, have none")
 		return
 	}
 	if !r.need(b, true) {
 		return
 	}
-	s, err := decode[service](svcs[0])
-	if err != nil {
-		r.errorf("%v", err)
-		return
-	}
-	if err := subset(s.Spec.Selector, b.podLabels()); err != nil {
-		r.errorf("%s: selector %v", svcs[0], err)
-	}
 	listen, _ := b.listenPort()
 	admin, _ := b.adminPort()
+	hooks, _ := b.hooksPort()
 	found := false
-	for _, sp := range s.Spec.Ports {
-		p, ok := b.exo.port(sp.TargetPort)
-		switch {
-		case !ok:
-			r.errorf("%s: targetPort %q is not a port of exogate's container", svcs[0], sp.TargetPort)
-		case p.ContainerPort == admin:
-			r.errorf("%s: publishes the admin port %d; Prometheus scrapes the pods", svcs[0], admin)
-		case p.ContainerPort == listen:
-			found = true
+	for _, o := range svcs {
+		s, err := decode[service](o)
+		if err != nil {
+			r.errorf("%v", err)
+			continue
+		}
+		if err := subset(s.Spec.Selector, b.podLabels()); err != nil {
+			r.errorf("%s: selector %v", o, err)
+		}
+		for _, sp := range s.Spec.Ports {
+			p, ok := b.exo.port(sp.TargetPort)
+			switch {
+			case !ok:
+				r.errorf("%s: targetPort %q is not a port of exogate's container", o, sp.TargetPort)
+			case p.ContainerPort == admin:
+				r.errorf("%s: publishes the admin port %d; Prometheus scrapes the pods", o, admin)
+			case p.ContainerPort == listen:
+				found = true
+			case hooks != 0 && p.ContainerPort == hooks:
+			default:
+				r.errorf("%s: targetPort %q is port %d, neither the listener nor the callback listener", o, sp.TargetPort, p.ContainerPort)
+			}
 		}
 	}
 	if !found {
-		r.errorf("%s: no port targets exogate's listener port %d", svcs[0], listen)
+		r.errorf("no Service has a port that targets exogate's listener port %d", listen)
 	}
 }
 
+// checkNetworkPolicy: one NetworkPolicy selects exogate's pods and admits
+// the listener only from the labelled clients, the admin port only from
+// Prometheus and, with webhooks, the callback listener from anywhere (no
+// from) or from whatever the rule names; every rule names its ports.
 func checkNetworkPolicy(b *bundle, r *report) {
 	nps := b.of("NetworkPolicy")
 	if !b.networkPolicy {
@@ -546,49 +609,35 @@ func checkNetworkPolicy(b *bundle, r *report) {
 	}
 	listen, _ := b.listenPort()
 	admin, _ := b.adminPort()
+	hooks, _ := b.hooksPort()
 	covered := map[int]bool{}
 	for i, rule := range np.Spec.Ingress {
 		if len(rule.Ports) == 0 {
 			r.errorf("%s: ingress[%d] has no ports, so it opens every port", o, i)
 		}
-		if len(rule.From) == 0 {
-			r.errorf("%s: ingress[%d] has no from, so it admits any source", o, i)
-		}
+		onlyHooks := len(rule.Ports) > 0 && hooks != 0
 		for _, p := range rule.Ports {
 			if p.Port == nil {
 				r.errorf("%s: ingress[%d] has a port entry without port, which opens every port", o, i)
+				onlyHooks = false
 				continue
 			}
 			cp, ok := b.exo.port(*p.Port)
 			if !ok {
 				r.errorf("%s: ingress[%d] port %q is not a port of exogate's container", o, i, *p.Port)
+				onlyHooks = false
 				continue
 			}
 			covered[cp.ContainerPort] = true
+			onlyHooks = onlyHooks && cp.ContainerPort == hooks
 			for j, f := range rule.From {
-				switch cp.ContainerPort {
-				case listen:
-					if b.clientLabels == nil {
-						r.errorf("%s: ingress[%d] opens the listener port %d, which is on loopback here: nothing outside the pod may reach it", o, i, listen)
-					} else if f.PodSelector == nil || f.NamespaceSelector != nil || f.IPBlock != nil {
-						r.errorf("%s: ingress[%d].from[%d] to the listener must be a podSelector alone", o, i, j)
-					} else if fmt.Sprint(f.PodSelector.MatchLabels) != fmt.Sprint(b.clientLabels) || len(f.PodSelector.MatchExpressions) > 0 {
-						r.errorf("%s: ingress[%d].from[%d] admits %v to the listener, want exactly %v", o, i, j, f.PodSelector.MatchLabels, b.clientLabels)
-					}
-				case admin:
-					// Prometheus only: its pods in its namespace, both
-					// selectors in one entry (the kubelet's probes come
-					// from the node, which NetworkPolicy lets through).
-					ns := labels{"kubernetes.io/metadata.name": b.monitoringNamespace}
-					if f.NamespaceSelector == nil || f.PodSelector == nil || f.IPBlock != nil ||
-						fmt.Sprint(f.NamespaceSelector.MatchLabels) != fmt.Sprint(ns) || len(f.NamespaceSelector.MatchExpressions) > 0 ||
-						fmt.Sprint(f.PodSelector.MatchLabels) != fmt.Sprint(b.prometheusLabels) || len(f.PodSelector.MatchExpressions) > 0 {
-						r.errorf("%s: ingress[%d].from[%d] to the admin port must be the namespace %s with pods labelled %v, in one entry (Prometheus only)", o, i, j, b.monitoringNamespace, b.prometheusLabels)
-					}
-				default:
-					r.errorf("%s: ingress[%d] opens port %d, which is neither the listener nor the admin port", o, i, cp.ContainerPort)
-				}
+				b.checkPeer(r, fmt.Sprintf("%s: ingress[%d].from[%d]", o, i, j), f, cp.ContainerPort)
 			}
+		}
+		// Exotel and the balancer in front of the callback listener
+		// may be anywhere.
+		if len(rule.From) == 0 && !onlyHooks {
+			r.errorf("%s: ingress[%d] has no from, so it admits any source", o, i)
 		}
 	}
 	need := []int{admin}
@@ -599,6 +648,39 @@ func checkNetworkPolicy(b *bundle, r *report) {
 		if !covered[p] {
 			r.errorf("%s: no ingress rule admits anyone to port %d", o, p)
 		}
+	}
+}
+
+// checkPeer checks one source a NetworkPolicy rule admits to port; at
+// names the rule's entry.
+func (b *bundle) checkPeer(r *report, at string, f peer, port int) {
+	listen, _ := b.listenPort()
+	admin, _ := b.adminPort()
+	hooks, _ := b.hooksPort()
+	switch port {
+	case listen:
+		if b.clientLabels == nil {
+			r.errorf("%s opens the listener port %d, which is on loopback here: nothing outside the pod may reach it", at, listen)
+		} else if f.PodSelector == nil || f.NamespaceSelector != nil || f.IPBlock != nil {
+			r.errorf("%s to the listener must be a podSelector alone", at)
+		} else if fmt.Sprint(f.PodSelector.MatchLabels) != fmt.Sprint(b.clientLabels) || len(f.PodSelector.MatchExpressions) > 0 {
+			r.errorf("%s admits %v to the listener, want exactly %v", at, f.PodSelector.MatchLabels, b.clientLabels)
+		}
+	case admin:
+		// Prometheus only: its pods in its namespace, both selectors in
+		// one entry (the kubelet's probes come from the node, which
+		// NetworkPolicy lets through).
+		ns := labels{"kubernetes.io/metadata.name": b.monitoringNamespace}
+		if f.NamespaceSelector == nil || f.PodSelector == nil || f.IPBlock != nil ||
+			fmt.Sprint(f.NamespaceSelector.MatchLabels) != fmt.Sprint(ns) || len(f.NamespaceSelector.MatchExpressions) > 0 ||
+			fmt.Sprint(f.PodSelector.MatchLabels) != fmt.Sprint(b.prometheusLabels) || len(f.PodSelector.MatchExpressions) > 0 {
+			r.errorf("%s to the admin port must be the namespace %s with pods labelled %v, in one entry (Prometheus only)", at, b.monitoringNamespace, b.prometheusLabels)
+		}
+	case hooks:
+		// Any source: narrowing the callback listener's (to the Ingress
+		// controller, or to Exotel's ranges) is the operator's choice.
+	default:
+		r.errorf("%s opens port %d, which is neither the listener nor the admin port", at, port)
 	}
 }
 
@@ -843,7 +925,7 @@ func checkLimiter(b *bundle, r *report) {
 		return
 	}
 	if l.Replicas != 0 && l.Replicas != b.replicas() {
-		r.errorf("limits.replicas %d disagrees with the Deployment's %d replicas (the local fallback's share would be wrong)", l.Replicas, b.replicas())
+		r.errorf("limits.replicas %d disagrees with the %s's %d replicas (the local fallback's share would be wrong)", l.Replicas, b.kind, b.replicas())
 	}
 	if l.Redis.PasswordEnv == "" {
 		r.errorf("limits.redis.password_env is empty")
@@ -864,7 +946,7 @@ func checkPrometheus(b *bundle, r *report) {
 	if !r.need(b, true) {
 		return
 	}
-	a := b.dep.Spec.Template.Metadata.Annotations
+	a := b.wl.Spec.Template.Metadata.Annotations
 	admin, _ := b.adminPort()
 	if a["prometheus.io/scrape"] != "true" {
 		r.errorf("pod annotation prometheus.io/scrape %q, want \"true\"", a["prometheus.io/scrape"])
@@ -939,6 +1021,180 @@ func checkSpread(b *bundle, r *report) {
 	}
 	if !hostname {
 		r.errorf("neither a topology spread constraint nor pod anti-affinity on kubernetes.io/hostname: all replicas may land on one node")
+	}
+}
+
+// needWebhooks is need for the webhook checks: it also reports a directory
+// whose gateway must receive Exotel's callbacks and does not, and skips
+// one whose gateway need not.
+func (r *report) needWebhooks(b *bundle) bool {
+	if !r.need(b, true) {
+		return false
+	}
+	switch {
+	case b.cfg.cfg.Webhooks.Enabled():
+		return true
+	case b.webhooks:
+		r.errorf("webhooks.listen is empty: this directory's gateway receives Exotel's callbacks")
+	default:
+		r.skipped = "webhooks are off"
+	}
+	return false
+}
+
+// checkWebhookStore: the store (webhooks.store.path, by default beside the
+// configuration file) lies on a volume of the replica's own that outlives
+// the pod, since a callback answered 200 exists nowhere else until it is
+// delivered: a StatefulSet's volumeClaimTemplate, mounted writable, made
+// writable for exogate's user by the pod's fsGroup.
+func checkWebhookStore(b *bundle, r *report) {
+	if !r.needWebhooks(b) {
+		return
+	}
+	file := b.cfg.cfg.Webhooks.Store.Path
+	m, _ := b.exo.mountFor(file)
+	if m == nil {
+		r.errorf("webhooks.store.path %s: no volume is mounted there, so the store would be on the container's own filesystem", file)
+		return
+	}
+	if m.ReadOnly {
+		r.errorf("webhooks.store.path %s: volume %q is mounted readOnly", file, m.Name)
+	}
+	if v := b.pod().volume(m.Name); v != nil {
+		what := "a volume of the pod"
+		switch {
+		case v.EmptyDir != nil:
+			what = "an emptyDir, lost with the pod"
+		case v.ConfigMap != nil:
+			what = fmt.Sprintf("the ConfigMap %q", v.ConfigMap.Name)
+		case v.Secret != nil:
+			what = "a Secret"
+		}
+		r.errorf("webhooks.store.path %s: volume %q is %s, not a volumeClaimTemplate: the callbacks acknowledged to Exotel would not survive the pod", file, m.Name, what)
+		return
+	}
+	var claim *volumeClaimTemplate
+	for i, c := range b.wl.Spec.VolumeClaimTemplates {
+		if c.Metadata.Name == m.Name {
+			claim = &b.wl.Spec.VolumeClaimTemplates[i]
+		}
+	}
+	if claim == nil {
+		r.errorf("webhooks.store.path %s: volume %q is no volumeClaimTemplate of the %s (a StatefulSet's give each replica its own volume)", file, m.Name, b.kind)
+		return
+	}
+	if modes := claim.Spec.AccessModes; !slices.Contains(modes, "ReadWriteOnce") && !slices.Contains(modes, "ReadWriteOncePod") {
+		r.errorf("volumeClaimTemplate %q accessModes %v, want ReadWriteOnce or ReadWriteOncePod (one replica's store)", claim.Metadata.Name, modes)
+	}
+	if _, ok := claim.Spec.Resources.Requests["storage"]; !ok {
+		r.errorf("volumeClaimTemplate %q requests no storage", claim.Metadata.Name)
+	}
+	if sc := b.pod().SecurityContext; sc == nil || sc.FSGroup == nil || *sc.FSGroup == 0 {
+		r.errorf("the pod has no fsGroup: a new volume belongs to root, and exogate's user could not create the store in it")
+	}
+}
+
+// checkWebhookSecrets: every secret the webhooks section names by its
+// variable (url_secret_env, url_secret_previous_env, each route's
+// signing_secret_env) is set in exogate's container from a Secret, never in
+// the manifests or the image; a required one from a key that is not
+// optional. The previous URL secret is optional by nature.
+func checkWebhookSecrets(b *bundle, r *report) {
+	if !r.needWebhooks(b) {
+		return
+	}
+	w := b.cfg.cfg.Webhooks
+	type secretVar struct {
+		field, name string
+		required    bool
+	}
+	vars := []secretVar{{"webhooks.url_secret_env", w.URLSecretEnv, true}, {"webhooks.url_secret_previous_env", w.URLSecretPreviousEnv, false}}
+	for i, rt := range w.Routes {
+		vars = append(vars, secretVar{fmt.Sprintf("webhooks.routes[%d].signing_secret_env", i), rt.SigningSecretEnv, true})
+	}
+	for _, v := range vars {
+		if v.name == "" {
+			continue // Validate reports a required one
+		}
+		e := b.exo.env(v.name)
+		_, inImage := b.imageEnv[v.name]
+		switch {
+		case e == nil && inImage:
+			r.errorf("%s %s is set by the image, not from a Secret", v.field, v.name)
+		case e == nil && v.required:
+			r.errorf("%s %s is not set in exogate's container", v.field, v.name)
+		case e == nil:
+		case e.secretRef() == nil || e.secretRef().Name == "" || e.secretRef().Key == "":
+			r.errorf("%s %s must come from a Secret (valueFrom.secretKeyRef), not the manifest", v.field, v.name)
+		case v.required && e.secretRef().Optional != nil && *e.secretRef().Optional:
+			r.errorf("%s %s comes from an optional key of the Secret %q: without it exogate would not start", v.field, v.name, e.secretRef().Name)
+		}
+	}
+}
+
+// checkWebhookListener: the callback listener listens on the pod IP, is a
+// port of exogate's container, is published by a Service (not only the
+// headless one) that publishes nothing else of exogate's, since whatever
+// exposes it to the Internet must not expose the proxy, and is admitted by
+// the NetworkPolicy.
+func checkWebhookListener(b *bundle, r *report) {
+	if !r.needWebhooks(b) {
+		return
+	}
+	listen := b.cfg.cfg.Webhooks.Listen
+	hooks, ok := b.hooksPort()
+	if !ok {
+		r.errorf("webhooks.listen %q is not host:port", listen)
+		return
+	}
+	if host, _, _ := splitHostPort(listen); isLoopback(host) {
+		r.errorf("webhooks.listen %s is loopback: the Ingress or load balancer connects to the pod IP", listen)
+	}
+	if _, ok := b.exo.port(intOrString(fmt.Sprint(hooks))); !ok {
+		r.errorf("exogate's container declares no containerPort %d (webhooks.listen %s)", hooks, listen)
+	}
+	published := false
+	for _, o := range b.of("Service") {
+		s, err := decode[service](o)
+		if err != nil {
+			r.errorf("%v", err)
+			continue
+		}
+		var others []int
+		hasHooks := false
+		for _, sp := range s.Spec.Ports {
+			if p, ok := b.exo.port(sp.TargetPort); ok && p.ContainerPort == hooks {
+				hasHooks = true
+			} else if ok {
+				others = append(others, p.ContainerPort)
+			}
+		}
+		if hasHooks && len(others) > 0 {
+			r.errorf("%s publishes the callback port %d with exogate's port(s) %v: whatever exposes it to Exotel would expose those too", o, hooks, others)
+		}
+		published = published || hasHooks && s.Spec.ClusterIP != "None"
+	}
+	if !published {
+		r.errorf("no Service (other than a headless one) publishes the callback port %d for the Ingress or load balancer", hooks)
+	}
+	admitted := false
+	for _, o := range b.of("NetworkPolicy") {
+		np, err := decode[networkPolicy](o)
+		if err != nil {
+			r.errorf("%v", err)
+			continue
+		}
+		for _, rule := range np.Spec.Ingress {
+			for _, p := range rule.Ports {
+				if p.Port != nil {
+					cp, ok := b.exo.port(*p.Port)
+					admitted = admitted || ok && cp.ContainerPort == hooks
+				}
+			}
+		}
+	}
+	if b.networkPolicy && !admitted {
+		r.errorf("no NetworkPolicy ingress rule admits the callback port %d: Exotel's callbacks would be dropped", hooks)
 	}
 }
 
@@ -1041,9 +1297,9 @@ var breakages = []breakage{
 	{dir: "central", check: "listen address matches the container port", file: "service.yaml",
 		old: "targetPort: http", new: "targetPort: 9901", want: `targetPort "9901" is not exogate's listener port`},
 	// deployment
-	{dir: "central", check: "deployment selects its own pods", file: "deployment.yaml",
+	{dir: "central", check: "workload selects its own pods", file: "deployment.yaml",
 		old: "replicas: 3", new: "replicas: 2", want: "want at least 3"},
-	{dir: "central", check: "deployment selects its own pods", file: "deployment.yaml",
+	{dir: "central", check: "workload selects its own pods", file: "deployment.yaml",
 		old: "  selector:\n    matchLabels:\n      app.kubernetes.io/name: exogate\n", new: "  selector:\n    matchLabels:\n      app.kubernetes.io/name: gateway\n", want: "selector wants app.kubernetes.io/name"},
 	// service
 	{dir: "central", check: "service routes to the listener", file: "service.yaml",
@@ -1190,6 +1446,72 @@ var breakages = []breakage{
 		old: "          labelSelector:\n            matchLabels:\n              app.kubernetes.io/name: exogate\n", new: "          labelSelector:\n            matchLabels:\n              app.kubernetes.io/name: other\n", want: "topologySpreadConstraints[0].labelSelector"},
 	{dir: "central", check: "replicas are spread over nodes", file: "deployment.yaml",
 		old: "                labelSelector:\n                  matchLabels:\n                    app.kubernetes.io/name: exogate\n", new: "                labelSelector:\n                  matchLabels:\n                    app.kubernetes.io/name: other\n", want: "podAntiAffinity term 0"},
+	// webhooks: the workload
+	{dir: "webhooks", check: "kinds and API versions are the expected ones", file: "statefulset.yaml",
+		old: "kind: StatefulSet", new: "kind: Deployment", want: `no StatefulSet "exogate"`},
+	{dir: "webhooks", check: "workload selects its own pods", file: "statefulset.yaml",
+		old: "serviceName: exogate-pods", new: "serviceName: exogate", want: "is not headless"},
+	{dir: "webhooks", check: "workload selects its own pods", file: "statefulset.yaml",
+		old: "serviceName: exogate-pods", new: "serviceName: exogate-headless", want: "is not a Service in this directory"},
+	{dir: "webhooks", check: "workload selects its own pods", file: "service-pods.yaml",
+		old: "    app.kubernetes.io/instance: exogate-webhooks\n  ports:", new: "    app.kubernetes.io/instance: exogate-central\n  ports:", want: "selector wants app.kubernetes.io/instance"},
+	// webhooks: the store
+	{dir: "webhooks", check: "webhook store is on the replica's own volume", file: "configmap.yaml",
+		old: "      listen: 0.0.0.0:8443\n", new: "", want: "webhooks.listen is empty"},
+	{dir: "webhooks", check: "webhook store is on the replica's own volume", file: "configmap.yaml",
+		old: "path: /var/lib/exogate/webhooks.db", new: "path: /etc/exogate/webhooks.db", want: `is the ConfigMap "exogate"`},
+	{dir: "webhooks", check: "webhook store is on the replica's own volume", file: "configmap.yaml",
+		old: "      store:\n        path: /var/lib/exogate/webhooks.db\n", new: "", want: `is the ConfigMap "exogate"`},
+	{dir: "webhooks", check: "webhook store is on the replica's own volume", file: "configmap.yaml",
+		old: "path: /var/lib/exogate/webhooks.db", new: "path: /var/lib/webhooks.db", want: "no volume is mounted there"},
+	{dir: "webhooks", check: "webhook store is on the replica's own volume", file: "statefulset.yaml",
+		old: "              mountPath: /var/lib/exogate\n", new: "              mountPath: /var/lib/exogate\n              readOnly: true\n", want: "mounted readOnly"},
+	{dir: "webhooks", check: "webhook store is on the replica's own volume", file: "statefulset.yaml",
+		old: "      volumes:\n", new: "      volumes:\n        - name: hooks\n          emptyDir: {}\n", want: "is an emptyDir"},
+	{dir: "webhooks", check: "webhook store is on the replica's own volume", file: "statefulset.yaml",
+		old: "    - metadata:\n        name: hooks\n", new: "    - metadata:\n        name: data\n", want: `volume "hooks" is no volumeClaimTemplate of the StatefulSet`},
+	{dir: "webhooks", check: "webhook store is on the replica's own volume", file: "statefulset.yaml",
+		old: `accessModes: ["ReadWriteOnce"]`, new: `accessModes: ["ReadOnlyMany"]`, want: "want ReadWriteOnce"},
+	{dir: "webhooks", check: "webhook store is on the replica's own volume", file: "statefulset.yaml",
+		old: "            storage: 10Gi", new: "            cpu: 10m", want: "requests no storage"},
+	{dir: "webhooks", check: "webhook store is on the replica's own volume", file: "statefulset.yaml",
+		old: "        fsGroup: 65532\n        fsGroupChangePolicy: OnRootMismatch\n", new: "", want: "no fsGroup"},
+	// webhooks: the secrets
+	{dir: "webhooks", check: "webhook secrets come from Secrets", file: "statefulset.yaml",
+		old: "- name: CALLS_WEBHOOK_SECRET\n              valueFrom:\n                secretKeyRef:\n                  name: exogate-webhooks\n                  key: calls-signing-secret",
+		new: "- name: CALLS_WEBHOOK_SECRET\n              value: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", want: "CALLS_WEBHOOK_SECRET must come from a Secret"},
+	{dir: "webhooks", check: "webhook secrets come from Secrets", file: "statefulset.yaml",
+		old: "- name: CALLS_WEBHOOK_SECRET\n", new: "- name: CALLS_SECRET\n", want: "webhooks.routes[0].signing_secret_env CALLS_WEBHOOK_SECRET is not set"},
+	{dir: "webhooks", check: "webhook secrets come from Secrets", file: "configmap.yaml",
+		old: "url_secret_env: EXOGATE_WEBHOOK_URL_SECRET\n", new: "url_secret_env: HOOKS_URL_SECRET\n", want: "webhooks.url_secret_env HOOKS_URL_SECRET is not set"},
+	{dir: "webhooks", check: "webhook secrets come from Secrets", file: "statefulset.yaml",
+		old: "                  key: url-secret\n", new: "                  key: url-secret\n                  optional: true\n", want: "comes from an optional key"},
+	{dir: "webhooks", check: "webhook secrets come from Secrets", file: "statefulset.yaml",
+		old: "- name: EXOGATE_WEBHOOK_URL_SECRET_PREVIOUS\n              valueFrom:\n                secretKeyRef:\n                  name: exogate-webhooks\n                  key: url-secret-previous\n                  optional: true",
+		new: "- name: EXOGATE_WEBHOOK_URL_SECRET_PREVIOUS\n              value: an-old-url-secret-kept-in-the-manifest", want: "EXOGATE_WEBHOOK_URL_SECRET_PREVIOUS must come from a Secret"},
+	{dir: "webhooks", check: "webhook secrets come from Secrets", file: "configmap.yaml",
+		old: "signing_secret_env: CALLS_WEBHOOK_SECRET ", new: "signing_secret_env: EXOGATE_LISTEN ", want: "EXOGATE_LISTEN must come from a Secret"},
+	{dir: "webhooks", check: "embedded exogate.yaml parses and validates", file: "statefulset.yaml",
+		old: "- name: CALLS_WEBHOOK_SECRET\n", new: "- name: CALLS_SECRET\n", want: "CALLS_WEBHOOK_SECRET is not set"},
+	{dir: "webhooks", check: "embedded exogate.yaml parses and validates", file: "statefulset.yaml",
+		old: "                  key: url-secret\n", new: "                  key: url-secret\n                  optional: true\n", want: "EXOGATE_WEBHOOK_URL_SECRET must hold a secret of at least 32 bytes"},
+	{dir: "webhooks", check: "embedded exogate.yaml parses and validates", file: "configmap.yaml",
+		old: "      allow_insecure_http: true\n", new: "", want: "webhooks.tls"},
+	// webhooks: the listener
+	{dir: "webhooks", check: "webhook listener is published to Exotel", file: "configmap.yaml",
+		old: "      listen: 0.0.0.0:8443", new: "      listen: 127.0.0.1:8443", want: "is loopback"},
+	{dir: "webhooks", check: "webhook listener is published to Exotel", file: "statefulset.yaml",
+		old: "            - name: hooks\n              containerPort: 8443\n              protocol: TCP\n", new: "", want: "declares no containerPort 8443"},
+	{dir: "webhooks", check: "webhook listener is published to Exotel", file: "service-hooks.yaml",
+		old: "      targetPort: hooks", new: "      targetPort: admin", want: "no Service (other than a headless one) publishes the callback port 8443"},
+	{dir: "webhooks", check: "webhook listener is published to Exotel", file: "service-hooks.yaml",
+		old: "      protocol: TCP\n", new: "      protocol: TCP\n    - name: http\n      port: 8080\n      targetPort: http\n", want: "whatever exposes it to Exotel would expose those too"},
+	{dir: "webhooks", check: "webhook listener is published to Exotel", file: "networkpolicy.yaml",
+		old: "    - ports:\n        - protocol: TCP\n          port: 8443\n", new: "", want: "no NetworkPolicy ingress rule admits the callback port 8443"},
+	{dir: "webhooks", check: "network policy admits only clients and monitoring", file: "networkpolicy.yaml",
+		old: "          port: 8443\n", new: "          port: 8443\n        - protocol: TCP\n          port: 8080\n", want: "ingress[1] has no from, so it admits any source"},
+	{dir: "webhooks", check: "service routes to the listener", file: "service.yaml",
+		old: "targetPort: http", new: "targetPort: hooks", want: "no Service has a port that targets exogate's listener port 8080"},
 }
 
 // TestChecksCatchBreakage applies each breakage to a fresh copy of its

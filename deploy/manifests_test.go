@@ -33,10 +33,10 @@ type bundle struct {
 
 	imageEnv map[string]string // ENV of the image's final stage (../Dockerfile)
 
-	dep    *deployment // the Deployment named target.deployment
-	exo    *container  // target.container in it
-	cfg    *exoConfig  // the file exo's -config names, with exo's environment applied
-	cfgErr error       // why cfg is nil
+	wl     *workload  // the target.kind named target.workload
+	exo    *container // target.container in it
+	cfg    *exoConfig // the file exo's -config names, with exo's environment applied
+	cfgErr error      // why cfg is nil
 }
 
 // An object is one YAML document of one file.
@@ -115,23 +115,23 @@ func newBundle(tg target, files map[string][]byte, imageEnv map[string]string) *
 		}
 	}
 
-	for _, o := range b.of("Deployment") {
-		if o.Metadata.Name != tg.deployment {
+	for _, o := range b.of(tg.kind) {
+		if o.Metadata.Name != tg.workload {
 			continue
 		}
-		d, err := decode[deployment](o)
+		w, err := decode[workload](o)
 		if err != nil {
 			b.loadErrs = append(b.loadErrs, err.Error())
 			break
 		}
-		b.dep = &d
-		b.exo = d.Spec.Template.Spec.container(tg.container)
+		b.wl = &w
+		b.exo = w.Spec.Template.Spec.container(tg.container)
 	}
 	switch {
-	case b.dep == nil:
-		b.cfgErr = fmt.Errorf("no Deployment %q", tg.deployment)
+	case b.wl == nil:
+		b.cfgErr = fmt.Errorf("no %s %q", tg.kind, tg.workload)
 	case b.exo == nil:
-		b.cfgErr = fmt.Errorf("Deployment %q has no container %q", tg.deployment, tg.container)
+		b.cfgErr = fmt.Errorf("%s %q has no container %q", tg.kind, tg.workload, tg.container)
 	default:
 		b.cfg, b.cfgErr = b.resolveConfig()
 	}
@@ -158,17 +158,45 @@ func (b *bundle) named(kind, name string) (object, bool) {
 	return object{}, false
 }
 
-func (b *bundle) pod() *podSpec            { return &b.dep.Spec.Template.Spec }
-func (b *bundle) podLabels() labels        { return b.dep.Spec.Template.Metadata.Labels }
-func (b *bundle) replicas() int            { return b.dep.Spec.replicas() }
+func (b *bundle) pod() *podSpec            { return &b.wl.Spec.Template.Spec }
+func (b *bundle) podLabels() labels        { return b.wl.Spec.Template.Metadata.Labels }
+func (b *bundle) replicas() int            { return b.wl.Spec.replicas() }
 func (b *bundle) listenPort() (int, error) { return portOf(b.cfg.cfg.Listen) }
 func (b *bundle) adminPort() (int, error)  { return portOf(b.cfg.adminListen) }
+
+// hooksPort is the callback listener's port; ok is false when
+// webhooks.listen is off or not host:port.
+func (b *bundle) hooksPort() (port int, ok bool) {
+	if !b.cfg.cfg.Webhooks.Enabled() {
+		return 0, false
+	}
+	p, err := portOf(b.cfg.cfg.Webhooks.Listen)
+	return p, err == nil
+}
 
 // getenv is the environment exogate's container starts with: its own env
 // list over the image's ENV. Variables set from a Secret or the downward API
 // read as empty (their values are not in the manifests).
 func (b *bundle) getenv(c *container) func(string) string {
 	return func(name string) string {
+		v, _ := b.envFrom(c, name)
+		return v
+	}
+}
+
+// secretGetenv is getenv, except that a variable set from a required
+// Secret key reads as a stand-in as long as a real secret: what exogate
+// finds at run time once the Secret exists. An optional key reads as
+// empty, as when it is absent.
+func (b *bundle) secretGetenv(c *container) func(string) string {
+	return func(name string) string {
+		if e := c.env(name); e != nil && e.secretRef() != nil {
+			ref := e.secretRef()
+			if ref.Optional != nil && *ref.Optional {
+				return ""
+			}
+			return ref.Name + "/" + ref.Key + "/" + strings.Repeat("x", 48)
+		}
 		v, _ := b.envFrom(c, name)
 		return v
 	}
@@ -228,6 +256,8 @@ func (b *bundle) resolveConfig() (*exoConfig, error) {
 	}
 	ec.source = fmt.Sprintf("ConfigMap %q key %q", cm.Metadata.Name, key)
 	ec.cfg.ApplyEnv(b.getenv(b.exo))
+	// As config.Load does: the store's default is beside the file.
+	ec.cfg.Webhooks.Store.Path = ec.cfg.Webhooks.StorePath(path.Dir(file))
 	ec.adminListen = ec.cfg.Admin.Listen
 	return ec, nil
 }
@@ -385,18 +415,31 @@ type configMap struct {
 	Data   map[string]string `yaml:"data"`
 }
 
-type deployment struct {
+// A workload is a Deployment or a StatefulSet: the fields both have, and
+// the StatefulSet's own (empty in a Deployment).
+type workload struct {
 	header `yaml:",inline"`
-	Spec   deploymentSpec `yaml:"spec"`
+	Spec   workloadSpec `yaml:"spec"`
 }
 
-type deploymentSpec struct {
+type workloadSpec struct {
 	Replicas *int          `yaml:"replicas"`
 	Selector labelSelector `yaml:"selector"`
 	Template struct {
 		Metadata objectMeta `yaml:"metadata"`
 		Spec     podSpec    `yaml:"spec"`
 	} `yaml:"template"`
+
+	ServiceName          string                `yaml:"serviceName"`          // StatefulSet
+	VolumeClaimTemplates []volumeClaimTemplate `yaml:"volumeClaimTemplates"` // StatefulSet
+}
+
+type volumeClaimTemplate struct {
+	Metadata objectMeta `yaml:"metadata"`
+	Spec     struct {
+		AccessModes []string  `yaml:"accessModes"`
+		Resources   resources `yaml:"resources"`
+	} `yaml:"spec"`
 }
 
 type podSpec struct {
@@ -450,12 +493,14 @@ type envVar struct {
 	Name      string `yaml:"name"`
 	Value     string `yaml:"value"`
 	ValueFrom *struct {
-		SecretKeyRef *struct {
-			Name     string `yaml:"name"`
-			Key      string `yaml:"key"`
-			Optional *bool  `yaml:"optional"`
-		} `yaml:"secretKeyRef"`
+		SecretKeyRef *secretKeyRef `yaml:"secretKeyRef"`
 	} `yaml:"valueFrom"`
+}
+
+type secretKeyRef struct {
+	Name     string `yaml:"name"`
+	Key      string `yaml:"key"`
+	Optional *bool  `yaml:"optional"`
 }
 
 type containerPort struct {
@@ -493,6 +538,7 @@ type securityContext struct {
 	ReadOnlyRootFilesystem   *bool  `yaml:"readOnlyRootFilesystem"`
 	AllowPrivilegeEscalation *bool  `yaml:"allowPrivilegeEscalation"`
 	Privileged               *bool  `yaml:"privileged"`
+	FSGroup                  *int64 `yaml:"fsGroup"` // pod only
 	Capabilities             *struct {
 		Add  []string `yaml:"add"`
 		Drop []string `yaml:"drop"`
@@ -507,8 +553,9 @@ type volumeMount struct {
 }
 
 type volume struct {
-	Name   string `yaml:"name"`
-	Secret *struct {
+	Name     string    `yaml:"name"`
+	EmptyDir *struct{} `yaml:"emptyDir"`
+	Secret   *struct {
 		SecretName string `yaml:"secretName"`
 		Optional   *bool  `yaml:"optional"`
 	} `yaml:"secret"`
@@ -533,8 +580,9 @@ type volume struct {
 type service struct {
 	header `yaml:",inline"`
 	Spec   struct {
-		Selector labels `yaml:"selector"`
-		Ports    []struct {
+		Selector  labels `yaml:"selector"`
+		ClusterIP string `yaml:"clusterIP"`
+		Ports     []struct {
 			Name       string      `yaml:"name"`
 			Port       int         `yaml:"port"`
 			TargetPort intOrString `yaml:"targetPort"`
@@ -598,7 +646,7 @@ func (s podSpec) allContainers() []container {
 	return append(append([]container{}, s.InitContainers...), s.Containers...)
 }
 
-func (spec deploymentSpec) replicas() int {
+func (spec workloadSpec) replicas() int {
 	if spec.Replicas == nil {
 		return 1 // Kubernetes' default
 	}
@@ -614,6 +662,14 @@ func (c *container) port(ref intOrString) (containerPort, bool) {
 		}
 	}
 	return containerPort{}, false
+}
+
+// secretRef is where the variable's value comes from, when a Secret.
+func (e *envVar) secretRef() *secretKeyRef {
+	if e.ValueFrom == nil {
+		return nil
+	}
+	return e.ValueFrom.SecretKeyRef
 }
 
 func (c *container) env(name string) *envVar {
