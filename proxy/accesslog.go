@@ -50,6 +50,9 @@ func (h *Handler) accessLog(ex *exchange, r *http.Request, start time.Time) {
 	if ex.up != nil {
 		ev.Str("breaker", ex.up.breaker.State().String())
 	}
+	if ex.idem != "" {
+		ev.Str("idempotency", ex.idem)
+	}
 	if ex.kind != "" {
 		ev.Str("error", ex.kind)
 	}

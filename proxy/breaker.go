@@ -161,6 +161,9 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		return nil, errors.Join(errCredentials, ex.credErr)
 	}
 	resp, err := t.replayer.roundTrip(req, ex.credVersion, &ex.body)
+	if resp != nil {
+		ex.upstreamStatus.Store(int32(resp.StatusCode))
+	}
 	switch {
 	case err != nil && (req.Context().Err() != nil || errors.Is(err, errBodyTooLarge)):
 		// The caller went away or sent too much: nothing learnt of the upstream.

@@ -80,6 +80,7 @@ func toResponse(err error) response {
 		ra      retryAfterer
 		open    *errCircuitOpen
 		unknown *errOutcomeUnknown
+		kept    *errKeptUnknown
 	)
 	switch {
 	case errors.Is(err, exotel.ErrBadPath):
@@ -104,6 +105,18 @@ func toResponse(err error) response {
 		return response{http.StatusServiceUnavailable, KindCredentialsUnavailable, "Gateway has no credentials for this account yet", time.Second}
 	case errors.Is(err, errOverloaded):
 		return response{http.StatusServiceUnavailable, KindOverloaded, "Gateway overloaded: too many requests in flight, retry after the Retry-After interval", time.Second}
+	case errors.Is(err, errKeyInvalid):
+		return response{http.StatusBadRequest, KindIdempotencyKeyInvalid, "Bad request: an Idempotency-Key must be 1 to 255 visible ASCII characters, sent once", 0}
+	case errors.Is(err, errKeyRequired):
+		return response{http.StatusBadRequest, KindIdempotencyKeyRequired, "Bad request: this gateway requires an Idempotency-Key header on this request, so that a retry cannot carry it out twice", 0}
+	case errors.Is(err, errKeyInUse):
+		return response{http.StatusConflict, KindIdempotencyKeyInUse, "A request with this Idempotency-Key is still being processed: retry after the Retry-After interval", time.Second}
+	case errors.Is(err, errKeyReused):
+		return response{http.StatusUnprocessableEntity, KindIdempotencyKeyReused, "This Idempotency-Key was used for a different request: use a new key for a new request", 0}
+	case errors.Is(err, errKeysDown):
+		return response{http.StatusServiceUnavailable, KindIdempotencyUnavailable, "Gateway cannot check Idempotency-Keys right now: retry after the Retry-After interval", time.Second}
+	case errors.As(err, &kept):
+		return response{kept.status, KindUpstreamOutcomeUnknown, kept.message, 0}
 	case errors.As(err, &open):
 		return response{http.StatusServiceUnavailable, KindCircuitOpen, "Upstream temporarily unavailable: circuit breaker open", open.retryAfter}
 	case errors.As(err, &ra):
@@ -147,7 +160,7 @@ func writeError(w http.ResponseWriter, shape exotel.Shape, method, requestID str
 	h := w.Header()
 	// Whatever a partial upstream response set does not belong to this answer.
 	for k := range h {
-		if k != "X-Request-Id" && k != "Connection" {
+		if k != "X-Request-Id" && k != "Connection" && k != headerIdempotentReplayed {
 			delete(h, k)
 		}
 	}

@@ -140,6 +140,9 @@ type Config struct {
 	// calls.connect, sms.send and sms.bulksend (nil: such a URL is refused,
 	// as no webhook route exists).
 	Callbacks CallbackResolver
+	// Idempotency keeps the outcomes of POSTs sent with an
+	// Idempotency-Key (nil: such keys are dropped and do nothing).
+	Idempotency *Idempotency
 	// Previous, on a configuration reload, is the handler being replaced:
 	// an account whose upstream hosts and breaker settings are unchanged
 	// keeps its breakers (open stays open).
@@ -170,6 +173,8 @@ type Handler struct {
 	inFlight   *atomic.Int64 // shared with the handler this one replaced
 	writeLimit time.Duration
 	callbacks  CallbackResolver
+	idem       *Idempotency
+	keepLimit  int
 }
 
 type account struct {
@@ -209,6 +214,15 @@ func New(cfg Config) (*Handler, error) {
 	h.metrics = cfg.Metrics
 	h.callers, h.clientLim, h.maxWait = cfg.Callers, cfg.ClientLimiter, cfg.MaxWait
 	h.writeLimit, h.callbacks = cfg.WriteTimeout, cfg.Callbacks
+	if cfg.Idempotency != nil {
+		if cfg.Idempotency.Keys == nil {
+			return nil, errors.New("proxy: Config.Idempotency.Keys is required")
+		}
+		h.idem, h.keepLimit = cfg.Idempotency, cfg.Idempotency.MaxAnswer
+		if h.keepLimit <= 0 {
+			h.keepLimit = defaultMaxIdempotencyAnswer
+		}
+	}
 	h.inFlight = new(atomic.Int64)
 	if cfg.Previous != nil {
 		h.inFlight = cfg.Previous.inFlight
@@ -445,13 +459,21 @@ type exchange struct {
 	clientAuth  bool   // the caller sent Authorization or Proxy-Authorization
 	closeConn   bool   // answer with Connection: close
 	writeLimit  time.Duration
+	keepLimit   int              // the largest answer kept for a key
 	now         func() time.Time // the handler's clock
 	up          *upstream
 	body        limitedBody // what the request's body is read through
 	credVersion string      // the credentials authorize set upstream
 	credErr     error       // why authorize could set none
 	expect      []string    // webhook routes a placed call's callbacks go to
-	idBuf       [32]byte
+	keyed       *keyed      // an Idempotency-Key reserved for this request
+	idem        string      // what the idempotency checks did, for the log
+	written     atomic.Bool // the whole request reached Exotel
+	// upstreamStatus is the status of Exotel's answer (after any replay),
+	// 0 while there is none.
+	upstreamStatus atomic.Int32
+	complete       bool // the ReverseProxy returned: the answer was sent whole
+	idBuf          [32]byte
 }
 
 // OperatorClient is the client id in the access line of a request the
@@ -504,6 +526,9 @@ func (e *exchange) Write(p []byte) (int, error) {
 	if !e.wroteHeader {
 		e.final(http.StatusOK)
 	}
+	if e.keyed != nil {
+		e.keyed.keep(p, e.keepLimit)
+	}
 	return e.ResponseWriter.Write(p)
 }
 
@@ -515,6 +540,9 @@ func (e *exchange) Write(p []byte) (int, error) {
 func (e *exchange) final(code int) {
 	e.status, e.wroteHeader = code, true
 	h := e.Header()
+	if e.keyed != nil {
+		e.keyed.ctype = h.Get("Content-Type")
+	}
 	h["X-Request-Id"] = []string{e.requestID}
 	if e.closeConn {
 		h.Set("Connection", "close")
@@ -534,7 +562,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Not pooled: after the handler returns, an upstream transport may
 	// still be reading the request body it was handed (net/http's writes it
 	// from a goroutine of its own), and nothing it can touch may be reused.
-	ex := &exchange{ResponseWriter: w, method: r.Method, writeLimit: h.writeLimit, now: h.now}
+	ex := &exchange{ResponseWriter: w, method: r.Method, writeLimit: h.writeLimit, keepLimit: h.keepLimit, now: h.now}
 	ex.requestID = h.newRequestID(ex) // set on the answer by exchange.final
 	defer func() {
 		if p := recover(); p != nil {
@@ -571,7 +599,11 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		return
 	}
 	defer h.leave()
-	err := h.admit(ex, r)
+	defer h.settle(ex, r)
+	answered, err := h.admit(ex, r)
+	if answered {
+		return
+	}
 	if err == nil {
 		err = h.wrapBody(ex, r)
 	}
@@ -580,6 +612,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request) {
 		return
 	}
 	ex.up.proxies[ex.route.Bucket].ServeHTTP(ex, r.WithContext(withExchange(r.Context(), ex)))
+	ex.complete = true
 }
 
 // screen answers what is answered before the path is classified: CONNECT,
@@ -648,26 +681,32 @@ func (h *Handler) leave() {
 }
 
 // admit lets the request through to its upstream, set in ex.up: the caller
-// and its rights, the account, the announced body size, the breaker, then
-// the limits.
-func (h *Handler) admit(ex *exchange, r *http.Request) error {
+// and its rights, the account, the announced body size, the idempotency
+// key, the breaker, then the limits. It reports answered when the
+// idempotency checks answered the request (a repeat's kept outcome).
+func (h *Handler) admit(ex *exchange, r *http.Request) (answered bool, err error) {
 	if err := h.identify(ex, r); err != nil {
-		return err
+		return false, err
 	}
 	acct, ok := h.accounts[ex.route.Account]
 	if !ok {
-		return errUnknownAccount
+		return false, errUnknownAccount
 	}
 	ex.up = acct.upstreams[ex.route.Host]
 	if r.ContentLength > h.maxBody {
-		return errBodyTooLarge
+		return false, errBodyTooLarge
+	}
+	// Before the breaker and the line: a repeat is answered from what was
+	// kept, whatever the state of Exotel, and costs no token.
+	if answered, err := h.reserve(ex, r); answered || err != nil {
+		return answered, err
 	}
 	// An open breaker answers at once, without queueing for the limiter
 	// (the transport's Allow is the admission that counts).
 	if ex.up.breaker.State() == gobreaker.StateOpen {
-		return ex.up.breaker.refusal()
+		return false, ex.up.breaker.refusal()
 	}
-	return h.wait(ex, r, acct.sid)
+	return false, h.wait(ex, r, acct.sid)
 }
 
 // identify tells who is calling and whether it may make this request.
@@ -739,16 +778,18 @@ func (h *Handler) wrapBody(ex *exchange, r *http.Request) error {
 		return nil
 	}
 	kind := callbackKind(ex.route.Operation)
-	if r.ContentLength >= 0 && kind == "" {
+	if ex.body.preloaded {
+		// Read whole already, to fingerprint it for its idempotency key.
+	} else if r.ContentLength >= 0 && kind == "" {
 		ex.body.rc, ex.body.left, ex.body.record = r.Body, h.maxBody, h.reauth != nil || h.pauser != nil
 		r.Body = &ex.body
 		return nil
-	}
-	// A chunked body of unknown length is read whole (up to MaxBody)
-	// before anything is sent, so an oversized one never reaches Exotel in
-	// part, and it is forwarded with its length. So is the body of a request
-	// that may name an exogate:// callback, to fill it in.
-	if err := ex.body.preload(r.Body, h.maxBody); err != nil {
+	} else if err := ex.body.preload(r.Body, h.maxBody); err != nil {
+		// A chunked body of unknown length is read whole (up to MaxBody)
+		// before anything is sent, so an oversized one never reaches
+		// Exotel in part, and it is forwarded with its length. So is the
+		// body of a request that may name an exogate:// callback, to fill
+		// it in.
 		return err
 	}
 	if err := h.fillCallbacks(ex, r, kind); err != nil {
@@ -785,6 +826,15 @@ func (h *Handler) proxyError(_ http.ResponseWriter, r *http.Request, err error) 
 		err = errBodyTooLarge
 	}
 	ex.cause = err
+	var unknown *errOutcomeUnknown
+	if ex.keyed != nil && errors.As(err, &unknown) {
+		// Tell the caller what the key's retries will be told.
+		status := http.StatusBadGateway
+		if isTimeout(err) {
+			status = http.StatusGatewayTimeout
+		}
+		err = &errKeptUnknown{status: status, message: unknownMessage(ex.route.Operation, ex.expect)}
+	}
 	if ex.wroteHeader {
 		// The upstream's answer was already under way; nothing sane can be
 		// added to it. ReverseProxy aborts the connection.

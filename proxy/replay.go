@@ -74,7 +74,12 @@ func (p *replayer) send(req *http.Request) (*http.Response, error) {
 	}
 	var written atomic.Bool
 	sent := req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-		WroteRequest: func(info httptrace.WroteRequestInfo) { written.Store(info.Err == nil) },
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			written.Store(info.Err == nil)
+			if ex := exchangeOf(req.Context()); ex != nil && info.Err == nil {
+				ex.written.Store(true)
+			}
+		},
 	}))
 	resp, err := p.next.RoundTrip(sent)
 	if err != nil && written.Load() && req.Context().Err() == nil {
