@@ -56,6 +56,7 @@ type Config struct {
 	Auth            Auth          `yaml:"auth"`
 	Clients         []Client      `yaml:"clients"`
 	Webhooks        Webhooks      `yaml:"webhooks"`
+	Idempotency     Idempotency   `yaml:"idempotency"`
 }
 
 // TLS is the Exotel-facing listener's TLS. A client CA turns on mTLS.
@@ -415,6 +416,7 @@ func Default() Config {
 	}
 	runtimeDefaults(&c)
 	c.Webhooks = webhookDefaults()
+	c.Idempotency = idempotencyDefaults()
 	return c
 }
 

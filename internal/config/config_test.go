@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"github.com/exogate/exogate/internal/exotel"
 	"os"
 	"reflect"
 	"strconv"
@@ -63,6 +64,11 @@ const account = "accounts:\n  - sid: acme\n    credentials: {source: env, api_ke
 func TestValidationNamesTheField(t *testing.T) {
 	tests := []struct{ name, yaml, want string }{
 		{"listen", "listen: nowhere\n" + account, "listen:"},
+		{"idempotency backend", "idempotency: {backend: etcd}\n" + account, "idempotency.backend"},
+		{"idempotency ttl", "idempotency: {ttl: 0s}\n" + account, "idempotency.ttl"},
+		{"idempotency cap", "idempotency: {max_bytes: 10}\n" + account, "idempotency.max_bytes"},
+		{"idempotency failure", "idempotency: {on_backend_failure: maybe}\n" + account, "idempotency.on_backend_failure"},
+		{"idempotency operation", "idempotency: {require_for: [calls_connect, fax_send]}\n" + account, "idempotency.require_for[1]"},
 		{"log level", "log: {level: loud}\n" + account, "log.level"},
 		{"log format", "log: {format: xml}\n" + account, "log.format"},
 		{"no accounts", "listen: 127.0.0.1:1\n", "accounts: at least one"},
@@ -406,5 +412,17 @@ func TestVaultAllowInsecure(t *testing.T) {
 	}
 	if d := Default(); d.Vault.AllowInsecure || d.Rotation.ReauthorizeWait != time.Second {
 		t.Errorf("defaults: allow_insecure %v, reauthorize_wait %v", d.Vault.AllowInsecure, d.Rotation.ReauthorizeWait)
+	}
+}
+
+func TestIdempotencyDefaultsAndOperations(t *testing.T) {
+	d := Default().Idempotency
+	if d.Backend != IdempotencyMemory || d.TTL != 24*time.Hour || d.OnBackendFailure != IdempotencyRefuse || len(d.RequireFor) != 0 {
+		t.Errorf("defaults %+v", d)
+	}
+	d.RequireFor = []string{"calls_connect", "sms.send"}
+	ops := d.Operations()
+	if len(ops) != 2 || ops[0] != exotel.OpCallsConnect || ops[1] != exotel.OpSMSSend {
+		t.Errorf("Operations() = %v", ops)
 	}
 }

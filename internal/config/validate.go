@@ -60,6 +60,7 @@ func (c *Config) Validate() error {
 	c.Breaker.validate(&p)
 	c.validateServer(&p)
 	c.Webhooks.validate(&p, sids)
+	c.Idempotency.validate(&p)
 	if c.Webhooks.Enabled() && (c.Webhooks.Listen == c.Listen || c.Webhooks.Listen == c.Admin.Listen) && !strings.HasSuffix(c.Webhooks.Listen, ":0") {
 		p.add("webhooks.listen", "must differ from listen and admin.listen: the callback listener is the one Exotel reaches")
 	}

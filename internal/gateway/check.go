@@ -33,7 +33,7 @@ var checkHints = map[int]string{
 func Check(ctx context.Context, cfg config.Config, deps Deps, stdout io.Writer) error {
 	ccfg := cfg
 	ccfg.Clients, ccfg.Auth.Anonymous = nil, nil
-	gw, err := newGateway(ccfg, deps.Getenv, deps.Logger, deps.Metrics, deps.Version, nil, nil)
+	gw, err := newGateway(ccfg, deps.Getenv, deps.Logger, deps.Metrics, deps.Version, nil, shared{})
 	if err != nil {
 		return err
 	}

@@ -59,25 +59,33 @@ type Server struct {
 	// hooks is the callback path, kept across reloads; nil when
 	// webhooks.listen is empty.
 	hooks *hooks
+	// keys are the idempotency keys, kept across reloads.
+	keys *keys
 }
 
 // New wires a gateway from a validated configuration. Nothing listens and
 // no background work runs until Start.
 func New(cfg config.Config, deps Deps) (*Server, error) {
 	s := &Server{deps: deps, log: deps.Logger, stopped: make(chan struct{}), errc: make(chan error, 3)}
+	var err error
+	if s.keys, err = newKeys(cfg, deps.Getenv); err != nil {
+		return nil, err
+	}
 	var callbacks proxy.CallbackResolver
 	if cfg.Webhooks.Enabled() {
 		h, err := newHooks(cfg, deps.Getenv, deps.Logger, lookup(s))
 		if err != nil {
+			_ = s.keys.close()
 			return nil, err
 		}
 		s.hooks, callbacks = h, h
 	}
-	gw, err := newGateway(cfg, deps.Getenv, deps.Logger, deps.Metrics, deps.Version, nil, callbacks)
+	gw, err := newGateway(cfg, deps.Getenv, deps.Logger, deps.Metrics, deps.Version, nil, shared{callbacks, s.keys.proxy(cfg.Idempotency)})
 	if err != nil {
 		if s.hooks != nil {
 			_ = s.hooks.close(context.Background())
 		}
+		_ = s.keys.close()
 		return nil, err
 	}
 	s.live.Store(gw)
@@ -161,7 +169,10 @@ func (s *Server) Reload() (err error) {
 	if err != nil {
 		return err
 	}
-	gw, err := newGateway(cfg, s.deps.Getenv, log, s.deps.Metrics, s.deps.Version, old, s.callbacks())
+	if !s.keys.sameBackend(cfg.Idempotency) {
+		return errors.New("idempotency: changing backend, ttl or max_bytes needs a restart")
+	}
+	gw, err := newGateway(cfg, s.deps.Getenv, log, s.deps.Metrics, s.deps.Version, old, shared{s.callbacks(), s.keys.proxy(cfg.Idempotency)})
 	if err != nil {
 		return err
 	}
@@ -269,6 +280,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 
 	s.deps.Metrics.Register(newStateCollector(s.live.Load))
+	s.deps.Metrics.Register(newKeysCollector(s.keys))
 	if s.hooks != nil {
 		s.deps.Metrics.Register(newHooksCollector(s.hooks.svc))
 		if err := s.hooks.start(ctx, cfg, s.stopped, s.errc); err != nil {
@@ -375,6 +387,7 @@ func (s *Server) stop(log zerolog.Logger) {
 		if err := s.live.Load().close(cctx); err != nil {
 			log.Warn().Str("error", err.Error()).Msg("shutting down")
 		}
+		_ = s.keys.close()
 		cancel()
 		close(s.stopped)
 		s.mu.Unlock()

@@ -38,7 +38,7 @@ func TestReadyzSameOnBothListeners(t *testing.T) {
 				cfg.Accounts[0].Credentials = *tc.creds
 			}
 			m := metrics.New("test")
-			gw, err := newGateway(cfg, getenv, zerolog.Nop(), m, "test", nil, nil)
+			gw, err := newGateway(cfg, getenv, zerolog.Nop(), m, "test", nil, shared{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -49,7 +49,7 @@ func TestUpstreamClientHasNoEffect(t *testing.T) {
 			cfg.Upstream.Client = client
 			var logs bytes.Buffer
 			log := zerolog.New(&logs)
-			gw, err := newGateway(cfg, getenv, log, metrics.New("test"), "test", nil, nil)
+			gw, err := newGateway(cfg, getenv, log, metrics.New("test"), "test", nil, shared{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,7 +58,7 @@ func TestUpstreamClientHasNoEffect(t *testing.T) {
 			if want := map[string]int{"http1": 1, "net/http": 0}[client]; warned != want {
 				t.Errorf("%d warnings, want %d: %s", warned, want, logs.String())
 			}
-			next, err := newGateway(cfg, getenv, log, metrics.New("test"), "test", gw, nil)
+			next, err := newGateway(cfg, getenv, log, metrics.New("test"), "test", gw, shared{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -160,10 +160,15 @@ func (g *gateway) close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// shared is what every gateway of a Server uses, across reloads.
+type shared struct {
+	callbacks proxy.CallbackResolver // fills in exogate:// callback URLs (nil: no webhooks)
+	idem      *proxy.Idempotency
+}
+
 // newGateway builds the credentials store, the limiter, the upstream
 // transport and the handler from a validated configuration.
-// callbacks fills in exogate:// callback URLs (nil: no webhooks).
-func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logger, m *metrics.Metrics, version string, prev *gateway, callbacks proxy.CallbackResolver) (*gateway, error) {
+func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logger, m *metrics.Metrics, version string, prev *gateway, sh shared) (*gateway, error) {
 	store, err := newStore(cfg, getenv, log, prev)
 	if err != nil {
 		return nil, err
@@ -199,7 +204,8 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 		return nil, err
 	}
 	h, err := proxy.New(proxy.Config{
-		Callbacks:     callbacks,
+		Callbacks:     sh.callbacks,
+		Idempotency:   sh.idem,
 		Accounts:      accounts,
 		Authorizer:    store,
 		Limiter:       limiter,
