@@ -243,6 +243,7 @@ func substituteMultipart(body []byte, boundary string, sub substituter) ([]byte,
 	if err := w.SetBoundary(boundary); err != nil {
 		return body, nil
 	}
+	changed := false
 	for {
 		part, err := r.NextRawPart()
 		if errors.Is(err, io.EOF) {
@@ -261,7 +262,7 @@ func substituteMultipart(body []byte, boundary string, sub substituter) ([]byte,
 				return nil, err
 			}
 			if ok {
-				data = []byte(nv)
+				data, changed = []byte(nv), true
 			}
 		}
 		pw, err := w.CreatePart(part.Header)
@@ -269,6 +270,11 @@ func substituteMultipart(body []byte, boundary string, sub substituter) ([]byte,
 			return nil, fmt.Errorf("multipart: %w", err)
 		}
 		_, _ = pw.Write(data)
+	}
+	if !changed {
+		// Rebuilt, the body could differ (a preamble, an epilogue, or no
+		// part at all): it is forwarded as it came.
+		return body, nil
 	}
 	if err := w.Close(); err != nil {
 		return nil, err
