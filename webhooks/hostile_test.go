@@ -5,29 +5,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"github.com/exogate/exogate/internal/testutil"
 )
-
-// syncWriter serializes writes to w, read with String.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.(*strings.Builder).String()
-}
 
 // listen serves e's callback handler on 127.0.0.1 and returns the base URL.
 func (e *env) listen() string {
@@ -123,7 +106,7 @@ func TestIngressHostileRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := &syncWriter{w: &strings.Builder{}}
+			logs := &testutil.SyncBuffer{}
 			e := newEnv(t, func(c *Config, d *Deps) {
 				c.MaxBody = 64 << 10
 				d.Log = zerolog.New(logs)

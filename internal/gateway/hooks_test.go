@@ -1,17 +1,16 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/exogate/exogate/internal/config"
+	"github.com/exogate/exogate/internal/testutil"
 )
 
 // TestCallbackURLHidesOtherAccountsRoutes checks that a caller naming
@@ -54,7 +53,7 @@ func TestHooksStartLogsNoTargetCredentials(t *testing.T) {
 		},
 	}
 	env := map[string]string{"URL_SECRET": strings.Repeat("u", 64), "SIGNING": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
-	logs := &lockedBuffer{}
+	logs := &testutil.SyncBuffer{}
 	log := zerolog.New(logs)
 	h, err := newHooks(cfg, func(k string) string { return env[k] }, log, nil)
 	if err != nil {
@@ -77,22 +76,4 @@ func TestHooksStartLogsNoTargetCredentials(t *testing.T) {
 	if strings.Contains(out, password) {
 		t.Fatalf("the target's password is in the log: %s", out)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
