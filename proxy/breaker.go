@@ -162,7 +162,7 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	resp, err := t.replayer.roundTrip(req, ex.credVersion, &ex.body)
 	if resp != nil {
-		ex.upstreamStatus.Store(int32(resp.StatusCode))
+		ex.upstreamStatus = resp.StatusCode
 	}
 	switch {
 	case err != nil && (req.Context().Err() != nil || errors.Is(err, errBodyTooLarge)):

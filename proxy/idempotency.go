@@ -59,6 +59,7 @@ func (e *errKeptUnknown) Error() string { return "upstream outcome unknown (kept
 // keyed is a keyed request's state in its exchange.
 type keyed struct {
 	claim    *idempotency.Claim
+	limit    int    // the largest answer kept (Idempotency.MaxAnswer)
 	answer   []byte // Exotel's answer as it streams back, up to the cap
 	overflow bool   // the answer outgrew the cap
 	ctype    string
@@ -106,7 +107,7 @@ func (h *Handler) reserve(ex *exchange, r *http.Request) (answered bool, err err
 			return false, err
 		}
 	}
-	fp := idempotency.FingerprintOf(r.Header.Get("Content-Type")+"\x00"+r.URL.RawQuery, ex.body.rec)
+	fp := idempotency.FingerprintOf(r.Header.Get("Content-Type"), r.URL.RawQuery, ex.body.rec)
 	scope := idempotency.Scope{Client: ex.client, Account: ex.route.Account, Method: r.Method, Path: rawPath(r.RequestURI)}
 	state, claim, kept, err := idem.Keys.Begin(r.Context(), scope, key, fp)
 	switch {
@@ -129,7 +130,7 @@ func (h *Handler) reserve(ex *exchange, r *http.Request) (answered bool, err err
 		return true, nil
 	}
 	ex.idem = "reserved"
-	ex.keyed = &keyed{claim: claim}
+	ex.keyed = &keyed{claim: claim, limit: idem.MaxAnswer}
 	return false, nil
 }
 
@@ -154,11 +155,11 @@ func (h *Handler) replayKept(ex *exchange, a *idempotency.Answer) {
 }
 
 // keep records what the caller is sent of Exotel's answer, for the key.
-func (k *keyed) keep(p []byte, limit int) {
+func (k *keyed) keep(p []byte) {
 	if k.overflow {
 		return
 	}
-	if len(k.answer)+len(p) > limit {
+	if len(k.answer)+len(p) > k.limit {
 		k.overflow, k.answer = true, nil
 		return
 	}
@@ -177,7 +178,7 @@ func (h *Handler) settle(ex *exchange, r *http.Request) {
 	}
 	// The caller may be gone: the key's fate must still be written.
 	ctx := context.WithoutCancel(r.Context())
-	status := int(ex.upstreamStatus.Load())
+	status := ex.upstreamStatus
 	var err error
 	switch {
 	case status != 0 && ex.complete && ex.kind == "" && (status == http.StatusUnauthorized || status == http.StatusTooManyRequests):

@@ -32,12 +32,12 @@ func BenchmarkIdempotency(b *testing.B) {
 	for _, name := range []string{"memory", "redis"} {
 		b.Run(name+"/new-key", func(b *testing.B) {
 			h := benchHandler(b, zerolog.Nop())
-			h.idem, h.keepLimit = &Idempotency{Keys: idempotency.New(backends[name](b), idempotency.Options{})}, defaultMaxIdempotencyAnswer
+			h.idem = &Idempotency{Keys: idempotency.New(backends[name](b), idempotency.Options{}), MaxAnswer: defaultMaxIdempotencyAnswer}
 			benchKeyed(b, h, func(i int64) string { return "key-" + strconv.FormatInt(i, 10) })
 		})
 		b.Run(name+"/replay", func(b *testing.B) {
 			h := benchHandler(b, zerolog.Nop())
-			h.idem, h.keepLimit = &Idempotency{Keys: idempotency.New(backends[name](b), idempotency.Options{})}, defaultMaxIdempotencyAnswer
+			h.idem = &Idempotency{Keys: idempotency.New(backends[name](b), idempotency.Options{}), MaxAnswer: defaultMaxIdempotencyAnswer}
 			benchKeyed(b, h, func(int64) string { return "the-same-key" })
 		})
 	}

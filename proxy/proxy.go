@@ -173,8 +173,7 @@ type Handler struct {
 	inFlight   *atomic.Int64 // shared with the handler this one replaced
 	writeLimit time.Duration
 	callbacks  CallbackResolver
-	idem       *Idempotency
-	keepLimit  int
+	idem       *Idempotency // MaxAnswer set
 }
 
 type account struct {
@@ -218,10 +217,11 @@ func New(cfg Config) (*Handler, error) {
 		if cfg.Idempotency.Keys == nil {
 			return nil, errors.New("proxy: Config.Idempotency.Keys is required")
 		}
-		h.idem, h.keepLimit = cfg.Idempotency, cfg.Idempotency.MaxAnswer
-		if h.keepLimit <= 0 {
-			h.keepLimit = defaultMaxIdempotencyAnswer
+		idem := *cfg.Idempotency
+		if idem.MaxAnswer <= 0 {
+			idem.MaxAnswer = defaultMaxIdempotencyAnswer
 		}
+		h.idem = &idem
 	}
 	h.inFlight = new(atomic.Int64)
 	if cfg.Previous != nil {
@@ -459,7 +459,6 @@ type exchange struct {
 	clientAuth  bool   // the caller sent Authorization or Proxy-Authorization
 	closeConn   bool   // answer with Connection: close
 	writeLimit  time.Duration
-	keepLimit   int              // the largest answer kept for a key
 	now         func() time.Time // the handler's clock
 	up          *upstream
 	body        limitedBody // what the request's body is read through
@@ -470,8 +469,9 @@ type exchange struct {
 	idem        string      // what the idempotency checks did, for the log
 	written     atomic.Bool // the whole request reached Exotel
 	// upstreamStatus is the status of Exotel's answer (after any replay),
-	// 0 while there is none.
-	upstreamStatus atomic.Int32
+	// 0 while there is none. The transport sets it in the handler's
+	// goroutine.
+	upstreamStatus int
 	complete       bool // the ReverseProxy returned: the answer was sent whole
 	idBuf          [32]byte
 }
@@ -527,7 +527,7 @@ func (e *exchange) Write(p []byte) (int, error) {
 		e.final(http.StatusOK)
 	}
 	if e.keyed != nil {
-		e.keyed.keep(p, e.keepLimit)
+		e.keyed.keep(p)
 	}
 	return e.ResponseWriter.Write(p)
 }
@@ -562,7 +562,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Not pooled: after the handler returns, an upstream transport may
 	// still be reading the request body it was handed (net/http's writes it
 	// from a goroutine of its own), and nothing it can touch may be reused.
-	ex := &exchange{ResponseWriter: w, method: r.Method, writeLimit: h.writeLimit, keepLimit: h.keepLimit, now: h.now}
+	ex := &exchange{ResponseWriter: w, method: r.Method, writeLimit: h.writeLimit, now: h.now}
 	ex.requestID = h.newRequestID(ex) // set on the answer by exchange.final
 	defer func() {
 		if p := recover(); p != nil {
@@ -778,19 +778,22 @@ func (h *Handler) wrapBody(ex *exchange, r *http.Request) error {
 		return nil
 	}
 	kind := callbackKind(ex.route.Operation)
-	if ex.body.preloaded {
+	switch {
+	case ex.body.preloaded:
 		// Read whole already, to fingerprint it for its idempotency key.
-	} else if r.ContentLength >= 0 && kind == "" {
+	case r.ContentLength >= 0 && kind == "":
 		ex.body.rc, ex.body.left, ex.body.record = r.Body, h.maxBody, h.reauth != nil || h.pauser != nil
 		r.Body = &ex.body
 		return nil
-	} else if err := ex.body.preload(r.Body, h.maxBody); err != nil {
+	default:
 		// A chunked body of unknown length is read whole (up to MaxBody)
 		// before anything is sent, so an oversized one never reaches
 		// Exotel in part, and it is forwarded with its length. So is the
 		// body of a request that may name an exogate:// callback, to fill
 		// it in.
-		return err
+		if err := ex.body.preload(r.Body, h.maxBody); err != nil {
+			return err
+		}
 	}
 	if err := h.fillCallbacks(ex, r, kind); err != nil {
 		return err
@@ -829,11 +832,7 @@ func (h *Handler) proxyError(_ http.ResponseWriter, r *http.Request, err error) 
 	var unknown *errOutcomeUnknown
 	if ex.keyed != nil && errors.As(err, &unknown) {
 		// Tell the caller what the key's retries will be told.
-		status := http.StatusBadGateway
-		if isTimeout(err) {
-			status = http.StatusGatewayTimeout
-		}
-		err = &errKeptUnknown{status: status, message: unknownMessage(ex.route.Operation, ex.expect)}
+		err = &errKeptUnknown{status: toResponse(err).status, message: unknownMessage(ex.route.Operation, ex.expect)}
 	}
 	if ex.wroteHeader {
 		// The upstream's answer was already under way; nothing sane can be

@@ -47,16 +47,15 @@ type Scope struct {
 	Path    string
 }
 
-// Fingerprint identifies a request's content (Fingerprint of its content
-// type and body): a key reused with another fingerprint is a mismatch.
+// Fingerprint identifies a request's content (FingerprintOf): a key
+// reused with another fingerprint is a mismatch.
 type Fingerprint [sha256.Size]byte
 
-// FingerprintOf returns the fingerprint of a request's content type and
-// body.
-func FingerprintOf(contentType string, body []byte) Fingerprint {
+// FingerprintOf returns the fingerprint of a request's content type,
+// query string and body.
+func FingerprintOf(contentType, query string, body []byte) Fingerprint {
 	h := sha256.New()
-	h.Write([]byte(contentType))
-	h.Write([]byte{0})
+	fmt.Fprintf(h, "%d:%s%d:%s", len(contentType), contentType, len(query), query)
 	h.Write(body)
 	var f Fingerprint
 	h.Sum(f[:0])
@@ -98,8 +97,7 @@ type entry struct {
 	Answer      *Answer `json:"answer,omitempty"`
 }
 
-// Options configures Keys. The zero value works, with no backend errors
-// possible only for a Memory backend.
+// Options configures Keys. The zero value works.
 type Options struct {
 	// TTL is how long a key and its outcome are kept (0: DefaultTTL).
 	TTL time.Duration
@@ -135,9 +133,6 @@ func New(backend Backend, o Options) *Keys {
 	}
 	return k
 }
-
-// TTL returns how long a key is kept.
-func (k *Keys) TTL() time.Duration { return k.ttl }
 
 // Claim is a reservation held by one request.
 type Claim struct {
