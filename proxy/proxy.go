@@ -348,6 +348,12 @@ func rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 			delete(out.Header, k)
 		}
 	}
+	if ex := exchangeOf(pr.In.Context()); ex != nil && ex.keyed != nil {
+		// A kept answer is replayed to retries that may not accept the
+		// encoding this caller asked for: the transport asks for gzip
+		// itself and the answer is kept, and passed on, decoded.
+		out.Header.Del("Accept-Encoding")
+	}
 }
 
 // authorize has the Authorizer write the account's credentials on the

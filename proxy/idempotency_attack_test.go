@@ -1,0 +1,60 @@
+package proxy
+
+import (
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/exogate/exogate/internal/idempotency"
+)
+
+// A caller that asks for a compressed answer gets Exotel's gzip bytes
+// passed through; a retry under the same key, from a caller that does not
+// ask for one, must still get an answer it can read.
+func TestIdempotencyReplayOfCompressedAnswer(t *testing.T) {
+	var calls atomic.Int64
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		body := fmt.Sprintf(`{"Call":{"Sid":"call-%d"}}`, calls.Add(1))
+		w.Header().Set("Content-Type", "application/json")
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Encoding", "gzip")
+			zw := gzip.NewWriter(w)
+			_, _ = io.WriteString(zw, body)
+			_ = zw.Close()
+			return
+		}
+		_, _ = io.WriteString(w, body)
+	}))
+	defer up.Close()
+	keys := func(c *Config) {
+		c.Idempotency = &Idempotency{Keys: idempotency.New(idempotency.NewMemory(0, nil), idempotency.Options{})}
+	}
+	withUpstreamConfig(t, up, nil, keys, func(t *testing.T, r *rig) {
+		// The caller's own transport decompresses what it asked for.
+		first, b1 := r.post(connectPath, "zipped", "From=1&To=2", "Accept-Encoding", "gzip")
+		if first.StatusCode != 200 {
+			t.Fatalf("first: %d %q", first.StatusCode, b1)
+		}
+		if first.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(strings.NewReader(string(b1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b1, _ = io.ReadAll(zr)
+		}
+		second, b2 := r.post(connectPath, "zipped", "From=1&To=2", "Accept-Encoding", "identity")
+		if calls.Load() != 1 {
+			t.Fatalf("Exotel placed %d calls, want 1", calls.Load())
+		}
+		if second.Header.Get("Idempotent-Replayed") != "true" || second.Header.Get("Content-Encoding") != "" || string(b2) != string(b1) {
+			t.Fatalf("replay: %d Content-Encoding %q body %q, want the first answer %q in clear",
+				second.StatusCode, second.Header.Get("Content-Encoding"), b2, b1)
+		}
+	})
+}
