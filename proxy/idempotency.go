@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/exogate/exogate/internal/exotel"
@@ -106,8 +108,10 @@ func (h *Handler) reserve(ex *exchange, r *http.Request) (answered bool, err err
 			return false, err
 		}
 	}
-	fp := idempotency.FingerprintOf(r.Header.Get("Content-Type")+"\x00"+r.URL.RawQuery, ex.body.rec)
-	scope := idempotency.Scope{Client: ex.client, Account: ex.route.Account, Method: r.Method, Path: rawPath(r.RequestURI)}
+	// The answer's shape is part of the request: the key of a JSON request
+	// sent again to the path's XML spelling is reused, not a new call.
+	fp := idempotency.FingerprintOf(r.Header.Get("Content-Type")+"\x00"+r.URL.RawQuery+"\x00"+strconv.Itoa(int(ex.route.Shape)), ex.body.rec)
+	scope := idempotency.Scope{Client: ex.client, Account: ex.route.Account, Method: r.Method, Path: keyPath(rawPath(r.RequestURI))}
 	state, claim, kept, err := idem.Keys.Begin(r.Context(), scope, key, fp)
 	switch {
 	case err != nil && idem.Forward:
@@ -131,6 +135,28 @@ func (h *Handler) reserve(ex *exchange, r *http.Request) (answered bool, err err
 	ex.idem = "reserved"
 	ex.keyed = &keyed{claim: claim}
 	return false, nil
+}
+
+// keyPath is the path a key is scoped to: raw as Exotel reads it, which
+// is how Classify reads it, so that no other spelling of one path (case,
+// empty segments, percent-escapes, a ".json" suffix or a final "/") is a
+// scope of its own in which the same key is forwarded again (the suffix
+// is in the request's fingerprint instead, as its answer's shape).
+// Classify has refused escapes of separators and of bytes outside visible
+// ASCII.
+func keyPath(raw string) string {
+	var b strings.Builder
+	for _, seg := range strings.Split(raw, "/") {
+		if dec, err := url.PathUnescape(seg); err == nil {
+			seg = dec
+		}
+		if seg == "" {
+			continue
+		}
+		b.WriteByte('/')
+		b.WriteString(strings.ToLower(seg))
+	}
+	return strings.TrimSuffix(b.String(), ".json")
 }
 
 // replayKept answers a repeat with the first request's kept outcome.

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/exogate/exogate/internal/exotel"
 	"github.com/exogate/exogate/internal/idempotency"
 )
 
@@ -57,4 +58,34 @@ func TestIdempotencyReplayOfCompressedAnswer(t *testing.T) {
 				second.StatusCode, second.Header.Get("Content-Encoding"), b2, b1)
 		}
 	})
+}
+
+// The gateway reads these paths as one operation on one account, and
+// forwards each as it came: a key retried under another spelling of the
+// path must not place the call again.
+func TestIdempotencyKeyAcrossPathSpellings(t *testing.T) {
+	r, calls := keyedRig(t, nil)
+	first, b1 := r.post(connectPath, "spelled", "From=1&To=2")
+	if first.StatusCode != 200 {
+		t.Fatalf("first: %d %q", first.StatusCode, b1)
+	}
+	for _, p := range []string{
+		"/v1/Accounts/ACME/Calls/connect.json",
+		"/v1/accounts/acme/calls/Connect.json",
+		"/v1/Accounts/acme//Calls/connect.json",
+		"/v1/Accounts/acme/Calls/%63onnect.json",
+		"/V1/Accounts/acme/Calls/connect.JSON",
+		"/v1/Accounts/acme/Calls/connect.json/",
+	} {
+		resp, b := r.post(p, "spelled", "From=1&To=2")
+		if resp.Header.Get("Idempotent-Replayed") != "true" || string(b) != string(b1) {
+			t.Errorf("%s: %d replayed %q %q, want the first answer", p, resp.StatusCode, resp.Header.Get("Idempotent-Replayed"), b)
+		}
+	}
+	// Without the suffix the answer is XML: the key is another request's.
+	resp, b := r.post("/v1/Accounts/ACME/Calls/Connect", "spelled", "From=1&To=2")
+	assertShape(t, resp, b, exotel.ShapeXML, 422, KindIdempotencyKeyReused)
+	if calls.Load() != 1 {
+		t.Errorf("Exotel placed %d calls under one key, want 1", calls.Load())
+	}
 }
