@@ -216,15 +216,20 @@ func (k *Keys) judge(ctx context.Context, id string, held []byte, fp string, now
 	return 0, nil, true, nil
 }
 
-// Finish keeps a as the key's outcome for the rest of its TTL. It does
-// nothing if the reservation is no longer this claim's.
+// Finish keeps a as the key's outcome for the rest of its TTL. It leaves
+// the key as it is if another holds it (the lease ran out and the outcome
+// became unknown); if the key is gone (a Redis restarted empty), a is
+// kept all the same, so that a retry is not forwarded again.
 func (c *Claim) Finish(ctx context.Context, a Answer) error {
 	e := entry{Fingerprint: c.fp, Expires: c.expiry, Answer: &a}
 	val, _ := json.Marshal(e)
 	if a.Unknown {
 		c.keys.count(evUnknown)
 	}
-	_, err := c.keys.backend.Swap(ctx, c.id, c.held, val, c.keys.left(c.expiry))
+	swapped, err := c.keys.backend.Swap(ctx, c.id, c.held, val, c.keys.left(c.expiry))
+	if err == nil && !swapped {
+		_, err = c.keys.backend.Add(ctx, c.id, val, c.keys.left(c.expiry))
+	}
 	if err != nil {
 		c.keys.count(evBackendError)
 		return fmt.Errorf("%w: %v", ErrBackend, err)

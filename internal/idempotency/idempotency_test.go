@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/exogate/exogate/internal/redistest"
+	"github.com/exogate/exogate/internal/testutil"
 )
 
 // fakeClock is a clock the test moves by hand.
@@ -269,5 +270,32 @@ func TestValidKey(t *testing.T) {
 		if ValidKey(key) != want {
 			t.Errorf("ValidKey(%q) = %v, want %v", key, !want, want)
 		}
+	}
+}
+
+// A Redis that lost its data (restarted empty) while a request was in
+// flight must not let the request's retry be forwarded again: the
+// outcome is kept all the same.
+func TestFinishAfterRedisLostTheReservation(t *testing.T) {
+	srv := redistest.Start(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { client.Close() })
+	k := New(NewRedis(client, "test:idem:"), Options{})
+	st, claim, _ := begin(t, k, scope, "lost", fpA)
+	if st != Reserved {
+		t.Fatalf("Begin: %v, want Reserved", st)
+	}
+	srv.Restart()
+	ans := Answer{Status: 200, ContentType: "application/json", Body: []byte(`{"Call":{"Sid":"c1"}}`)}
+	// The client reconnects on its own; the first command may meet the
+	// closed connection.
+	var err error
+	testutil.Eventually(t, 10*time.Second, "Finish after the restart", func() bool {
+		err = claim.Finish(ctx, ans)
+		return err == nil
+	})
+	st, _, got := begin(t, k, scope, "lost", fpA)
+	if st != Replay || got == nil || string(got.Body) != string(ans.Body) {
+		t.Fatalf("retry after the restart: %v %+v, want the kept answer", st, got)
 	}
 }
