@@ -194,8 +194,9 @@ func (k *keyed) keep(p []byte, limit int) {
 // settle decides a keyed request's key once the request is over: Exotel's
 // answer kept (whatever its status: Exotel may have acted), the key freed
 // when nothing reached Exotel or Exotel acted on nothing (its own 401 or
-// 429), and an unknown outcome kept when the request reached Exotel and
-// its answer did not reach the caller whole.
+// 429, unless a replay after it reached Exotel and went unanswered), and
+// an unknown outcome kept when the request reached Exotel and its answer
+// did not reach the caller whole.
 func (h *Handler) settle(ex *exchange, r *http.Request) {
 	k := ex.keyed
 	if k == nil {
@@ -204,12 +205,13 @@ func (h *Handler) settle(ex *exchange, r *http.Request) {
 	// The caller may be gone: the key's fate must still be written.
 	ctx := context.WithoutCancel(r.Context())
 	status := int(ex.upstreamStatus.Load())
+	answered := status != 0 && ex.complete && ex.kind == "" && !ex.lost.Load()
 	var err error
 	switch {
-	case status != 0 && ex.complete && ex.kind == "" && (status == http.StatusUnauthorized || status == http.StatusTooManyRequests):
+	case answered && (status == http.StatusUnauthorized || status == http.StatusTooManyRequests):
 		err = k.claim.Release(ctx)
 		ex.idem = "released"
-	case status != 0 && ex.complete && ex.kind == "" && !k.overflow:
+	case answered && !k.overflow:
 		err = k.claim.Finish(ctx, idempotency.Answer{Status: status, ContentType: k.ctype, Body: k.answer})
 	case ex.written.Load() || status != 0:
 		code := http.StatusBadGateway

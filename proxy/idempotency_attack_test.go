@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,9 +10,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/exogate/exogate/internal/exotel"
+	"github.com/exogate/exogate/internal/fakeexotel"
 	"github.com/exogate/exogate/internal/idempotency"
+	"github.com/exogate/exogate/internal/testutil"
 )
 
 // A caller that asks for a compressed answer gets Exotel's gzip bytes
@@ -88,4 +92,47 @@ func TestIdempotencyKeyAcrossPathSpellings(t *testing.T) {
 	if calls.Load() != 1 {
 		t.Errorf("Exotel placed %d calls under one key, want 1", calls.Load())
 	}
+}
+
+// Exotel's 429 means it did nothing, but the replay that follows it
+// reached Exotel whole before the caller hung up: Exotel may have placed
+// the call, so the key must not be freed for a retry to place it again.
+func TestIdempotencyReplayAfter429LostWhenCallerLeaves(t *testing.T) {
+	r, _ := keyedRig(t, func(c *Config) { c.RetryWait = time.Minute })
+	release := make(chan struct{})
+	defer close(release)
+	var n atomic.Int64
+	r.fakes["singapore-api"].SetOverride(func(req fakeexotel.Request) (int, string, bool) {
+		switch n.Add(1) {
+		case 1:
+			return 429, `{"RestException":{"Status":429}}`, true
+		case 2:
+			<-release // the replay: held until the caller has gone
+		}
+		return 200, `{"Call":{"Sid":"again"}}`, true
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequestWithContext(ctx, "POST", r.front.URL+connectPath, strings.NewReader("From=1&To=2"))
+		req.Header.Set("Idempotency-Key", "paused")
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if resp, err := r.front.Client().Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	testutil.Eventually(t, 10*time.Second, "the replay reaches Exotel", func() bool { return n.Load() == 2 })
+	cancel()
+	<-done
+	var resp *http.Response
+	var b []byte
+	testutil.Eventually(t, 10*time.Second, "the first request settles", func() bool {
+		resp, b = r.post(connectPath, "paused", "From=1&To=2")
+		return resp.StatusCode != http.StatusConflict
+	})
+	if n.Load() != 2 {
+		t.Errorf("Exotel received %d requests, want 2: the retry was forwarded after a replay that reached it", n.Load())
+	}
+	assertShape(t, resp, b, exotel.ShapeJSON, http.StatusBadGateway, KindUpstreamOutcomeUnknown)
 }

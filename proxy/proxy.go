@@ -475,6 +475,7 @@ type exchange struct {
 	keyed       *keyed      // an Idempotency-Key reserved for this request
 	idem        string      // what the idempotency checks did, for the log
 	written     atomic.Bool // the whole request reached Exotel
+	lost        atomic.Bool // the last attempt that reached Exotel got no answer
 	// upstreamStatus is the status of Exotel's answer (after any replay),
 	// 0 while there is none.
 	upstreamStatus atomic.Int32
