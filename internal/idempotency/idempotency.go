@@ -101,7 +101,8 @@ type entry struct {
 // Options configures Keys. The zero value works, with no backend errors
 // possible only for a Memory backend.
 type Options struct {
-	// TTL is how long a key and its outcome are kept (0: DefaultTTL).
+	// TTL is how long a key and its outcome are kept (0: DefaultTTL), at
+	// least the Lease.
 	TTL time.Duration
 	// Lease is how long a reservation holds before a process that died
 	// holding it is presumed to have sent the request: the key's outcome
@@ -133,10 +134,13 @@ func New(backend Backend, o Options) *Keys {
 	if k.now == nil {
 		k.now = time.Now
 	}
+	// A key is not forgotten while its reservation holds: a retry would be
+	// forwarded while the first request may still be at Exotel.
+	k.ttl = max(k.ttl, k.lease)
 	return k
 }
 
-// TTL returns how long a key is kept.
+// TTL returns how long a key is kept: Options.TTL, or the lease if longer.
 func (k *Keys) TTL() time.Duration { return k.ttl }
 
 // Claim is a reservation held by one request.

@@ -299,3 +299,26 @@ func TestFinishAfterRedisLostTheReservation(t *testing.T) {
 		t.Fatalf("retry after the restart: %v %+v, want the kept answer", st, got)
 	}
 }
+
+// A TTL shorter than the lease must not let a reservation in flight be
+// forgotten, and a retry forwarded while the first request still waits on
+// Exotel.
+func TestTTLShorterThanLease(t *testing.T) {
+	clock := newFakeClock()
+	k := New(NewMemory(0, clock.now), Options{TTL: time.Minute, Lease: 3 * time.Minute, Now: clock.now})
+	st, claim, _ := begin(t, k, scope, "short", fpA)
+	if st != Reserved {
+		t.Fatalf("first Begin: %v, want Reserved", st)
+	}
+	clock.advance(2 * time.Minute)
+	if st, _, _ := begin(t, k, scope, "short", fpA); st != InFlight {
+		t.Fatalf("repeat past the TTL, within the lease: %v, want InFlight", st)
+	}
+	if err := claim.Finish(ctx, Answer{Status: 200, Body: []byte("placed")}); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(30 * time.Second)
+	if st, _, a := begin(t, k, scope, "short", fpA); st != Replay || a == nil || string(a.Body) != "placed" {
+		t.Fatalf("repeat after the first finished: %v %+v, want its answer", st, a)
+	}
+}
