@@ -322,3 +322,26 @@ func TestTTLShorterThanLease(t *testing.T) {
 		t.Fatalf("repeat after the first finished: %v %+v, want its answer", st, a)
 	}
 }
+
+// An answer larger than a small memory cap is not forgotten the moment it
+// is kept: its retry would be forwarded again.
+func TestMemoryKeepsAnAnswerLargerThanItsCap(t *testing.T) {
+	mem := NewMemory(4096, nil)
+	k := New(mem, Options{})
+	_, claim, _ := begin(t, k, scope, "big", fpA)
+	big := []byte(strings.Repeat("x", 8192))
+	if err := claim.Finish(ctx, Answer{Status: 200, Body: big}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, a := begin(t, k, scope, "big", fpA); st != Replay || a == nil || len(a.Body) != len(big) {
+		t.Fatalf("retry: %v, want the kept answer", st)
+	}
+	// The next outcome kept makes room by forgetting it.
+	_, claim, _ = begin(t, k, scope, "small", fpA)
+	if err := claim.Finish(ctx, Answer{Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	if st := mem.Stats(); st.Bytes > st.MaxBytes || st.Evictions != 1 {
+		t.Fatalf("after another outcome: %+v, want the large one forgotten", st)
+	}
+}
