@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/exogate/exogate/internal/exotel"
@@ -107,8 +109,10 @@ func (h *Handler) reserve(ex *exchange, r *http.Request) (answered bool, err err
 			return false, err
 		}
 	}
-	fp := idempotency.FingerprintOf(r.Header.Get("Content-Type"), r.URL.RawQuery, ex.body.rec)
-	scope := idempotency.Scope{Client: ex.client, Account: ex.route.Account, Method: r.Method, Path: rawPath(r.RequestURI)}
+	// The answer's shape is part of the request: the key of a JSON request
+	// sent again to the path's XML spelling is reused, not a new call.
+	fp := idempotency.FingerprintOf(ex.body.rec, r.Header.Get("Content-Type"), r.URL.RawQuery, strconv.Itoa(int(ex.route.Shape)))
+	scope := idempotency.Scope{Client: ex.client, Account: ex.route.Account, Method: r.Method, Path: keyPath(rawPath(r.RequestURI))}
 	state, claim, kept, err := idem.Keys.Begin(r.Context(), scope, key, fp)
 	switch {
 	case err != nil && idem.Forward:
@@ -132,6 +136,28 @@ func (h *Handler) reserve(ex *exchange, r *http.Request) (answered bool, err err
 	ex.idem = "reserved"
 	ex.keyed = &keyed{claim: claim, limit: idem.MaxAnswer}
 	return false, nil
+}
+
+// keyPath is the path a key is scoped to: raw as Exotel reads it, which
+// is how Classify reads it, so that no other spelling of one path (case,
+// empty segments, percent-escapes, a ".json" suffix or a final "/") is a
+// scope of its own in which the same key is forwarded again (the suffix
+// is in the request's fingerprint instead, as its answer's shape).
+// Classify has refused escapes of separators and of bytes outside visible
+// ASCII.
+func keyPath(raw string) string {
+	var b strings.Builder
+	for _, seg := range strings.Split(raw, "/") {
+		if dec, err := url.PathUnescape(seg); err == nil {
+			seg = dec
+		}
+		if seg == "" {
+			continue
+		}
+		b.WriteByte('/')
+		b.WriteString(strings.ToLower(seg))
+	}
+	return strings.TrimSuffix(b.String(), ".json")
 }
 
 // replayKept answers a repeat with the first request's kept outcome.
@@ -169,8 +195,9 @@ func (k *keyed) keep(p []byte) {
 // settle decides a keyed request's key once the request is over: Exotel's
 // answer kept (whatever its status: Exotel may have acted), the key freed
 // when nothing reached Exotel or Exotel acted on nothing (its own 401 or
-// 429), and an unknown outcome kept when the request reached Exotel and
-// its answer did not reach the caller whole.
+// 429, unless a replay after it reached Exotel and went unanswered), and
+// an unknown outcome kept when the request reached Exotel and its answer
+// did not reach the caller whole.
 func (h *Handler) settle(ex *exchange, r *http.Request) {
 	k := ex.keyed
 	if k == nil {
@@ -179,12 +206,13 @@ func (h *Handler) settle(ex *exchange, r *http.Request) {
 	// The caller may be gone: the key's fate must still be written.
 	ctx := context.WithoutCancel(r.Context())
 	status := ex.upstreamStatus
+	answered := status != 0 && ex.complete && ex.kind == "" && !ex.lost.Load()
 	var err error
 	switch {
-	case status != 0 && ex.complete && ex.kind == "" && (status == http.StatusUnauthorized || status == http.StatusTooManyRequests):
+	case answered && (status == http.StatusUnauthorized || status == http.StatusTooManyRequests):
 		err = k.claim.Release(ctx)
 		ex.idem = "released"
-	case status != 0 && ex.complete && ex.kind == "" && !k.overflow:
+	case answered && !k.overflow:
 		err = k.claim.Finish(ctx, idempotency.Answer{Status: status, ContentType: k.ctype, Body: k.answer})
 	case ex.written.Load() || status != 0:
 		code := http.StatusBadGateway

@@ -348,6 +348,12 @@ func rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 			delete(out.Header, k)
 		}
 	}
+	if ex := exchangeOf(pr.In.Context()); ex != nil && ex.keyed != nil {
+		// A kept answer is replayed to retries that may not accept the
+		// encoding this caller asked for: the transport asks for gzip
+		// itself and the answer is kept, and passed on, decoded.
+		out.Header.Del("Accept-Encoding")
+	}
 }
 
 // authorize has the Authorizer write the account's credentials on the
@@ -468,6 +474,7 @@ type exchange struct {
 	keyed       *keyed      // an Idempotency-Key reserved for this request
 	idem        string      // what the idempotency checks did, for the log
 	written     atomic.Bool // the whole request reached Exotel
+	lost        atomic.Bool // the last attempt that reached Exotel got no answer
 	// upstreamStatus is the status of Exotel's answer (after any replay),
 	// 0 while there is none. The transport sets it in the handler's
 	// goroutine.

@@ -82,6 +82,12 @@ func (p *replayer) send(req *http.Request) (*http.Response, error) {
 		},
 	}))
 	resp, err := p.next.RoundTrip(sent)
+	if ex := exchangeOf(req.Context()); ex != nil && written.Load() {
+		// Whether the last attempt to reach Exotel was answered: a replay
+		// lost after an earlier attempt's 401 or 429 leaves that answer to
+		// the caller, but Exotel may have acted on the replay.
+		ex.lost.Store(err != nil)
+	}
 	if err != nil && written.Load() && req.Context().Err() == nil {
 		err = &errOutcomeUnknown{err}
 	}

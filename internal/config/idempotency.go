@@ -15,8 +15,11 @@ import (
 type Idempotency struct {
 	// Backend: memory (one gateway, the default) or redis (shared by every
 	// replica, on limits.redis's connection).
-	Backend string        `yaml:"backend"`
-	TTL     time.Duration `yaml:"ttl"` // default 24h
+	Backend string `yaml:"backend"`
+	// TTL is how long a key is kept (default 24h); never less than the
+	// longest a request can be in flight, so that a key is not forgotten
+	// while its request may still be at Exotel.
+	TTL time.Duration `yaml:"ttl"`
 	// MaxBytes caps the memory backend's keys and kept answers (default
 	// 64 MiB); past it the oldest go first.
 	MaxBytes ByteSize `yaml:"max_bytes"`

@@ -51,11 +51,14 @@ type Scope struct {
 // reused with another fingerprint is a mismatch.
 type Fingerprint [sha256.Size]byte
 
-// FingerprintOf returns the fingerprint of a request's content type,
-// query string and body.
-func FingerprintOf(contentType, query string, body []byte) Fingerprint {
+// FingerprintOf returns the fingerprint of a request's body and of the
+// parts that tell it apart besides (its content type, its query string,
+// the shape of its answer).
+func FingerprintOf(body []byte, parts ...string) Fingerprint {
 	h := sha256.New()
-	fmt.Fprintf(h, "%d:%s%d:%s", len(contentType), contentType, len(query), query)
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s", len(p), p)
+	}
 	h.Write(body)
 	var f Fingerprint
 	h.Sum(f[:0])
@@ -99,7 +102,8 @@ type entry struct {
 
 // Options configures Keys. The zero value works.
 type Options struct {
-	// TTL is how long a key and its outcome are kept (0: DefaultTTL).
+	// TTL is how long a key and its outcome are kept (0: DefaultTTL), at
+	// least the Lease.
 	TTL time.Duration
 	// Lease is how long a reservation holds before a process that died
 	// holding it is presumed to have sent the request: the key's outcome
@@ -131,6 +135,9 @@ func New(backend Backend, o Options) *Keys {
 	if k.now == nil {
 		k.now = time.Now
 	}
+	// A key is not forgotten while its reservation holds: a retry would be
+	// forwarded while the first request may still be at Exotel.
+	k.ttl = max(k.ttl, k.lease)
 	return k
 }
 
@@ -211,15 +218,20 @@ func (k *Keys) judge(ctx context.Context, id string, held []byte, fp string, now
 	return 0, nil, true, nil
 }
 
-// Finish keeps a as the key's outcome for the rest of its TTL. It does
-// nothing if the reservation is no longer this claim's.
+// Finish keeps a as the key's outcome for the rest of its TTL. It leaves
+// the key as it is if another holds it (the lease ran out and the outcome
+// became unknown); if the key is gone (a Redis restarted empty), a is
+// kept all the same, so that a retry is not forwarded again.
 func (c *Claim) Finish(ctx context.Context, a Answer) error {
 	e := entry{Fingerprint: c.fp, Expires: c.expiry, Answer: &a}
 	val, _ := json.Marshal(e)
 	if a.Unknown {
 		c.keys.count(evUnknown)
 	}
-	_, err := c.keys.backend.Swap(ctx, c.id, c.held, val, c.keys.left(c.expiry))
+	swapped, err := c.keys.backend.Swap(ctx, c.id, c.held, val, c.keys.left(c.expiry))
+	if err == nil && !swapped {
+		_, err = c.keys.backend.Add(ctx, c.id, val, c.keys.left(c.expiry))
+	}
 	if err != nil {
 		c.keys.count(evBackendError)
 		return fmt.Errorf("%w: %v", ErrBackend, err)

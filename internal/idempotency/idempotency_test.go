@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/exogate/exogate/internal/redistest"
+	"github.com/exogate/exogate/internal/testutil"
 )
 
 // fakeClock is a clock the test moves by hand.
@@ -45,8 +46,8 @@ func backends(t *testing.T, f func(t *testing.T, b Backend, clock *fakeClock)) {
 var (
 	ctx   = context.Background()
 	scope = Scope{Client: "billing", Account: "acme", Method: "POST", Path: "/v1/Accounts/acme/Calls/connect"}
-	fpA   = FingerprintOf("application/x-www-form-urlencoded", "", []byte("From=1&To=2"))
-	fpB   = FingerprintOf("application/x-www-form-urlencoded", "", []byte("From=1&To=3"))
+	fpA   = FingerprintOf([]byte("From=1&To=2"), "application/x-www-form-urlencoded")
+	fpB   = FingerprintOf([]byte("From=1&To=3"), "application/x-www-form-urlencoded")
 )
 
 func begin(t *testing.T, k *Keys, s Scope, key string, fp Fingerprint) (State, *Claim, *Answer) {
@@ -268,5 +269,78 @@ func TestValidKey(t *testing.T) {
 		if ValidKey(key) != want {
 			t.Errorf("ValidKey(%q) = %v, want %v", key, !want, want)
 		}
+	}
+}
+
+// A Redis that lost its data (restarted empty) while a request was in
+// flight must not let the request's retry be forwarded again: the
+// outcome is kept all the same.
+func TestFinishAfterRedisLostTheReservation(t *testing.T) {
+	srv := redistest.Start(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { client.Close() })
+	k := New(NewRedis(client, "test:idem:"), Options{})
+	st, claim, _ := begin(t, k, scope, "lost", fpA)
+	if st != Reserved {
+		t.Fatalf("Begin: %v, want Reserved", st)
+	}
+	srv.Restart()
+	ans := Answer{Status: 200, ContentType: "application/json", Body: []byte(`{"Call":{"Sid":"c1"}}`)}
+	// The client reconnects on its own; the first command may meet the
+	// closed connection.
+	var err error
+	testutil.Eventually(t, 10*time.Second, "Finish after the restart", func() bool {
+		err = claim.Finish(ctx, ans)
+		return err == nil
+	})
+	st, _, got := begin(t, k, scope, "lost", fpA)
+	if st != Replay || got == nil || string(got.Body) != string(ans.Body) {
+		t.Fatalf("retry after the restart: %v %+v, want the kept answer", st, got)
+	}
+}
+
+// A TTL shorter than the lease must not let a reservation in flight be
+// forgotten, and a retry forwarded while the first request still waits on
+// Exotel.
+func TestTTLShorterThanLease(t *testing.T) {
+	clock := newFakeClock()
+	k := New(NewMemory(0, clock.now), Options{TTL: time.Minute, Lease: 3 * time.Minute, Now: clock.now})
+	st, claim, _ := begin(t, k, scope, "short", fpA)
+	if st != Reserved {
+		t.Fatalf("first Begin: %v, want Reserved", st)
+	}
+	clock.advance(2 * time.Minute)
+	if st, _, _ := begin(t, k, scope, "short", fpA); st != InFlight {
+		t.Fatalf("repeat past the TTL, within the lease: %v, want InFlight", st)
+	}
+	if err := claim.Finish(ctx, Answer{Status: 200, Body: []byte("placed")}); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(30 * time.Second)
+	if st, _, a := begin(t, k, scope, "short", fpA); st != Replay || a == nil || string(a.Body) != "placed" {
+		t.Fatalf("repeat after the first finished: %v %+v, want its answer", st, a)
+	}
+}
+
+// An answer larger than a small memory cap is not forgotten the moment it
+// is kept: its retry would be forwarded again.
+func TestMemoryKeepsAnAnswerLargerThanItsCap(t *testing.T) {
+	mem := NewMemory(4096, nil)
+	k := New(mem, Options{})
+	_, claim, _ := begin(t, k, scope, "big", fpA)
+	big := []byte(strings.Repeat("x", 8192))
+	if err := claim.Finish(ctx, Answer{Status: 200, Body: big}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, a := begin(t, k, scope, "big", fpA); st != Replay || a == nil || len(a.Body) != len(big) {
+		t.Fatalf("retry: %v, want the kept answer", st)
+	}
+	// The next outcome kept makes room by forgetting it.
+	_, claim, _ = begin(t, k, scope, "small", fpA)
+	if err := claim.Finish(ctx, Answer{Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	if st := mem.Stats(); st.Bytes > st.MaxBytes || st.Evictions != 1 {
+		t.Fatalf("after another outcome: %+v, want the large one forgotten", st)
 	}
 }

@@ -17,7 +17,8 @@ const DefaultMaxBytes = 64 << 20
 const entryOverhead = 96
 
 // Memory is a Backend in the process's memory, for one gateway (the
-// sidecar). Past its size cap it forgets the oldest outcomes first; a
+// sidecar). Past its size cap it forgets the oldest outcomes first (the
+// one just stored last of all, when the next entry comes); a
 // reservation (a value stored by Add and not yet swapped) is never
 // forgotten before it expires, so that a request in flight cannot be
 // duplicated by a full cache. Safe for concurrent use.
@@ -66,7 +67,7 @@ func (m *Memory) Add(_ context.Context, key string, val []byte, ttl time.Duratio
 	e := &memEntry{key: key, val: bytes.Clone(val), expires: now.Add(ttl), reserved: true}
 	m.entries[key] = m.order.PushBack(e)
 	m.bytes += size(e)
-	m.evict()
+	m.evict(nil)
 	return nil, nil
 }
 
@@ -90,7 +91,7 @@ func (m *Memory) Swap(_ context.Context, key string, old, val []byte, ttl time.D
 	// The entry keeps its place in line: the oldest keys go first.
 	e.val, e.expires, e.reserved = bytes.Clone(val), m.now().Add(ttl), false
 	m.bytes += size(e)
-	m.evict()
+	m.evict(el)
 	return true, nil
 }
 
@@ -107,11 +108,13 @@ func (m *Memory) expire(now time.Time) {
 	}
 }
 
-// evict forgets the oldest outcomes until the entries fit the cap.
-func (m *Memory) evict() {
+// evict forgets the oldest outcomes until the entries fit the cap, but
+// not kept, the outcome just stored: were it larger than the cap, its
+// retry would be forwarded again. The next entry stored makes room.
+func (m *Memory) evict(kept *list.Element) {
 	for el := m.order.Front(); el != nil && m.bytes > m.max; {
 		next := el.Next()
-		if !el.Value.(*memEntry).reserved {
+		if el != kept && !el.Value.(*memEntry).reserved {
 			m.remove(el)
 			m.evictions.Add(1)
 		}
