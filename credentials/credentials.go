@@ -11,7 +11,9 @@
 package credentials
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -34,10 +36,11 @@ const redacted = "[redacted]"
 // Credential is one Exotel API key and token pair, immutable once made. The
 // zero value holds nothing and authorizes nothing.
 type Credential struct {
-	header   []string // {"Basic base64(key:token)"}, shared, never mutated
-	source   string
-	version  string
-	loadedAt time.Time
+	header    []string // {"Basic base64(key:token)"}, shared, never mutated
+	source    string
+	version   string
+	loadedAt  time.Time
+	createdAt time.Time
 }
 
 // NewCredential makes a Credential from a key and a token; both must be
@@ -60,8 +63,36 @@ func (c *Credential) Source() string { return c.source }
 // Version identifies the credential without revealing it.
 func (c *Credential) Version() string { return c.version }
 
-// LoadedAt is when the credential was loaded.
+// LoadedAt is when the credential was loaded: since when it is in use.
 func (c *Credential) LoadedAt() time.Time { return c.loadedAt }
+
+// CreatedAt is when the credential was made, as its source tells it:
+// Vault's created_time for KV v2, the newer modification time of the two
+// files, the first time exogate read it for KV v1, start-up for the
+// environment. Its age is what rotation.max_age is measured against.
+func (c *Credential) CreatedAt() time.Time {
+	if c.createdAt.IsZero() {
+		return c.loadedAt
+	}
+	return c.createdAt
+}
+
+// withCreated returns c with its creation time set (zero: unknown, the
+// load time stands for it).
+func (c *Credential) withCreated(t time.Time) *Credential {
+	c.createdAt = t
+	return c
+}
+
+// Fingerprint labels a key and token pair without revealing it: the first
+// 32 bits of a SHA-256 over both, enough to tell one pair from the next and
+// the same on every replica that reads the same pair (the version label of
+// sources that have no version numbers of their own: files and KV v1).
+// From 32 bits nothing of a random 40-character token can be recovered.
+func Fingerprint(key, token string) string {
+	sum := sha256.Sum256([]byte("exogate-credential\x00" + key + "\x00" + token))
+	return hex.EncodeToString(sum[:4])
+}
 
 // same reports whether c and o hold the same key and token.
 func (c *Credential) same(o *Credential) bool {

@@ -96,6 +96,10 @@ type slot struct {
 	cur       atomic.Pointer[Credential]
 	prev      atomic.Pointer[Credential]
 	rotatedAt atomic.Int64 // unix nanoseconds of the last swap
+	// prevAccepted is when (unix nanoseconds) Exotel last accepted the
+	// previous credential after refusing the current one; 0 once Exotel
+	// accepts the current one, or after a swap.
+	prevAccepted atomic.Int64
 
 	refreshErrors atomic.Uint64 // failed reads of the source, for metrics
 
@@ -106,11 +110,19 @@ type slot struct {
 	lastErr    string // the last source error logged, to log each only once
 }
 
+// pair is what a source read: a key and token, a label for its version
+// (the same on every replica that reads the same pair), and when the pair
+// was made, if the source knows (zero: it does not).
+type pair struct {
+	key, token, version string
+	created             time.Time
+}
+
 // source loads one account's key and token. Implementations never put a
 // value in an error.
 type source interface {
-	// load returns the current pair and a label for its version.
-	load(ctx context.Context) (key, token, version string, err error)
+	// load returns the current pair.
+	load(ctx context.Context) (pair, error)
 	// kind is "env", "file" or "vault".
 	kind() string
 	// where says where the pair is read from (a path, never a value).
@@ -182,11 +194,11 @@ func (s *Store) setSource(sl *slot) error {
 	switch sp.Source {
 	case "env":
 		sl.src = envSource{spec: sp, getenv: s.cfg.Getenv}
-		key, token, version, err := sl.src.load(context.Background())
+		p, err := sl.src.load(context.Background())
 		if err != nil {
 			return fmt.Errorf("account %s: %w", sp.Account, err)
 		}
-		c, err := NewCredential(key, token, "env", version, s.now())
+		c, err := NewCredential(p.key, p.token, "env", p.version, s.now())
 		if err != nil {
 			return fmt.Errorf("account %s: %s/%s: %w", sp.Account, sp.APIKeyEnv, sp.APITokenEnv, err)
 		}
@@ -382,6 +394,75 @@ func (s *Store) swap(sl *slot, c *Credential) {
 		sl.prev.Store(old)
 	}
 	sl.rotatedAt.Store(s.now().UnixNano())
+	sl.prevAccepted.Store(0)
+}
+
+// Previous returns the credential the account's live one replaced (nil if
+// none). Its methods give metadata only.
+func (s *Store) Previous(account string) *Credential {
+	if sl, ok := s.accounts[account]; ok {
+		return sl.prev.Load()
+	}
+	return nil
+}
+
+// Accepted tells the store that Exotel accepted a request for account sent
+// with the Authorization header in h. When that was the previous
+// credential (Reauthorize offered it after Exotel refused the current one:
+// Exotel has not taken the new token yet), PreviousAcceptedAt says so until
+// Exotel accepts the current one. Cheap enough to call for every answer.
+func (s *Store) Accepted(account string, h http.Header) {
+	sl, ok := s.accounts[account]
+	if !ok {
+		return
+	}
+	sent := h["Authorization"]
+	if len(sent) != 1 {
+		return
+	}
+	if cur := sl.cur.Load(); cur != nil && sent[0] == cur.header[0] {
+		if sl.prevAccepted.Load() != 0 {
+			sl.prevAccepted.Store(0)
+			s.log.Info().Str("account", account).Str("version", cur.version).Msg("credentials: Exotel accepts the current token")
+		}
+		return
+	}
+	if prev := sl.prev.Load(); prev != nil && sent[0] == prev.header[0] {
+		if sl.prevAccepted.Swap(s.now().UnixNano()) == 0 {
+			s.log.Warn().Str("account", account).Str("previous_version", prev.version).
+				Msg("credentials: Exotel refused the current token and accepted the previous one: it has not taken the new token yet")
+		}
+	}
+}
+
+// PreviousAcceptedAt returns when Exotel last accepted the account's
+// previous credential after refusing the current one, or zero when Exotel
+// has accepted the current one since (or never refused it).
+func (s *Store) PreviousAcceptedAt(account string) time.Time {
+	if sl, ok := s.accounts[account]; ok {
+		if n := sl.prevAccepted.Load(); n != 0 {
+			return time.Unix(0, n)
+		}
+	}
+	return time.Time{}
+}
+
+// Refresh re-reads the account's source now, swaps in what it finds, and
+// returns the live credential: what an operator asks for after publishing
+// a new token (POST /-/refresh) rather than waiting for the next poll. A
+// failed read keeps the current credential and is returned. Environment
+// variables are read once, at start: Refresh returns the live one as is.
+func (s *Store) Refresh(ctx context.Context, account string) (*Credential, error) {
+	sl, ok := s.accounts[account]
+	if !ok {
+		return nil, ErrUnknownAccount
+	}
+	if sl.src.kind() != "env" {
+		if err := s.refresh(ctx, sl); err != nil {
+			return sl.cur.Load(), err
+		}
+	}
+	return sl.cur.Load(), nil
 }
 
 // RefreshErrors returns how many reads of the account's source failed.
@@ -493,14 +574,15 @@ func (s *Store) forceRefresh(ctx context.Context, sl *slot) {
 // complete. A failure keeps the current credential and is logged once per
 // distinct error, naming the account and where it read, never a value.
 func (s *Store) refresh(ctx context.Context, sl *slot) error {
-	key, token, version, err := sl.src.load(ctx)
+	p, err := sl.src.load(ctx)
 	if err == nil {
 		var c *Credential
-		c, err = NewCredential(key, token, sl.src.kind(), version, s.now())
+		c, err = NewCredential(p.key, p.token, sl.src.kind(), p.version, s.now())
 		if err == nil {
+			c.withCreated(p.created)
 			if cur := sl.cur.Load(); cur == nil || !cur.same(c) || cur.version != c.version {
 				s.swap(sl, c)
-				ev := s.log.Info().Str("account", sl.spec.Account).Str("source", sl.src.kind()).Str("where", sl.src.where()).Str("version", version)
+				ev := s.log.Info().Str("account", sl.spec.Account).Str("source", sl.src.kind()).Str("where", sl.src.where()).Str("version", p.version)
 				if cur != nil {
 					ev.Str("previous_version", cur.version)
 				}
@@ -544,7 +626,7 @@ type envSource struct {
 	getenv func(string) string
 }
 
-func (e envSource) load(context.Context) (string, string, string, error) {
+func (e envSource) load(context.Context) (pair, error) {
 	key, token := e.getenv(e.spec.APIKeyEnv), e.getenv(e.spec.APITokenEnv)
 	var missing []string
 	if key == "" {
@@ -554,9 +636,9 @@ func (e envSource) load(context.Context) (string, string, string, error) {
 		missing = append(missing, e.spec.APITokenEnv)
 	}
 	if len(missing) > 0 {
-		return "", "", "", fmt.Errorf("missing required environment variable %s", strings.Join(missing, ", "))
+		return pair{}, fmt.Errorf("missing required environment variable %s", strings.Join(missing, ", "))
 	}
-	return key, token, "env", nil
+	return pair{key: key, token: token, version: "env"}, nil
 }
 
 func (envSource) kind() string    { return "env" }

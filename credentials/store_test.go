@@ -25,9 +25,10 @@ type fakeSource struct {
 
 var _ source = (*fakeSource)(nil)
 
-func (f *fakeSource) load(ctx context.Context) (string, string, string, error) {
+func (f *fakeSource) load(ctx context.Context) (pair, error) {
 	f.loads.Add(1)
-	return f.loadFn(ctx)
+	key, token, version, err := f.loadFn(ctx)
+	return pair{key: key, token: token, version: version}, err
 }
 func (f *fakeSource) kind() string  { return "fake" }
 func (f *fakeSource) where() string { return "fake/path" }

@@ -498,7 +498,7 @@ func (v *vaultClient) approleLogin() (api.AuthMethod, func(error), error) {
 // environment variable env.
 func (v *vaultClient) secretFrom(file, env string) (string, error) {
 	if file != "" {
-		return readSecretFile(file)
+		return readSecret(file)
 	}
 	if s := v.getenv(env); s != "" {
 		return s, nil
@@ -518,7 +518,7 @@ func (v *vaultClient) setExpiry(ttl time.Duration) {
 // or VAULT_TOKEN.
 func (v *vaultClient) readToken() (string, error) {
 	if f := v.cfg.Auth.TokenFile; f != "" {
-		return readSecretFile(f)
+		return readSecret(f)
 	}
 	if tok := v.getenv(api.EnvVaultToken); tok != "" {
 		return tok, nil
@@ -642,10 +642,6 @@ func (v *vaultClient) secretSource(s VaultSecret) (*vaultSource, error) {
 type vaultSource struct {
 	v *vaultClient
 	s VaultSecret
-
-	mu      sync.Mutex // KV v1 has no versions: count changes instead
-	lastSum [sha256.Size]byte
-	gen     int
 }
 
 func (vs *vaultSource) kind() string { return "vault" }
@@ -657,23 +653,21 @@ func (vs *vaultSource) where() string {
 	return fmt.Sprintf("%s/%s (fields %s, %s)", vs.s.Mount, vs.s.Path, vs.s.APIKeyField, vs.s.APITokenField)
 }
 
-func (vs *vaultSource) load(ctx context.Context) (string, string, string, error) {
+func (vs *vaultSource) load(ctx context.Context) (pair, error) {
 	select {
 	case <-vs.v.loggedIn:
 	case <-ctx.Done():
-		return "", "", "", fmt.Errorf("not logged in to Vault yet")
+		return pair{}, fmt.Errorf("not logged in to Vault yet")
 	}
 	ctx, cancel := context.WithTimeout(ctx, vs.v.cfg.Timeout)
 	defer cancel()
 
-	var (
-		data    map[string]any
-		version string
-	)
+	var p pair
+	var data map[string]any
 	if vs.s.KVVersion == 2 {
 		sec, err := vs.v.client.KVv2(vs.s.Mount).Get(ctx, vs.s.Path)
 		if err != nil {
-			return "", "", "", vs.readError(err)
+			return pair{}, vs.readError(err)
 		}
 		if sec.Data == nil {
 			// A deleted or destroyed latest version reads as no data.
@@ -681,37 +675,37 @@ func (vs *vaultSource) load(ctx context.Context) (string, string, string, error)
 			if sec.VersionMetadata != nil {
 				v = sec.VersionMetadata.Version
 			}
-			return "", "", "", fmt.Errorf("latest version %d of the secret is deleted or destroyed", v)
+			return pair{}, fmt.Errorf("latest version %d of the secret is deleted or destroyed", v)
 		}
 		data = sec.Data
-		if sec.VersionMetadata != nil {
-			version = fmt.Sprintf("v%d", sec.VersionMetadata.Version)
+		if m := sec.VersionMetadata; m != nil {
+			p.version, p.created = fmt.Sprintf("v%d", m.Version), m.CreatedTime
 		}
 	} else {
 		sec, err := vs.v.client.KVv1(vs.s.Mount).Get(ctx, vs.s.Path)
 		if err != nil {
-			return "", "", "", vs.readError(err)
+			return pair{}, vs.readError(err)
 		}
 		data = sec.Data
 	}
-	key, err := field(data, vs.s.APIKeyField)
-	if err != nil {
-		return "", "", "", err
+	var err error
+	if p.key, err = field(data, vs.s.APIKeyField); err != nil {
+		return pair{}, err
 	}
-	token, err := field(data, vs.s.APITokenField)
-	if err != nil {
-		return "", "", "", err
+	if p.token, err = field(data, vs.s.APITokenField); err != nil {
+		return pair{}, err
 	}
-	if version == "" {
-		sum := sha256.Sum256([]byte(key + "\x00" + token))
-		vs.mu.Lock()
-		if sum != vs.lastSum {
-			vs.lastSum, vs.gen = sum, vs.gen+1
-		}
-		version = fmt.Sprintf("kv1-%d", vs.gen)
-		vs.mu.Unlock()
+	if p.version == "" {
+		// KV v1 keeps no versions: the pair's fingerprint stands for one.
+		p.version = "kv1-" + Fingerprint(p.key, p.token)
 	}
-	return key, token, version, nil
+	return p, nil
+}
+
+// readSecret returns the trimmed content of a small file holding a secret.
+func readSecret(path string) (string, error) {
+	v, _, err := readSecretFile(path)
+	return v, err
 }
 
 // readError describes a failed read without quoting anything Vault sent,

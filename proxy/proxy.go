@@ -53,6 +53,15 @@ type Reauthorizer interface {
 	Reauthorize(ctx context.Context, h http.Header, account, rejected string) bool
 }
 
+// Acceptor is implemented by an Authorizer that wants to know which
+// credentials Exotel accepted: after a rotation, whether Exotel has taken
+// the new token or still takes only the previous one. Accepted is called
+// with the Authorization header of every attempt Exotel answered below
+// 400, so it must be cheap.
+type Acceptor interface {
+	Accepted(account string, h http.Header)
+}
+
 // Limiter admits a request for an account's bucket, waiting in line when it
 // must. A rejection's error implements RetryAfter() time.Duration. It is
 // implemented by *ratelimit.Memory and *ratelimit.Redis.
@@ -157,6 +166,7 @@ type Handler struct {
 	retryWait  time.Duration
 	authorizer Authorizer
 	reauth     Reauthorizer // nil: Exotel's 401s pass straight through
+	acceptor   Acceptor     // nil: nobody is told which credentials worked
 	maxBody    int64
 	log        zerolog.Logger
 	now        func() time.Time
@@ -234,6 +244,7 @@ func New(cfg Config) (*Handler, error) {
 		h.maxFlight = int64(cfg.MaxInFlight)
 	}
 	h.reauth, _ = cfg.Authorizer.(Reauthorizer)
+	h.acceptor, _ = cfg.Authorizer.(Acceptor)
 	h.pauser, _ = cfg.Limiter.(Pauser)
 	h.retryWait = cfg.RetryWait
 	if h.retryWait == 0 {
@@ -303,6 +314,7 @@ func (h *Handler) newUpstream(sid string, host exotel.Host, target *url.URL, bs 
 					host:      hostLabel,
 					metrics:   h.metrics,
 					reauth:    h.reauth,
+					acceptor:  h.acceptor,
 					limiter:   h.limiter,
 					pauser:    h.pauser,
 					retryWait: h.retryWait,

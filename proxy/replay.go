@@ -27,7 +27,8 @@ type replayer struct {
 	host      string // "api" or "ccm", for metrics
 	metrics   *metrics.Metrics
 	reauth    Reauthorizer
-	limiter   Limiter // nil: a replay takes no token
+	acceptor  Acceptor // nil: not told
+	limiter   Limiter  // nil: a replay takes no token
 	pauser    Pauser
 	retryWait time.Duration // the longest pause waited out before a replay (negative: never)
 	next      http.RoundTripper
@@ -55,11 +56,16 @@ func (p *replayer) roundTrip(req *http.Request, version string, body *limitedBod
 	}
 	if p.pauser != nil {
 		if resp.StatusCode == http.StatusTooManyRequests {
-			return p.afterTooManyRequests(req, resp, body)
-		}
-		if resp.StatusCode < 400 {
+			// A replay after the pause carries req's credentials.
+			if resp, err = p.afterTooManyRequests(req, resp, body); err != nil {
+				return nil, err
+			}
+		} else if resp.StatusCode < 400 {
 			p.pauser.Succeeded(p.account, p.bucket)
 		}
+	}
+	if p.acceptor != nil && resp.StatusCode < 400 {
+		p.acceptor.Accepted(p.account, req.Header)
 	}
 	return resp, nil
 }

@@ -40,6 +40,7 @@ type replayRig struct {
 	admits    int
 	pauses    []time.Duration
 	successes int
+	accepted  []string // the Authorization headers Accepted was told of
 	cancel    context.CancelFunc
 }
 
@@ -47,7 +48,12 @@ var (
 	_ Reauthorizer = (*replayRig)(nil)
 	_ Limiter      = (*replayRig)(nil)
 	_ Pauser       = (*replayRig)(nil)
+	_ Acceptor     = (*replayRig)(nil)
 )
+
+func (r *replayRig) Accepted(_ string, h http.Header) {
+	r.accepted = append(r.accepted, h.Get("Authorization"))
+}
 
 func (r *replayRig) Reauthorize(_ context.Context, h http.Header, _, rejected string) bool {
 	r.rejected = append(r.rejected, rejected)
@@ -184,7 +190,7 @@ func TestReplayer(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			r := &replayRig{t: t, answers: tc.answers, offerNew: tc.offerNew, admitErr: tc.admitErr, cancel: cancel}
-			r.p = &replayer{account: "acme", bucket: "voice_v1", limiter: r, reauth: r, pauser: r,
+			r.p = &replayer{account: "acme", bucket: "voice_v1", limiter: r, reauth: r, pauser: r, acceptor: r,
 				retryWait: 2 * time.Second, next: r, now: func() time.Time { return time.Unix(1e9, 0) }}
 			if tc.retryWait != 0 {
 				r.p.retryWait = tc.retryWait
@@ -247,6 +253,15 @@ func TestReplayer(t *testing.T) {
 			}
 			if r.successes != tc.successes {
 				t.Errorf("%d successes reported, want %d", r.successes, tc.successes)
+			}
+			// The credentials of the attempt Exotel answered below 400 are
+			// reported accepted, once; a refusal reports nothing.
+			var accepted []string
+			if tc.status != 0 && tc.status < 400 {
+				accepted = []string{r.attempts[len(r.attempts)-1].auth}
+			}
+			if !slices.Equal(r.accepted, accepted) {
+				t.Errorf("Accepted told %q, want %q", r.accepted, accepted)
 			}
 		})
 	}
