@@ -188,6 +188,10 @@ type Rotation struct {
 	// ReauthorizeWait bounds how long a request Exotel answered 401 waits
 	// for the re-read it forced before the 401 is passed on.
 	ReauthorizeWait time.Duration `yaml:"reauthorize_wait"`
+	// MaxAge is how old (since its source made it) a credential may grow
+	// before `exogate check` warns, /status flags it and the shipped alert
+	// fires. Default 2160h (90 days).
+	MaxAge time.Duration `yaml:"max_age"`
 }
 
 // Admin is the operator's listener: /metrics, /status, /healthz, /readyz,
@@ -450,6 +454,8 @@ func runtimeDefaults(c *Config) {
 		PreviousGrace:    10 * time.Minute,
 		MinForcedRefresh: 2 * time.Second,
 		ReauthorizeWait:  time.Second,
+		// Not a credentials.Config setting: the operator's rotation period.
+		MaxAge: 90 * 24 * time.Hour,
 	}
 }
 

@@ -390,6 +390,7 @@ func (r Rotation) validate(p *problems) {
 	p.positive("rotation.previous_grace", r.PreviousGrace)
 	p.positive("rotation.min_forced_refresh", r.MinForcedRefresh)
 	p.positive("rotation.reauthorize_wait", r.ReauthorizeWait)
+	p.positive("rotation.max_age", r.MaxAge)
 }
 
 // validate checks the limits section: the rules the way the limiter will,

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -18,12 +19,14 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 
+	"github.com/exogate/exogate/internal/config"
 	"github.com/exogate/exogate/internal/exotel"
 	"github.com/exogate/exogate/internal/metrics"
 )
 
 // adminHandler serves the operator's endpoints on the admin listener:
-// /metrics, /status, /healthz, /readyz and POST /-/reload. Every request
+// /metrics, /status, /healthz, /readyz, POST /-/reload and POST
+// /-/refresh?account=SID. Every request
 // other than GET and HEAD must carry the token of the live configuration's
 // admin.token_file when it names one (see adminAuth), and a reload sooner
 // than admin.min_reload_interval after the previous one is answered 429.
@@ -42,6 +45,7 @@ func adminHandler(live func() *gateway, m *metrics.Metrics, reload func() error,
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(live().status())
 	})
+	mux.HandleFunc("POST /-/refresh", refreshHandler(live))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
@@ -200,12 +204,29 @@ type AccountStatus struct {
 	Buckets     map[string]BucketStatus `json:"buckets"`
 }
 
-// CredentialStatus is what is known of an account's live credentials.
+// CredentialStatus is what is known of an account's live credentials:
+// where they come from, which version, how old, and since when in use. It
+// never holds a value.
 type CredentialStatus struct {
-	Source     string  `json:"source"`
-	Version    string  `json:"version,omitempty"`
+	Source  string `json:"source"`
+	Version string `json:"version,omitempty"`
+	// AgeSeconds counts from CreatedAt.
 	AgeSeconds float64 `json:"age_seconds,omitempty"`
-	Loaded     bool    `json:"loaded"`
+	// CreatedAt is when the source made the pair: Vault's created_time
+	// (KV v2), the files' modification time, the first read (KV v1), or
+	// start-up (env).
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+	// InUseSince is when this replica started using the version.
+	InUseSince *time.Time `json:"in_use_since,omitempty"`
+	// MaxAgeExceeded: older than rotation.max_age.
+	MaxAgeExceeded bool `json:"max_age_exceeded,omitempty"`
+	// PreviousVersion is the version the current one replaced.
+	PreviousVersion string `json:"previous_version,omitempty"`
+	// PreviousAcceptedAt is set while Exotel refuses the current version
+	// and accepts the previous one (it has not taken the new token yet):
+	// the last time it did.
+	PreviousAcceptedAt *time.Time `json:"previous_accepted_at,omitempty"`
+	Loaded             bool       `json:"loaded"`
 }
 
 // BucketStatus is a bucket's configuration and current pause.
@@ -228,12 +249,7 @@ func (g *gateway) status() Status {
 	for _, a := range g.cfg.Accounts {
 		sid := strings.ToLower(a.SID)
 		as := AccountStatus{SID: sid, Region: a.Region, Breakers: map[string]string{}, Buckets: map[string]BucketStatus{}}
-		as.Credentials.Source = a.Credentials.Source
-		if c := g.store.Current(sid); c != nil {
-			as.Credentials.Loaded = true
-			as.Credentials.Version = c.Version()
-			as.Credentials.AgeSeconds = time.Since(c.LoadedAt()).Round(time.Millisecond).Seconds()
-		}
+		as.Credentials = g.credentialStatus(a)
 		for _, h := range []exotel.Host{exotel.HostAPI, exotel.HostCCM} {
 			if s, ok := g.BreakerState(sid, h); ok {
 				as.Breakers[h.String()] = s.String()
@@ -249,6 +265,75 @@ func (g *gateway) status() Status {
 	return st
 }
 
+// credentialStatus describes account a's live credentials.
+func (g *gateway) credentialStatus(a config.Account) CredentialStatus {
+	sid := strings.ToLower(a.SID)
+	cs := CredentialStatus{Source: a.Credentials.Source}
+	c := g.store.Current(sid)
+	if c == nil {
+		return cs
+	}
+	utc := func(t time.Time) *time.Time {
+		t = t.UTC().Round(time.Millisecond)
+		return &t
+	}
+	age := time.Since(c.CreatedAt())
+	cs.Loaded, cs.Version = true, c.Version()
+	cs.AgeSeconds = age.Round(time.Millisecond).Seconds()
+	cs.CreatedAt, cs.InUseSince = utc(c.CreatedAt()), utc(c.LoadedAt())
+	cs.MaxAgeExceeded = age > g.cfg.Rotation.MaxAge
+	if p := g.store.Previous(sid); p != nil {
+		cs.PreviousVersion = p.Version()
+	}
+	if at := g.store.PreviousAcceptedAt(sid); !at.IsZero() {
+		cs.PreviousAcceptedAt = utc(at)
+	}
+	return cs
+}
+
+// refreshHandler serves POST /-/refresh?account=SID: it re-reads the
+// account's credentials source now and answers the account's credential
+// status (what `exogate rotate` asks each replica after publishing a new
+// token). 400 without an account, 404 for one the gateway does not serve,
+// 502 when the source cannot be read (the last good credentials keep
+// serving; the answer says why, never with a value).
+func refreshHandler(live func() *gateway) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sid := strings.ToLower(r.URL.Query().Get("account"))
+		if sid == "" {
+			http.Error(w, "refresh: the account query parameter is required (POST /-/refresh?account=SID)", http.StatusBadRequest)
+			return
+		}
+		g := live()
+		var acct *config.Account
+		for i := range g.cfg.Accounts {
+			if strings.EqualFold(g.cfg.Accounts[i].SID, sid) {
+				acct = &g.cfg.Accounts[i]
+			}
+		}
+		if acct == nil {
+			http.Error(w, "refresh: this gateway serves no account "+strconv.Quote(sid), http.StatusNotFound)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), g.cfg.Vault.Timeout+5*time.Second)
+		defer cancel()
+		answer := struct {
+			SID         string           `json:"sid"`
+			Credentials CredentialStatus `json:"credentials"`
+			Error       string           `json:"error,omitempty"`
+		}{SID: sid}
+		status := http.StatusOK
+		if _, err := g.store.Refresh(ctx, sid); err != nil {
+			answer.Error, status = "refresh: cannot read the credentials source: "+err.Error(), http.StatusBadGateway
+		}
+		answer.Credentials = g.credentialStatus(*acct)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(answer)
+	}
+}
+
 // backend names the limiter backend in use: memory, redis, or local.
 func (g *gateway) backend() string { return g.limiter.Backend() }
 
@@ -258,7 +343,7 @@ func (g *gateway) backend() string { return g.limiter.Backend() }
 type stateCollector struct {
 	live func() *gateway
 
-	pause, backend, credInfo, credAge, refreshErrors, vaultTTL, malformedPauses *metrics.Desc
+	pause, backend, credInfo, credAge, credMaxAge, prevAccepted, refreshErrors, vaultTTL, malformedPauses *metrics.Desc
 }
 
 func newStateCollector(live func() *gateway) *stateCollector {
@@ -270,7 +355,9 @@ func newStateCollector(live func() *gateway) *stateCollector {
 		pause:         d(metrics.Gauge, "limiter_pause_seconds", "Seconds left of a pause after Exotel's own 429, per account and bucket.", "account", "bucket"),
 		backend:       d(metrics.Gauge, "limiter_backend", "The limiter backend in use (1): memory, redis, or local (Redis unreachable).", "backend"),
 		credInfo:      d(metrics.Gauge, "credentials_info", "The live credential's source and version per account (1); never a value.", "account", "source", "version"),
-		credAge:       d(metrics.Gauge, "credentials_age_seconds", "Seconds since the live credential was loaded.", "account"),
+		credAge:       d(metrics.Gauge, "credentials_age_seconds", "Seconds since the live credential was made (Vault's created_time, the files' modification time, start-up for env).", "account"),
+		credMaxAge:    d(metrics.Gauge, "credentials_max_age_seconds", "rotation.max_age: the age past which a credential is due for rotation."),
+		prevAccepted:  d(metrics.Gauge, "credentials_previous_accepted", "1 while Exotel refuses the account's current credential and accepts the previous one (it has not taken the new token yet).", "account"),
 		refreshErrors: d(metrics.Counter, "credentials_refresh_errors_total", "Failed reads of the account's credential source.", "account"),
 		vaultTTL:      d(metrics.Gauge, "vault_token_ttl_seconds", "Seconds left on exogate's Vault token (absent without Vault)."),
 		malformedPauses: d(metrics.Counter, "limiter_malformed_pause_messages_total",
@@ -279,7 +366,7 @@ func newStateCollector(live func() *gateway) *stateCollector {
 }
 
 func (c *stateCollector) Describe() []*metrics.Desc {
-	return []*metrics.Desc{c.pause, c.backend, c.credInfo, c.credAge, c.refreshErrors, c.vaultTTL, c.malformedPauses}
+	return []*metrics.Desc{c.pause, c.backend, c.credInfo, c.credAge, c.credMaxAge, c.prevAccepted, c.refreshErrors, c.vaultTTL, c.malformedPauses}
 }
 
 func (c *stateCollector) Collect(w *metrics.Writer) {
@@ -307,10 +394,16 @@ func (c *stateCollector) Collect(w *metrics.Writer) {
 		}
 		if cr := g.store.Current(sid); cr != nil {
 			w.Write(c.credInfo, 1, sid, cr.Source(), cr.Version())
-			w.Write(c.credAge, time.Since(cr.LoadedAt()).Seconds(), sid)
+			w.Write(c.credAge, time.Since(cr.CreatedAt()).Seconds(), sid)
 		}
+		prev := 0.0
+		if !g.store.PreviousAcceptedAt(sid).IsZero() {
+			prev = 1
+		}
+		w.Write(c.prevAccepted, prev, sid)
 		w.Write(c.refreshErrors, float64(g.store.RefreshErrors(sid)), sid)
 	}
+	w.Write(c.credMaxAge, g.cfg.Rotation.MaxAge.Seconds())
 	if exp := g.store.VaultTokenExpiresAt(); !exp.IsZero() {
 		w.Write(c.vaultTTL, time.Until(exp).Seconds())
 	}
