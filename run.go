@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/exogate/exogate/internal/callers"
 	"github.com/exogate/exogate/internal/config"
 	"github.com/exogate/exogate/internal/gateway"
 	"github.com/exogate/exogate/internal/metrics"
@@ -32,6 +29,8 @@ Usage:
   exogate check   [-config FILE]                  test every account's credentials against Exotel
   exogate health  [-config FILE] [-url URL]       exit 0 when the running gateway is ready (for HEALTHCHECK)
   exogate webhooks url|list|replay ...           the callback routes' URLs and queue ("exogate webhooks" for more)
+  exogate rotate  -config FILE -account SID [-replicas URL,...] [-timeout 2m] [-rollback] < key-and-token
+                                                  test a new API key and token, publish it, confirm every replica uses it
   exogate hash-secret < secret                    print the secret_sha256 of a client secret read from stdin
   exogate version                                 print the version
 
@@ -42,7 +41,7 @@ EXOGATE_LISTEN overrides the listen address in both modes.
 
 // run is the whole program: it reads flags, the environment and the config
 // file, wires the gateway and serves until ctx ends or SIGINT/SIGTERM.
-// stdin is read by hash-secret only.
+// stdin is read by hash-secret and rotate only.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	return runNotify(ctx, args, getenv, stdin, stdout, stderr, nil)
 }
@@ -67,6 +66,8 @@ func runNotify(ctx context.Context, args []string, getenv func(string) string, s
 		return webhooksCommand(ctx, rest, getenv, stdout, stderr)
 	case "hash-secret":
 		return hashSecret(stdin, stdout)
+	case "rotate":
+		return rotateCommand(ctx, rest, getenv, stdin, stdout, stderr)
 	case "serve", "check":
 	default:
 		fmt.Fprint(stderr, usage)
@@ -152,26 +153,6 @@ func serve(ctx context.Context, gw *gateway.Server, started func(*gateway.Server
 	}
 	stop() // a second signal kills the process the default way
 	return gw.Close(context.WithoutCancel(ctx))
-}
-
-// minSecretLen is the shortest client secret hash-secret accepts: 32
-// random characters of hex carry 128 bits, of base64 192.
-const minSecretLen = 32
-
-// hashSecret reads a client secret (one line, from stdin so that it stays
-// out of the shell history and the process list) and prints the hex
-// SHA-256 that goes into clients[].secret_sha256.
-func hashSecret(in io.Reader, stdout io.Writer) error {
-	line, err := bufio.NewReader(io.LimitReader(in, 4096)).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("hash-secret: %w", err)
-	}
-	secret := strings.TrimRight(line, "\r\n")
-	if len(secret) < minSecretLen {
-		return fmt.Errorf("hash-secret: the secret is %d characters, at least %d are needed: generate one with `openssl rand -base64 32` or `head -c 32 /dev/urandom | base64`", len(secret), minSecretLen)
-	}
-	_, err = fmt.Fprintln(stdout, callers.HashSecret(secret))
-	return err
 }
 
 // health asks a running gateway's /readyz (on the admin listener, else the

@@ -247,32 +247,12 @@ func accountSIDs(cfg config.Config) []string {
 func newStore(cfg config.Config, getenv func(string) string, log zerolog.Logger, prev *gateway) (*credentials.Store, error) {
 	specs := make([]credentials.Spec, 0, len(cfg.Accounts))
 	for _, a := range cfg.Accounts {
-		cr := a.Credentials
-		spec := credentials.Spec{
-			Account:      strings.ToLower(a.SID),
-			Source:       cr.Source,
-			APIKeyEnv:    cr.APIKeyEnv,
-			APITokenEnv:  cr.APITokenEnv,
-			APIKeyFile:   cr.APIKeyFile,
-			APITokenFile: cr.APITokenFile,
-		}
-		if cr.Vault != nil {
-			spec.Vault = cr.Vault.Credentials()
-		}
-		specs = append(specs, spec)
+		specs = append(specs, credentialSpec(a))
 	}
-	v := cfg.Vault
 	return credentials.New(credentials.Config{
-		Accounts: specs,
-		Vault: credentials.VaultConfig{
-			Address:       v.Address,
-			CAFile:        v.CAFile,
-			Namespace:     v.Namespace,
-			Timeout:       v.Timeout,
-			Auth:          v.Auth.Credentials(),
-			AllowInsecure: v.AllowInsecure,
-		},
-		RefreshInterval:  v.RefreshInterval,
+		Accounts:         specs,
+		Vault:            vaultConfig(cfg.Vault),
+		RefreshInterval:  cfg.Vault.RefreshInterval,
 		FilePollInterval: cfg.Rotation.FilePollInterval,
 		PreviousGrace:    cfg.Rotation.PreviousGrace,
 		MinForcedRefresh: cfg.Rotation.MinForcedRefresh,
@@ -281,6 +261,48 @@ func newStore(cfg config.Config, getenv func(string) string, log zerolog.Logger,
 		Logger:           log,
 		Previous:         prevStore(prev),
 	})
+}
+
+// credentialSpec says where account a's credentials come from.
+func credentialSpec(a config.Account) credentials.Spec {
+	cr := a.Credentials
+	spec := credentials.Spec{
+		Account:      strings.ToLower(a.SID),
+		Source:       cr.Source,
+		APIKeyEnv:    cr.APIKeyEnv,
+		APITokenEnv:  cr.APITokenEnv,
+		APIKeyFile:   cr.APIKeyFile,
+		APITokenFile: cr.APITokenFile,
+	}
+	if cr.Vault != nil {
+		spec.Vault = cr.Vault.Credentials()
+	}
+	return spec
+}
+
+// vaultConfig maps the vault section.
+func vaultConfig(v config.Vault) credentials.VaultConfig {
+	return credentials.VaultConfig{
+		Address:       v.Address,
+		CAFile:        v.CAFile,
+		Namespace:     v.Namespace,
+		Timeout:       v.Timeout,
+		Auth:          v.Auth.Credentials(),
+		AllowInsecure: v.AllowInsecure,
+	}
+}
+
+// PublisherFor returns the writer of account sid's credentials source as
+// cfg configures it, writing to Vault with the operator's vaultToken.
+func PublisherFor(cfg config.Config, sid, vaultToken string, getenv func(string) string) (*credentials.Publisher, error) {
+	for _, a := range cfg.Accounts {
+		if strings.EqualFold(a.SID, sid) {
+			return credentials.NewPublisher(credentials.PublishConfig{
+				Spec: credentialSpec(a), Vault: vaultConfig(cfg.Vault), VaultToken: vaultToken, Getenv: getenv,
+			})
+		}
+	}
+	return nil, fmt.Errorf("the configuration has no account %q", sid)
 }
 
 // newIdentifier is who may call and what they may do: nil (every caller
