@@ -79,4 +79,3 @@ func rotateCommand(ctx context.Context, args []string, getenv func(string) strin
 
 // rotateDefaultTimeout is -timeout's default.
 const rotateDefaultTimeout = 2 * time.Minute
-
