@@ -42,7 +42,7 @@ type Server struct {
 	Name string
 
 	mu       sync.Mutex
-	accounts map[string]Account
+	accounts map[string][]Account // every pair each account accepts
 	requests []Request
 	override func(Request) (status int, body string, ok bool)
 	headers  http.Header   // added to every answer
@@ -56,18 +56,41 @@ type Server struct {
 
 // New returns a fake host that accepts the given accounts.
 func New(name string, accounts ...Account) *Server {
-	s := &Server{Name: name, accounts: map[string]Account{}}
+	s := &Server{Name: name, accounts: map[string][]Account{}}
 	for _, a := range accounts {
-		s.accounts[strings.ToLower(a.SID)] = a
+		s.accounts[strings.ToLower(a.SID)] = []Account{a}
 	}
 	return s
 }
 
-// SetAccount adds or replaces an account (its key and token).
+// SetAccount adds an account, or replaces every key and token it accepts
+// with a's.
 func (s *Server) SetAccount(a Account) {
 	s.mu.Lock()
-	s.accounts[strings.ToLower(a.SID)] = a
+	s.accounts[strings.ToLower(a.SID)] = []Account{a}
 	s.mu.Unlock()
+}
+
+// AllowAlso makes the account accept a's key and token as well as those it
+// already does, as Exotel does for each API key an account has until it is
+// deleted in the dashboard.
+func (s *Server) AllowAlso(a Account) {
+	s.mu.Lock()
+	sid := strings.ToLower(a.SID)
+	s.accounts[sid] = append(s.accounts[sid], a)
+	s.mu.Unlock()
+}
+
+// accepts reports whether the account accepts key and token.
+func (s *Server) accepts(sid, key, token string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.accounts[strings.ToLower(sid)] {
+		if key == a.Key && token == a.Token {
+			return true
+		}
+	}
+	return false
 }
 
 // SetOverride installs a function that may answer a request in place of the
@@ -198,12 +221,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	sid := accountOf(path)
-	s.mu.Lock()
-	acct, known := s.accounts[strings.ToLower(sid)]
-	s.mu.Unlock()
 	key, token, ok := basicAuth(r.Header.Values("Authorization"))
-	if !known || !ok || key != acct.Key || token != acct.Token {
+	if !ok || !s.accepts(accountOf(path), key, token) {
 		// Exotel answers a wrong key, token or region with 401.
 		write(w, shape, http.StatusUnauthorized, errorBody(shape, http.StatusUnauthorized, "Authentication failed. Check your API key and token."))
 		return

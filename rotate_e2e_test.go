@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/exogate/exogate/internal/fakeexotel"
+)
+
+// rotation is a fleet of gateways reading account acme's credentials from
+// two files, and what `exogate rotate` needs to reach them.
+type rotation struct {
+	farm       *exotelFarm
+	dir        string // the credential files
+	cfg        string // the configuration file
+	replicas   []*process
+	admins     []string // the replicas' admin URLs
+	adminToken string
+}
+
+const (
+	rotKeyOld, rotTokenOld = "KOLD1234abcd5678", "token-old-0123456789abcdef"
+	rotKeyNew, rotTokenNew = "KNEW9876wxyz5432", "token-new-9876543210fedcba"
+)
+
+// startRotation starts n replicas on one pair of credential files.
+func startRotation(t *testing.T, n int) *rotation {
+	t.Helper()
+	r := &rotation{farm: newFarm(t), dir: t.TempDir(), adminToken: strings.Repeat("a1", 20)}
+	for _, f := range r.farm.fakes {
+		f.SetAccount(fakeexotel.Account{SID: "acme", Key: rotKeyOld, Token: rotTokenOld})
+	}
+	r.write(t, rotKeyOld, rotTokenOld)
+	tokenFile := writeFile(t, "admin-token", r.adminToken)
+	r.cfg = writeFile(t, "exogate.yaml", fmt.Sprintf(`listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0, token_file: %s}
+log: {level: info, format: json}
+upstream:
+  ca_file: %s
+  regions:
+    singapore: {api: %q, ccm: %q}
+rotation: {file_poll_interval: 1h, min_forced_refresh: 100ms}
+limits:
+  buckets: {voice_v1: {limit: 100000, period: 1s, burst: 100}}
+accounts:
+  - sid: acme
+    region: singapore
+    credentials: {source: file, api_key_file: %s, api_token_file: %s}
+`, tokenFile, r.farm.caFile, r.farm.servers["singapore-api"].URL, r.farm.servers["singapore-ccm"].URL,
+		filepath.Join(r.dir, "api_key"), filepath.Join(r.dir, "api_token")))
+	for range n {
+		p := startBinary(t, r.cfg)
+		m := adminRE.FindStringSubmatch(p.logs.String())
+		if m == nil {
+			t.Fatal("no admin address in the log")
+		}
+		r.replicas, r.admins = append(r.replicas, p), append(r.admins, "http://"+m[1])
+	}
+	return r
+}
+
+func (r *rotation) write(t *testing.T, key, token string) {
+	t.Helper()
+	for name, v := range map[string]string{"api_key": key, "api_token": token} {
+		if err := os.WriteFile(filepath.Join(r.dir, name), []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// pair reads the credential files.
+func (r *rotation) pair(t *testing.T) string {
+	t.Helper()
+	k, _ := os.ReadFile(filepath.Join(r.dir, "api_key"))
+	tk, _ := os.ReadFile(filepath.Join(r.dir, "api_token"))
+	return strings.TrimSpace(string(k)) + ":" + strings.TrimSpace(string(tk))
+}
+
+// rotate runs `exogate rotate` with stdin and returns its output and exit
+// code.
+func (r *rotation) rotate(t *testing.T, stdin string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(exogateBinary(t), append([]string{"rotate", "-config", r.cfg, "-account", "acme"}, args...)...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	_, _ = allLogs.Write(out.Bytes())
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{rotTokenOld, rotTokenNew, rotKeyNew, rotKeyOld, r.adminToken} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("rotate printed a secret (%s…)", secret[:4])
+		}
+	}
+	return out.String(), code
+}
+
+// callLoad sends calls to every replica until stopped, counting failures.
+type callLoad struct {
+	total, failed atomic.Int64
+	mu            sync.Mutex
+	failures      []string
+	stop          chan struct{}
+	wg            sync.WaitGroup
+}
+
+func startCallLoad(bases []string) *callLoad {
+	l := &callLoad{stop: make(chan struct{})}
+	for _, base := range bases {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			// Bounded: a guard of 20,000 calls or 3 minutes per replica.
+			deadline := time.Now().Add(3 * time.Minute)
+			for i := 0; i < 20_000 && time.Now().Before(deadline); i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				resp, err := http.Post(base+"/v1/Accounts/acme/Calls/connect.json", "application/x-www-form-urlencoded", strings.NewReader("From=0999&To=0888&CallerId=0777"))
+				l.total.Add(1)
+				if err != nil || resp.StatusCode != 200 {
+					l.failed.Add(1)
+					l.mu.Lock()
+					if err != nil {
+						l.failures = append(l.failures, err.Error())
+					} else {
+						l.failures = append(l.failures, resp.Status)
+					}
+					l.mu.Unlock()
+				}
+				if resp != nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *callLoad) finish() { close(l.stop); l.wg.Wait() }
+
+// The operator's whole rotation on the file source, under load on two
+// replicas: the new key and token work at Exotel (the old ones too, until
+// deleted in the dashboard), rotate tests them, writes both files, asks
+// both replicas to read them and prints each one's confirmation. No call
+// fails.
+func TestRotateFilesUnderLoad(t *testing.T) {
+	t.Parallel()
+	r := startRotation(t, 2)
+	for _, f := range r.farm.fakes {
+		f.AllowAlso(fakeexotel.Account{SID: "acme", Key: rotKeyNew, Token: rotTokenNew})
+	}
+	l := startCallLoad([]string{r.replicas[0].base, r.replicas[1].base})
+	waitFor(t, func() bool { return l.total.Load() > 50 })
+
+	out, code := r.rotate(t, rotKeyNew+"\n"+rotTokenNew+"\n", "-replicas", strings.Join(r.admins, ","))
+	at := l.total.Load()
+	waitFor(t, func() bool { return l.total.Load() > at+50 })
+	l.finish()
+	t.Logf("exogate rotate:\n%s", out)
+	if code != 0 {
+		t.Fatalf("rotate exited %d:\n%s", code, out)
+	}
+	if n := l.failed.Load(); n != 0 {
+		t.Errorf("%d of %d calls failed across the rotation: %v", n, l.total.Load(), l.failures[:min(len(l.failures), 5)])
+	}
+	if got := r.pair(t); got != rotKeyNew+":"+rotTokenNew {
+		t.Error("the files do not hold the new pair")
+	}
+	for _, want := range []string{
+		"ok   acme (singapore): 200 OK: credentials are valid",
+		"published file-",
+		r.admins[0] + "  file-", r.admins[1] + "  file-",
+		"every replica (2) uses file-",
+		"the old key KOLD… (file-",
+		"may now be deleted in Exotel's dashboard",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// After the rotation every call carries the new pair.
+	newAuth := basicHeader(rotKeyNew, rotTokenNew)
+	before := len(r.farm.fakes["singapore-api"].Requests())
+	for _, p := range r.replicas {
+		if resp, body := send(t, "GET", p.base+"/v1/Accounts/acme/Calls.json", "", nil); resp.StatusCode != 200 {
+			t.Fatalf("after the rotation: %d %s", resp.StatusCode, body)
+		}
+	}
+	for _, req := range r.farm.fakes["singapore-api"].Requests()[before:] {
+		if req.Header.Get("Authorization") != newAuth {
+			t.Error("a call after the confirmed rotation carried the old pair")
+		}
+	}
+}
+
+func basicHeader(key, token string) string {
+	req, _ := http.NewRequest("GET", "http://x", nil)
+	req.SetBasicAuth(key, token)
+	return req.Header.Get("Authorization")
+}
+
+// A new pair Exotel refuses is not written: rotate stops after the test, in
+// check's words, with exit 1. So is a pair given in a wrong form.
+func TestRotateRefusesABadToken(t *testing.T) {
+	t.Parallel()
+	r := startRotation(t, 1)
+	out, code := r.rotate(t, rotKeyNew+":"+rotTokenNew+"\n", "-replicas", r.admins[0])
+	if code != 1 {
+		t.Fatalf("rotate with a token Exotel refuses exited %d, want 1:\n%s", code, out)
+	}
+	for _, want := range []string{"FAIL acme (singapore): 401 Unauthorized: authentication failed: verify the API key and API token", "nothing was written"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if r.pair(t) != rotKeyOld+":"+rotTokenOld {
+		t.Error("the refused pair was written")
+	}
+	for _, stdin := range []string{"", "only-a-key\n", "key with space:token\n"} {
+		if out, code := r.rotate(t, stdin, "-replicas", r.admins[0]); code != 1 || !strings.Contains(out, "rotate: the new API key") && !strings.Contains(out, "standard input ended") {
+			t.Errorf("stdin %q: exit %d:\n%s", stdin, code, out)
+		}
+	}
+	if r.pair(t) != rotKeyOld+":"+rotTokenOld {
+		t.Error("bad input changed the files")
+	}
+}
+
+// A replica that never confirms (stopped) makes rotate exit 2 naming it,
+// after the others confirmed; the new pair stays in place.
+func TestRotateNamesAReplicaThatDoesNotConfirm(t *testing.T) {
+	t.Parallel()
+	r := startRotation(t, 2)
+	for _, f := range r.farm.fakes {
+		f.AllowAlso(fakeexotel.Account{SID: "acme", Key: rotKeyNew, Token: rotTokenNew})
+	}
+	stopped := r.replicas[1]
+	_ = stopped.cmd.Process.Signal(os.Interrupt)
+	_ = stopped.cmd.Wait()
+	out, code := r.rotate(t, rotKeyNew+"\n"+rotTokenNew+"\n", "-replicas", strings.Join(r.admins, ","), "-timeout", "3s")
+	if code != 2 {
+		t.Fatalf("rotate exited %d, want 2:\n%s", code, out)
+	}
+	for _, want := range []string{
+		r.admins[0] + "  file-",
+		"1 of 2 replicas did not confirm",
+		r.admins[1] + " (unreachable",
+		"stays published",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if r.pair(t) != rotKeyNew+":"+rotTokenNew {
+		t.Error("the new pair was not left in place")
+	}
+}
