@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/exogate/exogate/internal/fakeexotel"
+	"github.com/exogate/exogate/internal/testutil"
 )
 
 // rotation is a fleet of gateways reading account acme's credentials from
@@ -119,6 +122,7 @@ type callLoad struct {
 	mu            sync.Mutex
 	failures      []string
 	stop          chan struct{}
+	once          sync.Once
 	wg            sync.WaitGroup
 }
 
@@ -158,7 +162,12 @@ func startCallLoad(bases []string) *callLoad {
 	return l
 }
 
-func (l *callLoad) finish() { close(l.stop); l.wg.Wait() }
+// finish stops the load and waits for it; calls after the first do
+// nothing.
+func (l *callLoad) finish() {
+	l.once.Do(func() { close(l.stop) })
+	l.wg.Wait()
+}
 
 // The operator's whole rotation on the file source, under load on two
 // replicas: the new key and token work at Exotel (the old ones too, until
@@ -275,5 +284,130 @@ func TestRotateNamesAReplicaThatDoesNotConfirm(t *testing.T) {
 	}
 	if r.pair(t) != rotKeyNew+":"+rotTokenNew {
 		t.Error("the new pair was not left in place")
+	}
+}
+
+// exogate check warns about a credential older than rotation.max_age (the
+// files' modification time), and the warning does not fail the check.
+func TestCheckWarnsAboutAnOldCredential(t *testing.T) {
+	t.Parallel()
+	farm := newFarm(t)
+	dir := t.TempDir()
+	old := time.Now().Add(-40 * 24 * time.Hour)
+	for name, v := range map[string]string{"k": acmeKey, "t": acmeToken} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := func(maxAge string) string {
+		return writeFile(t, "exogate.yaml", fmt.Sprintf(`admin: {listen: ""}
+upstream:
+  ca_file: %s
+  regions: {singapore: {api: %q, ccm: %q}}
+rotation: {max_age: %s}
+accounts:
+  - {sid: acme, credentials: {source: file, api_key_file: %s, api_token_file: %s}}
+`, farm.caFile, farm.servers["singapore-api"].URL, farm.servers["singapore-ccm"].URL, maxAge, filepath.Join(dir, "k"), filepath.Join(dir, "t")))
+	}
+	for maxAge, warn := range map[string]bool{"720h": true, "2160h": false} {
+		var out bytes.Buffer
+		err := run(context.Background(), []string{"exogate", "check", "-config", conf(maxAge)}, func(string) string { return "" }, nil, &out, allLogs)
+		if err != nil {
+			t.Fatalf("max_age %s: %v\n%s", maxAge, err, out.String())
+		}
+		got := strings.Contains(out.String(), "warn acme: the credential in use (file file-") &&
+			strings.Contains(out.String(), "was made 40 days ago, over rotation.max_age (30 days): rotate it with `exogate rotate`")
+		if got != warn {
+			t.Errorf("max_age %s: warned %v, want %v:\n%s", maxAge, got, warn, out.String())
+		}
+	}
+}
+
+// Exotel's propagation lag: the credential test passed, but for a while
+// Exotel refuses the new token on live calls and takes the old one. Each
+// replica replays such a call with the previous pair, so no call fails,
+// and says so in /status; rotate waits, and confirms once Exotel accepts
+// the new token everywhere.
+func TestRotateWaitsWhileExotelTakesOnlyThePreviousToken(t *testing.T) {
+	t.Parallel()
+	r := startRotation(t, 2)
+	api := r.farm.fakes["singapore-api"]
+	api.AllowAlso(fakeexotel.Account{SID: "acme", Key: rotKeyNew, Token: rotTokenNew})
+	newAuth := basicHeader(rotKeyNew, rotTokenNew)
+	var tested, lagging atomic.Bool
+	lagging.Store(true)
+	api.SetOverride(func(req fakeexotel.Request) (int, string, bool) {
+		if req.Header.Get("Authorization") != newAuth {
+			return 0, "", false
+		}
+		if tested.CompareAndSwap(false, true) || !lagging.Load() {
+			return 0, "", false // the credential test, and every call once Exotel caught up
+		}
+		return http.StatusUnauthorized, "", true
+	})
+	l := startCallLoad([]string{r.replicas[0].base, r.replicas[1].base})
+	defer l.finish()
+	waitFor(t, func() bool { return l.total.Load() > 20 })
+
+	cmd := exec.Command(exogateBinary(t), "rotate", "-config", r.cfg, "-account", "acme", "-replicas", strings.Join(r.admins, ","), "-timeout", "2m")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Stdin = strings.NewReader(rotKeyNew + ":" + rotTokenNew + "\n")
+	out := &testutil.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	const waiting = "but Exotel still accepts only the previous version there: waiting"
+	defer func() {
+		t.Logf("rotate's output:\n%s\nfailures: %v", out.String(), l.failures[:min(len(l.failures), 5)])
+	}()
+	testutil.Eventually(t, 20*time.Second, "rotate waiting on Exotel", func() bool { return strings.Count(out.String(), waiting) == 2 })
+	t.Log(out.String())
+	select {
+	case err := <-done:
+		t.Fatalf("rotate ended while Exotel still refused the new token: %v\n%s", err, out.String())
+	default:
+	}
+	var st struct {
+		Accounts []struct {
+			Credentials struct {
+				PreviousAcceptedAt string `json:"previous_accepted_at"`
+			} `json:"credentials"`
+		} `json:"accounts"`
+	}
+	resp, body := send(t, "GET", r.admins[0]+"/status", "", nil)
+	if err := json.Unmarshal([]byte(body), &st); resp.StatusCode != 200 || err != nil {
+		t.Fatalf("/status: %d %v", resp.StatusCode, err)
+	}
+	if len(st.Accounts) != 1 || st.Accounts[0].Credentials.PreviousAcceptedAt == "" {
+		t.Errorf("/status does not say Exotel accepts the previous token: %+v", st)
+	}
+	if v := value(scrape(t, r.admins[0]), "exogate_credentials_previous_accepted", map[string]string{"account": "acme"}); v != 1 {
+		t.Errorf("exogate_credentials_previous_accepted = %v, want 1", v)
+	}
+
+	lagging.Store(false)
+	var err error
+	eventually(t, "rotate to end", func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	_, _ = allLogs.Write([]byte(out.String()))
+	if err != nil || !strings.Contains(out.String(), "every replica (2) uses file-") {
+		t.Fatalf("rotate: %v\n%s", err, out.String())
+	}
+	l.finish()
+	if n := l.failed.Load(); n != 0 {
+		t.Errorf("%d of %d calls failed while Exotel lagged: %v", n, l.total.Load(), l.failures[:min(len(l.failures), 5)])
 	}
 }

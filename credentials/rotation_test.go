@@ -130,6 +130,9 @@ func TestPreviousAcceptedUntilExotelTakesTheNewToken(t *testing.T) {
 	if !s.PreviousAcceptedAt("acme").IsZero() {
 		t.Fatal("the current token's success reported as the previous one's")
 	}
+	if s.CurrentAcceptedAt("acme").IsZero() {
+		t.Fatal("Exotel accepted the current token and the store does not say so")
+	}
 
 	writePair(t, dir, "key-one", "token-two", time.Now())
 	if _, err := s.Refresh(context.Background(), "acme"); err != nil {
@@ -138,8 +141,11 @@ func TestPreviousAcceptedUntilExotelTakesTheNewToken(t *testing.T) {
 	if p := s.Previous("acme"); p == nil || p.Version() != "file-"+Fingerprint("key-one", "token-one") {
 		t.Fatalf("previous %v", p)
 	}
+	if !s.CurrentAcceptedAt("acme").IsZero() {
+		t.Fatal("a new credential is reported accepted before Exotel answered a call with it")
+	}
 	s.Accepted("acme", old)
-	if s.PreviousAcceptedAt("acme").IsZero() {
+	if s.PreviousAcceptedAt("acme").IsZero() || !s.CurrentAcceptedAt("acme").IsZero() {
 		t.Fatal("Exotel accepted the previous token and the store does not say so")
 	}
 	s.Accepted("nobody", old) // ignored
@@ -152,7 +158,7 @@ func TestPreviousAcceptedUntilExotelTakesTheNewToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Accepted("acme", cur)
-	if at := s.PreviousAcceptedAt("acme"); !at.IsZero() {
+	if at := s.PreviousAcceptedAt("acme"); !at.IsZero() || s.CurrentAcceptedAt("acme").IsZero() {
 		t.Errorf("Exotel took the current token, yet the previous one is still reported (%v)", at)
 	}
 

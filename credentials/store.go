@@ -100,6 +100,9 @@ type slot struct {
 	// previous credential after refusing the current one; 0 once Exotel
 	// accepts the current one, or after a swap.
 	prevAccepted atomic.Int64
+	// curAccepted is when (unix nanoseconds) Exotel first accepted the
+	// current credential; 0 until it has, since the last swap.
+	curAccepted atomic.Int64
 
 	refreshErrors atomic.Uint64 // failed reads of the source, for metrics
 
@@ -395,6 +398,7 @@ func (s *Store) swap(sl *slot, c *Credential) {
 	}
 	sl.rotatedAt.Store(s.now().UnixNano())
 	sl.prevAccepted.Store(0)
+	sl.curAccepted.Store(0)
 }
 
 // Previous returns the credential the account's live one replaced (nil if
@@ -421,6 +425,9 @@ func (s *Store) Accepted(account string, h http.Header) {
 		return
 	}
 	if cur := sl.cur.Load(); cur != nil && sent[0] == cur.header[0] {
+		if sl.curAccepted.Load() == 0 {
+			sl.curAccepted.CompareAndSwap(0, s.now().UnixNano())
+		}
 		if sl.prevAccepted.Load() != 0 {
 			sl.prevAccepted.Store(0)
 			s.log.Info().Str("account", account).Str("version", cur.version).Msg("credentials: Exotel accepts the current token")
@@ -441,6 +448,17 @@ func (s *Store) Accepted(account string, h http.Header) {
 func (s *Store) PreviousAcceptedAt(account string) time.Time {
 	if sl, ok := s.accounts[account]; ok {
 		if n := sl.prevAccepted.Load(); n != 0 {
+			return time.Unix(0, n)
+		}
+	}
+	return time.Time{}
+}
+
+// CurrentAcceptedAt returns when Exotel first accepted the account's
+// current credential, or zero while it has not (since it went in use).
+func (s *Store) CurrentAcceptedAt(account string) time.Time {
+	if sl, ok := s.accounts[account]; ok {
+		if n := sl.curAccepted.Load(); n != 0 {
 			return time.Unix(0, n)
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/exogate/exogate/internal/config"
 	"github.com/exogate/exogate/internal/exotel"
 	"github.com/exogate/exogate/internal/metrics"
+	"github.com/exogate/exogate/proxy"
 )
 
 // adminHandler serves the operator's endpoints on the admin listener:
@@ -226,7 +227,10 @@ type CredentialStatus struct {
 	// and accepts the previous one (it has not taken the new token yet):
 	// the last time it did.
 	PreviousAcceptedAt *time.Time `json:"previous_accepted_at,omitempty"`
-	Loaded             bool       `json:"loaded"`
+	// AcceptedAt is when Exotel first accepted the current version on this
+	// replica; absent until it has answered a call with it.
+	AcceptedAt *time.Time `json:"accepted_at,omitempty"`
+	Loaded     bool       `json:"loaded"`
 }
 
 // BucketStatus is a bucket's configuration and current pause.
@@ -288,15 +292,22 @@ func (g *gateway) credentialStatus(a config.Account) CredentialStatus {
 	if at := g.store.PreviousAcceptedAt(sid); !at.IsZero() {
 		cs.PreviousAcceptedAt = utc(at)
 	}
+	if at := g.store.CurrentAcceptedAt(sid); !at.IsZero() {
+		cs.AcceptedAt = utc(at)
+	}
 	return cs
 }
 
 // refreshHandler serves POST /-/refresh?account=SID: it re-reads the
-// account's credentials source now and answers the account's credential
-// status (what `exogate rotate` asks each replica after publishing a new
-// token). 400 without an account, 404 for one the gateway does not serve,
-// 502 when the source cannot be read (the last good credentials keep
-// serving; the answer says why, never with a value).
+// account's credentials source now and, while Exotel has not yet accepted
+// the current version here, sends Exotel's credential test with it (as the
+// operator, through the limiter, breaker and replays of live traffic: a 401
+// is retried with the previous version, which then shows as
+// previous_accepted_at). It answers the account's credential status: what
+// `exogate rotate` asks each replica after publishing a new token. 400
+// without an account, 404 for one the gateway does not serve, 502 when the
+// source cannot be read (the last good credentials keep serving; the answer
+// says why, never with a value).
 func refreshHandler(live func() *gateway) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		sid := strings.ToLower(r.URL.Query().Get("account"))
@@ -315,16 +326,21 @@ func refreshHandler(live func() *gateway) http.HandlerFunc {
 			http.Error(w, "refresh: this gateway serves no account "+strconv.Quote(sid), http.StatusNotFound)
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), g.cfg.Vault.Timeout+5*time.Second)
+		ctx, cancel := context.WithTimeout(r.Context(), g.cfg.Vault.Timeout+g.cfg.Upstream.Timeout+5*time.Second)
 		defer cancel()
 		answer := struct {
 			SID         string           `json:"sid"`
 			Credentials CredentialStatus `json:"credentials"`
-			Error       string           `json:"error,omitempty"`
+			// Test is the status Exotel's credential test got, when one
+			// was sent.
+			Test  int    `json:"test,omitempty"`
+			Error string `json:"error,omitempty"`
 		}{SID: sid}
 		status := http.StatusOK
-		if _, err := g.store.Refresh(ctx, sid); err != nil {
+		if c, err := g.store.Refresh(ctx, sid); err != nil {
 			answer.Error, status = "refresh: cannot read the credentials source: "+err.Error(), http.StatusBadGateway
+		} else if c != nil && g.store.CurrentAcceptedAt(sid).IsZero() {
+			answer.Test = g.credentialTest(ctx, sid)
 		}
 		answer.Credentials = g.credentialStatus(*acct)
 		w.Header().Set("Content-Type", "application/json")
@@ -332,6 +348,20 @@ func refreshHandler(live func() *gateway) http.HandlerFunc {
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(answer)
 	}
+}
+
+// credentialTest sends Exotel's credential test for account sid through
+// the gateway as the operator and returns the status it got.
+func (g *gateway) credentialTest(ctx context.Context, sid string) int {
+	path := "/v1/Accounts/" + sid + "/Calls.json"
+	req, err := http.NewRequestWithContext(proxy.AsOperator(ctx), http.MethodGet, path, nil)
+	if err != nil {
+		return 0
+	}
+	req.RequestURI = path
+	rec := &statusRecorder{header: http.Header{}}
+	g.ServeHTTP(rec, req)
+	return rec.status
 }
 
 // backend names the limiter backend in use: memory, redis, or local.

@@ -60,7 +60,9 @@ func (f *fleet) confirm(ctx context.Context, replicas []string, timeout time.Dur
 }
 
 // replica drives one replica until it confirms (""), or ctx ends (what it
-// last reported).
+// last reported). A replica confirms when it uses the new version and
+// Exotel has accepted it there (its live traffic, or the credential test
+// that /-/refresh sends), and not the previous one since.
 func (f *fleet) replica(ctx context.Context, base string) string {
 	last := "not reached"
 	var lastRefresh time.Time
@@ -89,6 +91,8 @@ func (f *fleet) replica(ctx context.Context, base string) string {
 				waitingLogged = true
 				f.print("  %s  %s, but Exotel still accepts only the previous version there: waiting\n", base, st.Version)
 			}
+		case st.AcceptedAt == nil:
+			last = "uses " + st.Version + ", but Exotel has not answered a call with it there yet"
 		default:
 			since := "unknown"
 			if st.InUseSince != nil {

@@ -92,7 +92,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return refused("rotate: reading the current credentials: %w", err)
 	}
-	fmt.Fprintf(o.Out, "%s: %s holds %s\n", sid, pub.Where(), describe(base))
+	fmt.Fprintf(o.Out, "%s: current credentials at %s: %s\n", sid, pub.Where(), describe(base))
 	key, token := o.Key, o.Token
 	if o.Rollback {
 		var from string

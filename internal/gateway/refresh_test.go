@@ -1,0 +1,91 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/exogate/exogate/credentials"
+	"github.com/exogate/exogate/internal/config"
+	"github.com/exogate/exogate/internal/metrics"
+)
+
+// POST /-/refresh?account=SID reads the account's files at once and
+// answers its credential status: the version, when it was made (the files'
+// modification time), since when in use, and whether it is past
+// rotation.max_age. Bad requests change nothing.
+func TestRefreshEndpoint(t *testing.T) {
+	dir := t.TempDir()
+	made := time.Now().Add(-100 * 24 * time.Hour).Truncate(time.Second)
+	write := func(key, token string) {
+		for name, v := range map[string]string{"k": key, "t": token} {
+			p := filepath.Join(dir, name)
+			if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(p, made, made); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write("key-one-0123", "token-one-0123")
+	cfg, getenv := testConfig(t)
+	cfg.Accounts[0].Credentials = config.Credentials{Source: "file", APIKeyFile: filepath.Join(dir, "k"), APITokenFile: filepath.Join(dir, "t")}
+	sid := strings.ToLower(cfg.Accounts[0].SID)
+	m := metrics.New("test")
+	gw, err := newGateway(cfg, getenv, zerolog.Nop(), m, "test", nil, shared{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.close(context.Background())
+	admin := adminHandler(func() *gateway { return gw }, m, nil, nil, zerolog.Nop())
+	refresh := func(query string) (int, map[string]any) {
+		rec := httptest.NewRecorder()
+		admin.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/-/refresh"+query, nil))
+		var body map[string]any
+		_ = json.Unmarshal(rec.Body.Bytes(), &body)
+		return rec.Code, body
+	}
+	for q, want := range map[string]int{"": 400, "?account=nobody": 404} {
+		if code, _ := refresh(q); code != want {
+			t.Errorf("refresh%s: %d, want %d", q, code, want)
+		}
+	}
+	if gw.store.Current(sid) != nil {
+		t.Fatal("a refused refresh read the source")
+	}
+
+	code, body := refresh("?account=" + strings.ToUpper(sid))
+	cr, _ := body["credentials"].(map[string]any)
+	want := "file-" + credentials.Fingerprint("key-one-0123", "token-one-0123")
+	if code != 200 || cr["version"] != want || cr["created_at"] != made.UTC().Format(time.RFC3339) ||
+		cr["max_age_exceeded"] != true || cr["in_use_since"] == nil {
+		t.Errorf("refresh: %d %v", code, body)
+	}
+
+	write("key-one-0123", "token-two-0123")
+	if code, body = refresh("?account=" + sid); code != 200 {
+		t.Fatalf("second refresh: %d %v", code, body)
+	}
+	st := gw.status().Accounts[0].Credentials
+	if st.Version != "file-"+credentials.Fingerprint("key-one-0123", "token-two-0123") || st.PreviousVersion != want || st.PreviousAcceptedAt != nil {
+		t.Errorf("status after the rotation: %+v", st)
+	}
+
+	if err := os.Remove(filepath.Join(dir, "t")); err != nil {
+		t.Fatal(err)
+	}
+	code, body = refresh("?account=" + sid)
+	cr, _ = body["credentials"].(map[string]any)
+	if code != http.StatusBadGateway || !strings.Contains(body["error"].(string), "file does not exist") || cr["version"] != st.Version {
+		t.Errorf("refresh with the token file gone: %d %v", code, body)
+	}
+}
