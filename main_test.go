@@ -726,32 +726,8 @@ func waitFor(t *testing.T, cond func() bool) {
 	testutil.Eventually(t, 20*time.Second, "condition not met", cond)
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
 // exogateBinary builds the gateway once for the whole test run.
-func exogateBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "exogate-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "exogate")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+func exogateBinary(t *testing.T) string { return testutil.Binary(t, ".") }
 
 // process is a running exogate binary.
 type process struct {

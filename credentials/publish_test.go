@@ -10,6 +10,20 @@ import (
 	"time"
 )
 
+// readFiles writes an old pair to a new directory and returns it, its
+// Publisher, and the Publisher's read of it.
+func readFiles(t *testing.T) (string, *Publisher, Snapshot) {
+	t.Helper()
+	dir := t.TempDir()
+	writePair(t, dir, "oldkey-0123", "old-token-0123", time.Now())
+	p := filePublisher(t, dir)
+	base, err := p.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, p, base
+}
+
 func filePublisher(t *testing.T, dir string) *Publisher {
 	t.Helper()
 	p, err := NewPublisher(PublishConfig{Spec: Spec{Account: "acme", Source: "file",
@@ -56,13 +70,7 @@ func TestPublishFiles(t *testing.T) {
 
 // A pair changed since the read is not overwritten.
 func TestPublishFilesConflict(t *testing.T) {
-	dir := t.TempDir()
-	writePair(t, dir, "oldkey-0123", "old-token-0123", time.Now())
-	p := filePublisher(t, dir)
-	base, err := p.Read(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, p, base := readFiles(t)
 	writePair(t, dir, "otherkey-89", "other-token-89", time.Now())
 	if _, err := p.Publish(context.Background(), base, "newkey-4567", "new-token-4567"); !errors.Is(err, ErrConflict) {
 		t.Fatalf("Publish over a changed pair: %v", err)
@@ -76,13 +84,7 @@ func TestPublishFilesConflict(t *testing.T) {
 // A write that fails leaves the old pair in place, whole, and no temporary
 // file holding the new token.
 func TestPublishFilesFailureLeavesTheOldPair(t *testing.T) {
-	dir := t.TempDir()
-	writePair(t, dir, "oldkey-0123", "old-token-0123", time.Now())
-	p := filePublisher(t, dir)
-	base, err := p.Read(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, p, base := readFiles(t)
 	// The key's rename fails, after the token's succeeded.
 	defer func(r func(string, string) error) { rename = r }(rename)
 	rename = func(from, to string) error {
@@ -91,7 +93,7 @@ func TestPublishFilesFailureLeavesTheOldPair(t *testing.T) {
 		}
 		return os.Rename(from, to)
 	}
-	_, err = p.Publish(context.Background(), base, "newkey-4567", "new-token-4567")
+	_, err := p.Publish(context.Background(), base, "newkey-4567", "new-token-4567")
 	if err == nil || strings.Contains(err.Error(), "new-token-4567") {
 		t.Fatalf("Publish with a failing rename: %v", err)
 	}

@@ -161,12 +161,7 @@ var addrRE = regexp.MustCompile(`"addr":"([^"]+)"`)
 // that one call gets Exotel's 401, every other call is served with the last
 // good credentials, and the failure is logged once.
 func TestBinaryRotationUnderLoad(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "exogate")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = "../.."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := exogateBinary(t)
 
 	v := startVault(t)
 	const key, oldToken, newToken = "e2e-key-0123456789", "e2e-token-old-0123456789", "e2e-token-new-0123456789"

@@ -25,33 +25,8 @@ import (
 	"github.com/exogate/exogate/internal/testutil"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
 // exogateBinary builds the gateway once for the suite.
-func exogateBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "exogate-vault-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "exogate")
-		build := exec.Command("go", "build", "-o", binPath, ".")
-		build.Dir = "../.."
-		if out, err := build.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+func exogateBinary(t *testing.T) string { return testutil.Binary(t, "../..") }
 
 // rotatorPolicy is the README's rotator policy: write the secret's new
 // versions, read its current and previous ones and its metadata.
