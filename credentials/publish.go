@@ -65,6 +65,10 @@ type Snapshot struct {
 // String implements fmt.Stringer with metadata only.
 func (s Snapshot) String() string { return "version " + s.Version + " (key " + s.KeyPrefix + "…)" }
 
+// Format implements fmt.Formatter so that every verb, %#v and %+v
+// included, prints the metadata only.
+func (s Snapshot) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.String())) }
+
 // NewPublisher makes the Publisher of cfg.Spec's source.
 func NewPublisher(cfg PublishConfig) (*Publisher, error) {
 	if cfg.Getenv == nil {

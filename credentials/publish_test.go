@@ -3,6 +3,7 @@ package credentials
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,12 @@ func TestPublishFiles(t *testing.T) {
 	}
 	if base.KeyPrefix != "oldk" || base.Version != "file-"+Fingerprint("oldkey-0123", "old-token-0123") {
 		t.Fatalf("read %s", base)
+	}
+	kv := Snapshot{Version: "v3", KeyPrefix: "oldk", data: map[string]any{"api_key": "oldkey-0123", "api_token": "old-token-0123"}}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+		if out := fmt.Sprintf(verb, kv); strings.Contains(out, "old-token") || strings.Contains(out, "oldkey-0123") {
+			t.Errorf("%s prints a secret: %s", verb, out)
+		}
 	}
 	v, err := p.Publish(context.Background(), base, "newkey-4567", "new-token-4567")
 	if err != nil {
