@@ -125,14 +125,16 @@ func TestKVv1(t *testing.T) {
 	tok := v.token(t, time.Hour)
 	s, _ := newStore(t, v, credentials.VaultAuth{}, map[string]string{"VAULT_TOKEN": tok},
 		credentials.VaultSecret{Mount: "kv1", KVVersion: 1, APIKeyField: "key", APITokenField: "secret"})
-	waitVersion(t, s, "kv1-1")
+	waitVersion(t, s, "kv1-"+credentials.Fingerprint("kv1-key-1234", "kv1-token-5678"))
 	if k, tk, _ := basic(t, s); k != "kv1-key-1234" || tk != "kv1-token-5678" {
 		t.Fatalf("read %q:%q", k, tk)
 	}
 	_, err = v.root.Logical().Write("kv1/exotel/acme", map[string]any{"key": "kv1-key-1234", "secret": "kv1-token-rotated"})
 	must(t, err)
 	secrets.add("kv1-token-rotated")
-	waitVersion(t, s, "kv1-2")
+	// KV v1 keeps no versions: the label is the pair's fingerprint, the
+	// same on every replica.
+	waitVersion(t, s, "kv1-"+credentials.Fingerprint("kv1-key-1234", "kv1-token-rotated"))
 }
 
 func TestAppRoleLoginRenewalExpiryAndRelogin(t *testing.T) {
