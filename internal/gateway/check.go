@@ -37,7 +37,7 @@ func Check(ctx context.Context, cfg config.Config, deps Deps, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	gw.start()
+	gw.start("") // no admin listener
 	defer func() { _ = gw.close(context.WithoutCancel(ctx)) }()
 	// Give file and Vault sources a moment to load; an account still without
 	// credentials then reports credentials_unavailable.

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,7 +56,10 @@ type Server struct {
 
 	srv, admin *http.Server
 	ln, aln    net.Listener
-	errc       chan error
+	// adminURL is where tools reach the admin listener, published with
+	// the Redis limiter's heartbeats; set by Start.
+	adminURL string
+	errc     chan error
 	// hooks is the callback path, kept across reloads; nil when
 	// webhooks.listen is empty.
 	hooks *hooks
@@ -152,6 +156,9 @@ func (s *Server) Reload() (err error) {
 	if cfg.Server != old.cfg.Server {
 		return errors.New("server: changing the listener's timeouts or max_connections needs a restart")
 	}
+	if cfg.Admin.AdvertiseURL != old.cfg.Admin.AdvertiseURL {
+		return fmt.Errorf("admin.advertise_url: changing %q to %q needs a restart", old.cfg.Admin.AdvertiseURL, cfg.Admin.AdvertiseURL)
+	}
 	if cfg.Admin.Listen != old.cfg.Admin.Listen {
 		return fmt.Errorf("admin.listen: changing %q to %q needs a restart", old.cfg.Admin.Listen, cfg.Admin.Listen)
 	}
@@ -184,7 +191,7 @@ func (s *Server) Reload() (err error) {
 			return err
 		}
 	}
-	gw.start()
+	gw.start(s.adminURL)
 	s.live.Store(gw)
 	log.Info().Strs("accounts", accountList(cfg)).Msg("configuration reloaded")
 	// The old gateway's requests may still be in flight: stop its background
@@ -227,12 +234,29 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	gw.start()
+	var aln net.Listener
 	defer func() {
 		if err != nil {
+			if aln != nil && s.aln == nil {
+				aln.Close()
+			}
 			s.stop(log)
 		}
 	}()
+	// The admin listener is bound first: the limiter's heartbeats, from
+	// gw.start on, publish its address.
+	if cfg.Admin.Listen != "" {
+		var lc net.ListenConfig
+		if aln, err = lc.Listen(ctx, "tcp", cfg.Admin.Listen); err != nil {
+			return fmt.Errorf("admin listen: %w", err)
+		}
+	}
+	var aaddr net.Addr
+	if aln != nil {
+		aaddr = aln.Addr()
+	}
+	s.adminURL = AdminURL(cfg.Admin.AdvertiseURL, aaddr, os.Hostname)
+	gw.start(s.adminURL)
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
@@ -288,8 +312,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if cfg.Admin.Listen != "" {
-		if err := s.startAdmin(ctx, cfg, log); err != nil {
+	if aln != nil {
+		if err := s.startAdmin(aln, cfg, log); err != nil {
 			_ = srv.Close()
 			return err
 		}
@@ -297,13 +321,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	return nil
 }
 
-// startAdmin opens the admin listener and serves it.
-func (s *Server) startAdmin(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
-	var lc net.ListenConfig
-	aln, err := lc.Listen(ctx, "tcp", cfg.Admin.Listen)
-	if err != nil {
-		return fmt.Errorf("admin listen: %w", err)
-	}
+// startAdmin serves the admin listener aln.
+func (s *Server) startAdmin(aln net.Listener, cfg config.Config, log zerolog.Logger) error {
 	var reload func() error
 	if s.deps.Load != nil {
 		reload = s.Reload
