@@ -150,17 +150,8 @@ func (s *Server) Reload() (err error) {
 	if err != nil {
 		return err
 	}
-	if cfg.Listen != old.cfg.Listen {
-		return fmt.Errorf("listen: changing %s to %s needs a restart", old.cfg.Listen, cfg.Listen)
-	}
-	if cfg.Server != old.cfg.Server {
-		return errors.New("server: changing the listener's timeouts or max_connections needs a restart")
-	}
-	if cfg.Admin.AdvertiseURL != old.cfg.Admin.AdvertiseURL {
-		return fmt.Errorf("admin.advertise_url: changing %q to %q needs a restart", old.cfg.Admin.AdvertiseURL, cfg.Admin.AdvertiseURL)
-	}
-	if cfg.Admin.Listen != old.cfg.Admin.Listen {
-		return fmt.Errorf("admin.listen: changing %q to %q needs a restart", old.cfg.Admin.Listen, cfg.Admin.Listen)
+	if err := needsRestart(old.cfg, cfg); err != nil {
+		return err
 	}
 	if cfg.Admin.Listen != "" && cfg.Admin.TokenFile != "" {
 		// A token file the new configuration names must be usable before
@@ -213,6 +204,24 @@ func (s *Server) Reload() (err error) {
 	return nil
 }
 
+// needsRestart reports the change from old to cfg that a reload cannot
+// make: the listeners' addresses and settings.
+func needsRestart(old, cfg config.Config) error {
+	if cfg.Listen != old.Listen {
+		return fmt.Errorf("listen: changing %s to %s needs a restart", old.Listen, cfg.Listen)
+	}
+	if cfg.Server != old.Server {
+		return errors.New("server: changing the listener's timeouts or max_connections needs a restart")
+	}
+	if cfg.Admin.AdvertiseURL != old.Admin.AdvertiseURL {
+		return fmt.Errorf("admin.advertise_url: changing %q to %q needs a restart", old.Admin.AdvertiseURL, cfg.Admin.AdvertiseURL)
+	}
+	if cfg.Admin.Listen != old.Admin.Listen {
+		return fmt.Errorf("admin.listen: changing %q to %q needs a restart", old.Admin.Listen, cfg.Admin.Listen)
+	}
+	return nil
+}
+
 func accountList(cfg config.Config) []string {
 	sids := make([]string, 0, len(cfg.Accounts))
 	for _, a := range cfg.Accounts {
@@ -229,11 +238,6 @@ func accountList(cfg config.Config) []string {
 func (s *Server) Start(ctx context.Context) (err error) {
 	gw := s.live.Load()
 	cfg, log := gw.cfg, s.log
-	if cfg.Admin.Listen != "" && cfg.Admin.TokenFile != "" {
-		if _, err := readAdminToken(cfg.Admin.TokenFile); err != nil {
-			return err
-		}
-	}
 	var aln net.Listener
 	defer func() {
 		if err != nil {
@@ -245,17 +249,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}()
 	// The admin listener is bound first: the limiter's heartbeats, from
 	// gw.start on, publish its address.
-	if cfg.Admin.Listen != "" {
-		var lc net.ListenConfig
-		if aln, err = lc.Listen(ctx, "tcp", cfg.Admin.Listen); err != nil {
-			return fmt.Errorf("admin listen: %w", err)
-		}
+	if aln, err = s.bindAdmin(ctx, cfg); err != nil {
+		return err
 	}
-	var aaddr net.Addr
-	if aln != nil {
-		aaddr = aln.Addr()
-	}
-	s.adminURL = AdminURL(cfg.Admin.AdvertiseURL, aaddr, os.Hostname)
 	gw.start(s.adminURL)
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
@@ -271,12 +267,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 		ln, scheme = tls.NewListener(ln, tlsConf), "https"
 	}
-	switch {
-	case len(cfg.Clients) == 0 && !cfg.AuthRequired() && !config.IsLoopback(cfg.Listen):
-		log.Warn().Str("listen", cfg.Listen).Msg("auth.allow_unauthenticated: anyone who can reach this listener can use every account's credentials")
-	case len(cfg.Clients) > 0 && cfg.Auth.AllowAnonymous:
-		log.Warn().Str("listen", cfg.Listen).Msg("auth.allow_anonymous: callers without identity may do what auth.anonymous grants")
-	}
+	warnOpen(cfg, log)
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
@@ -319,6 +310,38 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 	}
 	return nil
+}
+
+// warnOpen logs a warning when the listener admits callers without
+// identity.
+func warnOpen(cfg config.Config, log zerolog.Logger) {
+	switch {
+	case len(cfg.Clients) == 0 && !cfg.AuthRequired() && !config.IsLoopback(cfg.Listen):
+		log.Warn().Str("listen", cfg.Listen).Msg("auth.allow_unauthenticated: anyone who can reach this listener can use every account's credentials")
+	case len(cfg.Clients) > 0 && cfg.Auth.AllowAnonymous:
+		log.Warn().Str("listen", cfg.Listen).Msg("auth.allow_anonymous: callers without identity may do what auth.anonymous grants")
+	}
+}
+
+// bindAdmin checks the admin token file, opens the admin listener (nil
+// without one) and sets adminURL.
+func (s *Server) bindAdmin(ctx context.Context, cfg config.Config) (net.Listener, error) {
+	if cfg.Admin.Listen == "" {
+		s.adminURL = AdminURL(cfg.Admin.AdvertiseURL, nil, os.Hostname)
+		return nil, nil
+	}
+	if cfg.Admin.TokenFile != "" {
+		if _, err := readAdminToken(cfg.Admin.TokenFile); err != nil {
+			return nil, err
+		}
+	}
+	var lc net.ListenConfig
+	aln, err := lc.Listen(ctx, "tcp", cfg.Admin.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("admin listen: %w", err)
+	}
+	s.adminURL = AdminURL(cfg.Admin.AdvertiseURL, aln.Addr(), os.Hostname)
+	return aln, nil
 }
 
 // startAdmin serves the admin listener aln.
