@@ -927,6 +927,7 @@ func checkLimiter(b *bundle, r *report) {
 	if l.Replicas != 0 && l.Replicas != b.replicas() {
 		r.errorf("limits.replicas %d disagrees with the %s's %d replicas (the local fallback's share would be wrong)", l.Replicas, b.kind, b.replicas())
 	}
+	checkAdminURL(b, r)
 	if l.Redis.PasswordEnv == "" {
 		r.errorf("limits.redis.password_env is empty")
 		return
@@ -939,6 +940,19 @@ func checkLimiter(b *bundle, r *report) {
 		r.errorf("%s must come from a Secret (valueFrom.secretKeyRef), not the manifest", l.Redis.PasswordEnv)
 	case e.ValueFrom.SecretKeyRef.Optional != nil && *e.ValueFrom.SecretKeyRef.Optional:
 		r.errorf("%s's secretKeyRef is optional: a missing Secret would start exogate without a Redis password", l.Redis.PasswordEnv)
+	}
+}
+
+// checkAdminURL checks that a replica sharing Redis publishes an admin URL
+// other pods reach: the pod's IP and the admin port.
+func checkAdminURL(b *bundle, r *report) {
+	port, err := b.adminPort()
+	if err != nil {
+		return
+	}
+	u := b.cfg.cfg.Admin.AdvertiseURL
+	if want := fmt.Sprintf("http://%s:%d", podIPStandIn, port); u != want {
+		r.errorf("admin.advertise_url (%s) is %q, want http://$(POD_IP):%d with POD_IP from status.podIP: tools find replicas through Redis", config.EnvAdminURL, u, port)
 	}
 }
 
@@ -1421,6 +1435,10 @@ var breakages = []breakage{
 		old: "                  key: password", new: "                  key: password\n                  optional: true", want: "is optional"},
 	{dir: "central", check: "limiter backend fits the replicas", file: "configmap.yaml",
 		old: "password_env: REDIS_PASSWORD", new: "password_env: REDIS_PASS", want: "REDIS_PASS is not set"},
+	{dir: "central", check: "limiter backend fits the replicas", file: "deployment.yaml",
+		old: "fieldPath: status.podIP", new: "fieldPath: status.hostIP", want: "admin.advertise_url"},
+	{dir: "webhooks", check: "limiter backend fits the replicas", file: "statefulset.yaml",
+		old: "value: http://$(POD_IP):9901", new: "value: http://$(POD_IP):9902", want: "admin.advertise_url"},
 	{dir: "central", check: "limiter backend fits the replicas", file: "configmap.yaml",
 		old: "replicas: 0 ", new: "replicas: 2 ", want: "limits.replicas 2 disagrees"},
 	{dir: "sidecar", check: "limiter backend fits the replicas", file: "deployment.yaml",

@@ -206,7 +206,7 @@ func (b *bundle) secretGetenv(c *container) func(string) string {
 // "the container", "the image" or "".
 func (b *bundle) envFrom(c *container, name string) (value, from string) {
 	if e := c.env(name); e != nil {
-		return e.Value, "the container"
+		return c.expand(e.Value), "the container"
 	}
 	if v, ok := b.imageEnv[name]; ok {
 		return v, "the image"
@@ -494,6 +494,9 @@ type envVar struct {
 	Value     string `yaml:"value"`
 	ValueFrom *struct {
 		SecretKeyRef *secretKeyRef `yaml:"secretKeyRef"`
+		FieldRef     *struct {
+			FieldPath string `yaml:"fieldPath"`
+		} `yaml:"fieldRef"`
 	} `yaml:"valueFrom"`
 }
 
@@ -679,6 +682,27 @@ func (c *container) env(name string) *envVar {
 		}
 	}
 	return nil
+}
+
+// podIPStandIn is what a variable set from the pod's IP (the downward
+// API's status.podIP) reads as in $(VAR) references.
+const podIPStandIn = "10.1.2.3"
+
+// expand replaces $(VAR) references to the container's variables as the
+// kubelet does: a variable from status.podIP reads as podIPStandIn, one
+// from a Secret or another field as empty.
+func (c *container) expand(v string) string {
+	for _, e := range c.Env {
+		val := e.Value
+		if e.ValueFrom != nil {
+			val = ""
+			if e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP" {
+				val = podIPStandIn
+			}
+		}
+		v = strings.ReplaceAll(v, "$("+e.Name+")", val)
+	}
+	return v
 }
 
 // mountFor returns the mount that holds file and file's path inside it.

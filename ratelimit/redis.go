@@ -92,6 +92,11 @@ type RedisConfig struct {
 
 	// ID names this replica in the heartbeats. Default: random.
 	ID string
+
+	// AdminURL is where tools reach this replica's admin listener
+	// (http://host:port); the heartbeats publish it next to ID, for
+	// [ListReplicas]. "" publishes none. See also [Redis.SetAdminURL].
+	AdminURL string
 }
 
 // Redis is the limiter shared by a fleet of replicas: the buckets live in
@@ -124,6 +129,8 @@ type Redis struct {
 	prefix    string
 	channel   string // the pauses channel
 	replicaZ  string // the heartbeats' sorted set
+	adminH    string // the replicas' admin URLs, a hash by replica id
+	adminURL  atomic.Pointer[string]
 	pauseScan string // SCAN pattern of the pause keys
 
 	replicas atomic.Int64 // as seen by the last heartbeat, at least 1
@@ -221,9 +228,11 @@ func NewRedis(accounts []string, cfg Config, rc RedisConfig) (*Redis, error) {
 		prefix:    rc.KeyPrefix,
 		channel:   rc.KeyPrefix + "pauses",
 		replicaZ:  rc.KeyPrefix + "replicas",
+		adminH:    rc.KeyPrefix + "replica-admin",
 		pauseScan: rc.KeyPrefix + "pause:*",
 	}
 	r.replicas.Store(1)
+	r.SetAdminURL(rc.AdminURL)
 	for i, name := range names {
 		r.buckets[name] = i
 	}

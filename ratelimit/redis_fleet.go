@@ -46,14 +46,26 @@ return {d, step}
 `
 
 // heartbeatScript records replica ARGV[1] as alive now (Redis's clock, in
-// ms) in the sorted set KEYS[1], forgets the replicas not heard from for
-// ARGV[2] ms, and returns how many are left.
+// ms) in the sorted set KEYS[1], and its admin URL ARGV[3] (none when
+// empty) in the hash KEYS[2]; forgets the replicas not heard from for
+// ARGV[2] ms, in both, and returns how many are left.
 const heartbeatScript = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
+for _, id in ipairs(gone) do
+  redis.call('HDEL', KEYS[2], id)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], ttl)
+else
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
 return redis.call('ZCARD', KEYS[1])
 `
 
@@ -223,8 +235,14 @@ func (r *Redis) Start(ctx context.Context) {
 	}
 }
 
-// Close stops the background work, takes this replica out of the
-// heartbeats, and closes the connections to Redis. Admit called after Close
+// SetAdminURL sets the URL of this replica's admin listener that the
+// heartbeats publish (see [ListReplicas]), in place of RedisConfig.AdminURL;
+// "" publishes none. It takes effect from the next heartbeat: called before
+// Start, from the first. It is safe for concurrent use.
+func (r *Redis) SetAdminURL(u string) { r.adminURL.Store(&u) }
+
+// Close stops the background work, takes this replica (and its admin URL)
+// out of the heartbeats, and closes the connections to Redis. Admit called after Close
 // answers as RedisConfig.OnFailure says. Close is safe to call more than
 // once; calls after the first return nil.
 func (r *Redis) Close() error {
@@ -245,7 +263,10 @@ func (r *Redis) Close() error {
 	r.bg.Wait()
 	if started && !r.down.Load() {
 		ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
-		_ = r.client.ZRem(ctx, r.replicaZ, r.id).Err()
+		pipe := r.client.TxPipeline()
+		pipe.ZRem(ctx, r.replicaZ, r.id)
+		pipe.HDel(ctx, r.adminH, r.id)
+		_, _ = pipe.Exec(ctx)
 		cancel()
 	}
 	return r.client.Close()
@@ -304,7 +325,7 @@ func (r *Redis) maintain(ctx context.Context) {
 func (r *Redis) heartbeat(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	n, err := r.beatLua.Run(ctx, r.client, []string{r.replicaZ}, r.id, replicaTTL.Milliseconds()).Int64()
+	n, err := r.beatLua.Run(ctx, r.client, []string{r.replicaZ, r.adminH}, r.id, replicaTTL.Milliseconds(), *r.adminURL.Load()).Int64()
 	switch {
 	case err == nil:
 		r.replicas.Store(max(n, 1))

@@ -27,6 +27,16 @@ func TestAdminTokenFile(t *testing.T) {
 		{"token from the environment", "admin: {listen: 0.0.0.0:9901}\n", map[string]string{EnvAdminTokenFile: "/run/secrets/admin"}, ""},
 		{"negative interval", "admin: {min_reload_interval: -1s}\n", nil, "admin.min_reload_interval"},
 		{"no limit", "admin: {min_reload_interval: 0s}\n", nil, ""},
+		{"advertise URL", "admin: {advertise_url: 'http://10.1.2.3:9901'}\n", nil, ""},
+		{"advertise https IPv6", "admin: {advertise_url: 'https://[fd00::1]:9901'}\n", nil, ""},
+		{"advertise from the environment", "", map[string]string{EnvAdminURL: "http://10.1.2.3:9901"}, ""},
+		{"bad advertise from the environment", "", map[string]string{EnvAdminURL: "http://$(POD_IP):9901"}, "admin.advertise_url"},
+		{"advertise without port", "admin: {advertise_url: 'http://10.1.2.3'}\n", nil, "admin.advertise_url"},
+		{"advertise other scheme", "admin: {advertise_url: 'tcp://10.1.2.3:9901'}\n", nil, "admin.advertise_url"},
+		{"advertise with path", "admin: {advertise_url: 'http://10.1.2.3:9901/admin'}\n", nil, "admin.advertise_url"},
+		{"advertise with slash", "admin: {advertise_url: 'http://10.1.2.3:9901/'}\n", nil, "admin.advertise_url"},
+		{"advertise with query", "admin: {advertise_url: 'http://10.1.2.3:9901?a=b'}\n", nil, "admin.advertise_url"},
+		{"advertise with user", "admin: {advertise_url: 'http://u:p@10.1.2.3:9901'}\n", nil, "admin.advertise_url"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

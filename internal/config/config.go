@@ -205,6 +205,12 @@ type Admin struct {
 	// MinReloadInterval: POST /-/reload is answered 429 when the previous
 	// one was less than this ago. 0 means no limit. Default 5s.
 	MinReloadInterval time.Duration `yaml:"min_reload_interval"`
+	// AdvertiseURL is where other tools reach this replica's admin
+	// listener (http or https, host and port only), published with the
+	// replica's heartbeats when limits.backend is redis. "" means
+	// http://<the bound host:port>, with the machine's host name for an
+	// unspecified host (0.0.0.0, ::).
+	AdvertiseURL string `yaml:"advertise_url"`
 }
 
 // Log configures the logger.
@@ -532,6 +538,8 @@ const (
 	EnvAdminListen = "EXOGATE_ADMIN_LISTEN"
 	// EnvAdminTokenFile is admin.token_file.
 	EnvAdminTokenFile = "EXOGATE_ADMIN_TOKEN_FILE"
+	// EnvAdminURL is admin.advertise_url (a pod sets it from its IP).
+	EnvAdminURL = "EXOGATE_ADMIN_URL"
 	// EnvAllowUnauthenticated set to "true" is auth.allow_unauthenticated,
 	// for the zero-setup mode in a container.
 	EnvAllowUnauthenticated = "EXOGATE_ALLOW_UNAUTHENTICATED"
@@ -585,6 +593,9 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 	}
 	if v := getenv(EnvAdminTokenFile); v != "" {
 		c.Admin.TokenFile = v
+	}
+	if v := getenv(EnvAdminURL); v != "" {
+		c.Admin.AdvertiseURL = v
 	}
 	if getenv(EnvAllowUnauthenticated) == "true" {
 		c.Auth.AllowUnauthenticated = true

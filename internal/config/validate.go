@@ -85,6 +85,29 @@ func (c *Config) validateListeners(p *problems) {
 	if c.Admin.MinReloadInterval < 0 {
 		p.add("admin.min_reload_interval", "must not be negative (0 means no limit), got %s", c.Admin.MinReloadInterval)
 	}
+	if u := c.Admin.AdvertiseURL; u != "" {
+		if err := checkAdvertiseURL(u); err != nil {
+			p.add("admin.advertise_url", "%q (%s): %v", u, EnvAdminURL, err)
+		}
+	}
+}
+
+// checkAdvertiseURL reports why u is not http(s)://host:port.
+func checkAdvertiseURL(u string) error {
+	pu, err := url.Parse(u)
+	switch {
+	case err != nil:
+		return errors.New("not a URL")
+	case pu.Scheme != "http" && pu.Scheme != "https":
+		return errors.New("must be http:// or https://")
+	case pu.Hostname() == "" || pu.Port() == "":
+		return errors.New("must name a host and a port")
+	case net.ParseIP(pu.Hostname()) == nil && strings.Trim(pu.Hostname(), "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != "":
+		return errors.New("the host is neither an IP address nor a host name")
+	case pu.User != nil || pu.Path != "" || pu.RawQuery != "" || pu.Fragment != "" || pu.Opaque != "":
+		return errors.New("must have no user, path, query or fragment")
+	}
+	return nil
 }
 
 // validate checks the log section.

@@ -109,7 +109,7 @@ func checkGateway(ctx context.Context, cfg config.Config, deps Deps) (*gateway, 
 	if err != nil {
 		return nil, err
 	}
-	gw.start()
+	gw.start("") // no admin listener
 	deadline := time.NewTimer(15 * time.Second)
 	defer deadline.Stop()
 	tick := time.NewTicker(100 * time.Millisecond)

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,7 +56,10 @@ type Server struct {
 
 	srv, admin *http.Server
 	ln, aln    net.Listener
-	errc       chan error
+	// adminURL is where tools reach the admin listener, published with
+	// the Redis limiter's heartbeats; set by Start.
+	adminURL string
+	errc     chan error
 	// hooks is the callback path, kept across reloads; nil when
 	// webhooks.listen is empty.
 	hooks *hooks
@@ -146,14 +150,8 @@ func (s *Server) Reload() (err error) {
 	if err != nil {
 		return err
 	}
-	if cfg.Listen != old.cfg.Listen {
-		return fmt.Errorf("listen: changing %s to %s needs a restart", old.cfg.Listen, cfg.Listen)
-	}
-	if cfg.Server != old.cfg.Server {
-		return errors.New("server: changing the listener's timeouts or max_connections needs a restart")
-	}
-	if cfg.Admin.Listen != old.cfg.Admin.Listen {
-		return fmt.Errorf("admin.listen: changing %q to %q needs a restart", old.cfg.Admin.Listen, cfg.Admin.Listen)
+	if err := needsRestart(old.cfg, cfg); err != nil {
+		return err
 	}
 	if cfg.Admin.Listen != "" && cfg.Admin.TokenFile != "" {
 		// A token file the new configuration names must be usable before
@@ -184,7 +182,7 @@ func (s *Server) Reload() (err error) {
 			return err
 		}
 	}
-	gw.start()
+	gw.start(s.adminURL)
 	s.live.Store(gw)
 	log.Info().Strs("accounts", accountList(cfg)).Msg("configuration reloaded")
 	// The old gateway's requests may still be in flight: stop its background
@@ -206,6 +204,24 @@ func (s *Server) Reload() (err error) {
 	return nil
 }
 
+// needsRestart reports the change from old to cfg that a reload cannot
+// make: the listeners' addresses and settings.
+func needsRestart(old, cfg config.Config) error {
+	if cfg.Listen != old.Listen {
+		return fmt.Errorf("listen: changing %s to %s needs a restart", old.Listen, cfg.Listen)
+	}
+	if cfg.Server != old.Server {
+		return errors.New("server: changing the listener's timeouts or max_connections needs a restart")
+	}
+	if cfg.Admin.AdvertiseURL != old.Admin.AdvertiseURL {
+		return fmt.Errorf("admin.advertise_url: changing %q to %q needs a restart", old.Admin.AdvertiseURL, cfg.Admin.AdvertiseURL)
+	}
+	if cfg.Admin.Listen != old.Admin.Listen {
+		return fmt.Errorf("admin.listen: changing %q to %q needs a restart", old.Admin.Listen, cfg.Admin.Listen)
+	}
+	return nil
+}
+
 func accountList(cfg config.Config) []string {
 	sids := make([]string, 0, len(cfg.Accounts))
 	for _, a := range cfg.Accounts {
@@ -222,17 +238,21 @@ func accountList(cfg config.Config) []string {
 func (s *Server) Start(ctx context.Context) (err error) {
 	gw := s.live.Load()
 	cfg, log := gw.cfg, s.log
-	if cfg.Admin.Listen != "" && cfg.Admin.TokenFile != "" {
-		if _, err := readAdminToken(cfg.Admin.TokenFile); err != nil {
-			return err
-		}
-	}
-	gw.start()
+	var aln net.Listener
 	defer func() {
 		if err != nil {
+			if aln != nil && s.aln == nil {
+				aln.Close()
+			}
 			s.stop(log)
 		}
 	}()
+	// The admin listener is bound first: the limiter's heartbeats, from
+	// gw.start on, publish its address.
+	if aln, err = s.bindAdmin(ctx, cfg); err != nil {
+		return err
+	}
+	gw.start(s.adminURL)
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
@@ -247,12 +267,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 		ln, scheme = tls.NewListener(ln, tlsConf), "https"
 	}
-	switch {
-	case len(cfg.Clients) == 0 && !cfg.AuthRequired() && !config.IsLoopback(cfg.Listen):
-		log.Warn().Str("listen", cfg.Listen).Msg("auth.allow_unauthenticated: anyone who can reach this listener can use every account's credentials")
-	case len(cfg.Clients) > 0 && cfg.Auth.AllowAnonymous:
-		log.Warn().Str("listen", cfg.Listen).Msg("auth.allow_anonymous: callers without identity may do what auth.anonymous grants")
-	}
+	warnOpen(cfg, log)
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
@@ -288,8 +303,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if cfg.Admin.Listen != "" {
-		if err := s.startAdmin(ctx, cfg, log); err != nil {
+	if aln != nil {
+		if err := s.startAdmin(aln, cfg, log); err != nil {
 			_ = srv.Close()
 			return err
 		}
@@ -297,13 +312,40 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	return nil
 }
 
-// startAdmin opens the admin listener and serves it.
-func (s *Server) startAdmin(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
+// warnOpen logs a warning when the listener admits callers without
+// identity.
+func warnOpen(cfg config.Config, log zerolog.Logger) {
+	switch {
+	case len(cfg.Clients) == 0 && !cfg.AuthRequired() && !config.IsLoopback(cfg.Listen):
+		log.Warn().Str("listen", cfg.Listen).Msg("auth.allow_unauthenticated: anyone who can reach this listener can use every account's credentials")
+	case len(cfg.Clients) > 0 && cfg.Auth.AllowAnonymous:
+		log.Warn().Str("listen", cfg.Listen).Msg("auth.allow_anonymous: callers without identity may do what auth.anonymous grants")
+	}
+}
+
+// bindAdmin checks the admin token file, opens the admin listener (nil
+// without one) and sets adminURL.
+func (s *Server) bindAdmin(ctx context.Context, cfg config.Config) (net.Listener, error) {
+	if cfg.Admin.Listen == "" {
+		s.adminURL = AdminURL(cfg.Admin.AdvertiseURL, nil, os.Hostname)
+		return nil, nil
+	}
+	if cfg.Admin.TokenFile != "" {
+		if _, err := readAdminToken(cfg.Admin.TokenFile); err != nil {
+			return nil, err
+		}
+	}
 	var lc net.ListenConfig
 	aln, err := lc.Listen(ctx, "tcp", cfg.Admin.Listen)
 	if err != nil {
-		return fmt.Errorf("admin listen: %w", err)
+		return nil, fmt.Errorf("admin listen: %w", err)
 	}
+	s.adminURL = AdminURL(cfg.Admin.AdvertiseURL, aln.Addr(), os.Hostname)
+	return aln, nil
+}
+
+// startAdmin serves the admin listener aln.
+func (s *Server) startAdmin(aln net.Listener, cfg config.Config, log zerolog.Logger) error {
 	var reload func() error
 	if s.deps.Load != nil {
 		reload = s.Reload

@@ -127,11 +127,14 @@ func newClientLimiters(cfg config.Config, sids []string, getenv func(string) str
 }
 
 // start begins the background work: credentials loading and refresh, and
-// the shared limiter's heartbeats and pause subscription. It runs until
-// close.
-func (g *gateway) start() {
+// the shared limiter's heartbeats (publishing adminURL) and pause
+// subscription. It runs until close.
+func (g *gateway) start(adminURL string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
+	if r, ok := g.limiter.(*ratelimit.Redis); ok {
+		r.SetAdminURL(adminURL)
+	}
 	g.store.Start(ctx)
 	for _, l := range g.allLimiters() {
 		l.Start(ctx)
