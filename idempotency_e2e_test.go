@@ -103,11 +103,7 @@ idempotency: {backend: redis, require_for: [calls_connect]}
 	if resp.StatusCode != 400 || resp.Header.Get("X-Exogate-Error") != "idempotency_key_required" {
 		t.Errorf("no key: %d %s", resp.StatusCode, resp.Header.Get("X-Exogate-Error"))
 	}
-	admin := adminRE.FindStringSubmatch(c.logs.String())
-	if admin == nil {
-		t.Fatal("no admin address in the log")
-	}
-	if n := value(scrape(t, "http://"+admin[1]), "exogate_idempotency_events_total", map[string]string{"event": "replayed"}); n != 1 {
+	if n := value(scrape(t, c.adminURL(t)), "exogate_idempotency_events_total", map[string]string{"event": "replayed"}); n != 1 {
 		t.Errorf("exogate_idempotency_events_total{event=replayed} = %v, want 1", n)
 	}
 	for _, p := range []*process{a, b, c} {

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/vault/api"
 	"github.com/rs/zerolog"
 
+	"github.com/exogate/exogate/internal/config"
 	"github.com/exogate/exogate/internal/gateway"
 	"github.com/exogate/exogate/internal/metrics"
 	"github.com/exogate/exogate/internal/rotate"
@@ -66,6 +67,7 @@ func rotateCommand(ctx context.Context, args []string, getenv func(string) strin
 			o.Replicas = append(o.Replicas, r)
 		}
 	}
+	o.Discover = func(ctx context.Context) ([]string, error) { return discoverReplicas(ctx, cfg, getenv) }
 	// The credential test's gateway logs its warnings and errors only:
 	// the test's outcome is its line on stdout.
 	log, err := gateway.NewLogger(cfg.Log, stderr)
@@ -79,3 +81,25 @@ func rotateCommand(ctx context.Context, args []string, getenv func(string) strin
 
 // rotateDefaultTimeout is -timeout's default.
 const rotateDefaultTimeout = 2 * time.Minute
+
+// discoverReplicas lists the admin URLs the replicas publish with their
+// Redis heartbeats. A replica that publishes none cannot be asked to
+// confirm: that is an error, before anything is written.
+func discoverReplicas(ctx context.Context, cfg config.Config, getenv func(string) string) ([]string, error) {
+	reps, err := gateway.Replicas(ctx, cfg, getenv)
+	if err != nil {
+		return nil, err
+	}
+	var urls, silent []string
+	for _, r := range reps {
+		if r.AdminURL == "" {
+			silent = append(silent, r.ID)
+			continue
+		}
+		urls = append(urls, r.AdminURL)
+	}
+	if len(silent) > 0 {
+		return nil, fmt.Errorf("replica %s publishes no admin URL (no admin listener), so it cannot confirm the new version: give it an admin listener, or list the replicas with -replicas", strings.Join(silent, ", "))
+	}
+	return urls, nil
+}

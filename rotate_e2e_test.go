@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/exogate/exogate/internal/fakeexotel"
+	"github.com/exogate/exogate/internal/redistest"
 	"github.com/exogate/exogate/internal/testutil"
 )
 
@@ -37,9 +38,13 @@ const (
 	rotKeyNew, rotTokenNew = "KNEW9876wxyz5432", "token-new-9876543210fedcba"
 )
 
-// startRotation starts n replicas on one pair of credential files.
-func startRotation(t *testing.T, n int) *rotation {
+// startRotation starts n replicas on one pair of credential files; extra
+// is added to their configuration.
+func startRotation(t *testing.T, n int, extra ...string) *rotation {
 	t.Helper()
+	if len(extra) == 0 {
+		extra = []string{"limits:\n  buckets: {voice_v1: {limit: 100000, period: 1s, burst: 100}}"}
+	}
 	r := &rotation{farm: newFarm(t), dir: t.TempDir(), adminToken: strings.Repeat("a1", 20)}
 	for _, f := range r.farm.fakes {
 		f.SetAccount(fakeexotel.Account{SID: "acme", Key: rotKeyOld, Token: rotTokenOld})
@@ -54,21 +59,15 @@ upstream:
   regions:
     singapore: {api: %q, ccm: %q}
 rotation: {file_poll_interval: 1h, min_forced_refresh: 100ms}
-limits:
-  buckets: {voice_v1: {limit: 100000, period: 1s, burst: 100}}
 accounts:
   - sid: acme
     region: singapore
     credentials: {source: file, api_key_file: %s, api_token_file: %s}
-`, tokenFile, r.farm.caFile, r.farm.servers["singapore-api"].URL, r.farm.servers["singapore-ccm"].URL,
-		filepath.Join(r.dir, "api_key"), filepath.Join(r.dir, "api_token")))
+%s`, tokenFile, r.farm.caFile, r.farm.servers["singapore-api"].URL, r.farm.servers["singapore-ccm"].URL,
+		filepath.Join(r.dir, "api_key"), filepath.Join(r.dir, "api_token"), strings.Join(extra, "\n")))
 	for range n {
 		p := startBinary(t, r.cfg)
-		m := adminRE.FindStringSubmatch(p.logs.String())
-		if m == nil {
-			t.Fatal("no admin address in the log")
-		}
-		r.replicas, r.admins = append(r.replicas, p), append(r.admins, "http://"+m[1])
+		r.replicas, r.admins = append(r.replicas, p), append(r.admins, p.adminURL(t))
 	}
 	return r
 }
@@ -409,5 +408,28 @@ func TestRotateWaitsWhileExotelTakesOnlyThePreviousToken(t *testing.T) {
 	l.finish()
 	if n := l.failed.Load(); n != 0 {
 		t.Errorf("%d of %d calls failed while Exotel lagged: %v", n, l.total.Load(), l.failures[:min(len(l.failures), 5)])
+	}
+}
+
+// With limits.backend: redis, rotate finds the replicas through their
+// heartbeats (each with its admin URL) and confirms every one.
+func TestRotateFindsTheReplicasInRedis(t *testing.T) {
+	t.Parallel()
+	rds := redistest.Start(t)
+	r := startRotation(t, 2, fmt.Sprintf(`limits:
+  backend: redis
+  redis: {address: %q, key_prefix: "rotate-e2e:", timeout: 2s}
+  buckets: {voice_v1: {limit: 100000, period: 1s, burst: 100}}`, rds.Addr()))
+	for _, f := range r.farm.fakes {
+		f.AllowAlso(fakeexotel.Account{SID: "acme", Key: rotKeyNew, Token: rotTokenNew})
+	}
+	out, code := r.rotate(t, rotKeyNew+":"+rotTokenNew+"\n")
+	if code != 0 {
+		t.Fatalf("rotate exited %d:\n%s", code, out)
+	}
+	for _, want := range []string{r.admins[0] + "  file-", r.admins[1] + "  file-", "every replica (2) uses file-"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
 	}
 }
