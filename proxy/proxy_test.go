@@ -1138,22 +1138,31 @@ func TestUpstreamClosesIdleConnection(t *testing.T) {
 	fake := fakeexotel.New("idle", fakeexotel.Account{SID: "acme", Key: testKey, Token: testToken})
 	srv := httptest.NewUnstartedServer(fake)
 	srv.Config.IdleTimeout = 20 * time.Millisecond
-	var closed atomic.Int32
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateClosed {
-			closed.Add(1)
-		}
-	}
 	srv.StartTLS()
 	defer srv.Close()
-	withUpstream(t, srv, nil, func(t *testing.T, r *rig) {
+	// The transport closes a connection once it has seen the server close
+	// it (and marked it unusable first): count those closes, so that the
+	// POST below is sent after the gateway knows, not in the instant
+	// between Exotel's close and the gateway noticing it.
+	var dropped atomic.Int32
+	noticeCloses := func(tr *http.Transport) {
+		var d net.Dialer
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &closeNotingConn{Conn: c, closed: &dropped}, nil
+		}
+	}
+	withUpstream(t, srv, noticeCloses, func(t *testing.T, r *rig) {
 		fake.Reset()
-		before := closed.Load()
+		before := dropped.Load()
 		get, _ := http.NewRequest("GET", r.front.URL+"/v1/Accounts/acme/Calls.json", nil)
 		if resp, _ := r.do(get); resp.StatusCode != 200 {
 			t.Fatalf("first call: %d", resp.StatusCode)
 		}
-		waitUntil(t, func() bool { return closed.Load() > before })
+		waitUntil(t, func() bool { return dropped.Load() > before })
 		post, _ := http.NewRequest("POST", r.front.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader("From=1&To=2"))
 		post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		if resp, body := r.do(post); resp.StatusCode != 200 {
@@ -1169,6 +1178,18 @@ func TestUpstreamClosesIdleConnection(t *testing.T) {
 			t.Errorf("Exotel received the POST %d times, want 1", posts)
 		}
 	})
+}
+
+// closeNotingConn counts its Close calls.
+type closeNotingConn struct {
+	net.Conn
+	closed *atomic.Int32
+	once   sync.Once
+}
+
+func (c *closeNotingConn) Close() error {
+	c.once.Do(func() { c.closed.Add(1) })
+	return c.Conn.Close()
 }
 
 type fakeClientLimiter struct {
