@@ -31,8 +31,14 @@ import (
 // other than GET and HEAD must carry the token of the live configuration's
 // admin.token_file when it names one (see adminAuth), and a reload sooner
 // than admin.min_reload_interval after the previous one is answered 429.
-func adminHandler(live func() *gateway, m *metrics.Metrics, reload func() error, hooks http.Handler, log zerolog.Logger) http.Handler {
+//
+// extra adds handlers by mux pattern (the sandbox's /sandbox/ endpoints);
+// they sit behind the same admin token.
+func adminHandler(live func() *gateway, m *metrics.Metrics, reload func() error, hooks http.Handler, log zerolog.Logger, extra map[string]http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	for pattern, h := range extra {
+		mux.Handle(pattern, h)
+	}
 	if hooks != nil {
 		// GET /webhooks, GET /webhooks/messages, POST /webhooks/replay.
 		mux.Handle("/webhooks", hooks)

@@ -37,6 +37,9 @@ type Deps struct {
 	// Load re-reads and validates the configuration for a reload; nil when
 	// there is no file to reload (configured from the environment).
 	Load func() (config.Config, error)
+	// AdminRoutes are more handlers on the admin listener, by mux pattern
+	// (exogate sandbox's /sandbox/), behind the admin token like the rest.
+	AdminRoutes map[string]http.Handler
 }
 
 // Server is the running gateway and what a reload needs to replace it.
@@ -351,7 +354,7 @@ func (s *Server) startAdmin(aln net.Listener, cfg config.Config, log zerolog.Log
 		reload = s.Reload
 	}
 	admin := &http.Server{
-		Handler:           adminHandler(s.live.Load, s.deps.Metrics, reload, s.hooksAdmin(), log),
+		Handler:           adminHandler(s.live.Load, s.deps.Metrics, reload, s.hooksAdmin(), log, s.deps.AdminRoutes),
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
 		ReadTimeout:       cfg.Server.ReadTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,

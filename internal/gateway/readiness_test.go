@@ -46,7 +46,7 @@ func TestReadyzSameOnBothListeners(t *testing.T) {
 			if tc.drain {
 				gw.SetDraining()
 			}
-			admin := adminHandler(func() *gateway { return gw }, m, nil, nil, zerolog.Nop())
+			admin := adminHandler(func() *gateway { return gw }, m, nil, nil, zerolog.Nop(), nil)
 			for name, h := range map[string]http.Handler{"proxy": gw, "admin": admin} {
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))

@@ -46,7 +46,7 @@ func TestRefreshEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer gw.close(context.Background())
-	admin := adminHandler(func() *gateway { return gw }, m, nil, nil, zerolog.Nop())
+	admin := adminHandler(func() *gateway { return gw }, m, nil, nil, zerolog.Nop(), nil)
 	refresh := func(query string) (int, map[string]any) {
 		rec := httptest.NewRecorder()
 		admin.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/-/refresh"+query, nil))
