@@ -114,6 +114,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 
+	replicas = replicaURLs(replicas)
 	fmt.Fprintf(o.Out, "%s: testing the new key and token with Exotel's credential test\n", sid)
 	if err := gateway.CheckPair(ctx, o.Config, o.Deps, sid, key, token, o.Out); err != nil {
 		return refused("rotate: %w; nothing was written", err)
