@@ -324,7 +324,8 @@ type pendingFile struct {
 }
 
 // prepareFile writes value and a newline to a temporary file beside the
-// file path names (following symbolic links), with its permissions. No
+// file path names (following symbolic links), with its permissions, owner
+// and group. No
 // temporary file outlives a failure.
 func prepareFile(path, value string) (_ *pendingFile, err error) {
 	target, err := filepath.EvalSymlinks(path)
@@ -345,6 +346,9 @@ func prepareFile(path, value string) (_ *pendingFile, err error) {
 			_ = os.Remove(tmp.Name())
 		}
 	}()
+	if err = keepOwner(tmp, info); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	if err = tmp.Chmod(info.Mode() & fs.ModePerm); err == nil {
 		if _, err = tmp.WriteString(value + "\n"); err == nil {
 			if err = tmp.Sync(); err == nil {
