@@ -239,9 +239,13 @@ func (p *Publisher) Previous(ctx context.Context, base Snapshot) (key, token, ve
 		return "", "", "", p.vaultError("reading the metadata of", err)
 	}
 	var older []int
+	now := time.Now()
 	for v, m := range meta.Versions {
+		// With delete_version_after, a version's deletion time is set
+		// when it is written: it is deleted only once that time passed.
+		deleted := !m.DeletionTime.IsZero() && !m.DeletionTime.After(now)
 		n, err := strconv.Atoi(v)
-		if err == nil && n < base.cas && m.DeletionTime.IsZero() && !m.Destroyed {
+		if err == nil && n < base.cas && !deleted && !m.Destroyed {
 			older = append(older, n)
 		}
 	}
