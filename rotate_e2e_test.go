@@ -433,3 +433,20 @@ func TestRotateFindsTheReplicasInRedis(t *testing.T) {
 		}
 	}
 }
+
+// A new token for the same key (or the same pair published again) leaves
+// the key in use: rotate must not name it for deletion.
+func TestRotateKeepsAnUnchangedKey(t *testing.T) {
+	t.Parallel()
+	r := startRotation(t, 1)
+	for _, f := range r.farm.fakes {
+		f.AllowAlso(fakeexotel.Account{SID: "acme", Key: rotKeyOld, Token: rotTokenNew})
+	}
+	out, code := r.rotate(t, rotKeyOld+"\n"+rotTokenNew+"\n", "-replicas", r.admins[0])
+	if code != 0 {
+		t.Fatalf("rotate exited %d:\n%s", code, out)
+	}
+	if strings.Contains(out, "may now be deleted") || !strings.Contains(out, "the key KOLD… is unchanged: keep it in Exotel's dashboard") {
+		t.Errorf("rotate with the same key:\n%s", out)
+	}
+}

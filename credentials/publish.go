@@ -2,6 +2,7 @@ package credentials
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -58,8 +59,15 @@ type Snapshot struct {
 	// operator to find it in Exotel's dashboard; "" when there is none.
 	KeyPrefix string
 
-	cas  int            // KV v2: the secret's current version (0: none)
-	data map[string]any // the secret's fields (KV)
+	cas    int            // KV v2: the secret's current version (0: none)
+	data   map[string]any // the secret's fields (KV)
+	keySum [32]byte       // SHA-256 of the API key (zero when there is none)
+}
+
+// HasKey reports whether the pair read holds the API key key: then
+// publishing a new token leaves that key in use.
+func (s Snapshot) HasKey(key string) bool {
+	return s.KeyPrefix != "" && s.keySum == sha256.Sum256([]byte(key))
 }
 
 // String implements fmt.Stringer with metadata only.
@@ -139,7 +147,7 @@ func (p *Publisher) Read(ctx context.Context) (Snapshot, error) {
 		if err != nil {
 			return Snapshot{}, err
 		}
-		return Snapshot{Version: "file-" + Fingerprint(key, token), KeyPrefix: prefix(key)}, nil
+		return Snapshot{Version: "file-" + Fingerprint(key, token), KeyPrefix: prefix(key), keySum: sha256.Sum256([]byte(key))}, nil
 	case p.sec.KVVersion == 1:
 		sec, err := p.vault.KVv1(p.sec.Mount).Get(ctx, p.sec.Path)
 		if errors.Is(err, api.ErrSecretNotFound) {
@@ -179,7 +187,7 @@ func (p *Publisher) snapshot(data map[string]any, version string) Snapshot {
 	key, kerr := field(data, p.sec.APIKeyField)
 	token, terr := field(data, p.sec.APITokenField)
 	if kerr == nil {
-		s.KeyPrefix = prefix(key)
+		s.KeyPrefix, s.keySum = prefix(key), sha256.Sum256([]byte(key))
 	}
 	if kerr == nil && terr == nil && version == "" {
 		s.Version = "kv1-" + Fingerprint(key, token)
@@ -239,9 +247,13 @@ func (p *Publisher) Previous(ctx context.Context, base Snapshot) (key, token, ve
 		return "", "", "", p.vaultError("reading the metadata of", err)
 	}
 	var older []int
+	now := time.Now()
 	for v, m := range meta.Versions {
+		// With delete_version_after, a version's deletion time is set
+		// when it is written: it is deleted only once that time passed.
+		deleted := !m.DeletionTime.IsZero() && !m.DeletionTime.After(now)
 		n, err := strconv.Atoi(v)
-		if err == nil && n < base.cas && m.DeletionTime.IsZero() && !m.Destroyed {
+		if err == nil && n < base.cas && !deleted && !m.Destroyed {
 			older = append(older, n)
 		}
 	}
@@ -324,7 +336,8 @@ type pendingFile struct {
 }
 
 // prepareFile writes value and a newline to a temporary file beside the
-// file path names (following symbolic links), with its permissions. No
+// file path names (following symbolic links), with its permissions, owner
+// and group. No
 // temporary file outlives a failure.
 func prepareFile(path, value string) (_ *pendingFile, err error) {
 	target, err := filepath.EvalSymlinks(path)
@@ -345,6 +358,9 @@ func prepareFile(path, value string) (_ *pendingFile, err error) {
 			_ = os.Remove(tmp.Name())
 		}
 	}()
+	if err = keepOwner(tmp, info); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	if err = tmp.Chmod(info.Mode() & fs.ModePerm); err == nil {
 		if _, err = tmp.WriteString(value + "\n"); err == nil {
 			if err = tmp.Sync(); err == nil {

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -313,7 +314,10 @@ func (g *gateway) credentialStatus(a config.Account) CredentialStatus {
 // `exogate rotate` asks each replica after publishing a new token. 400
 // without an account, 404 for one the gateway does not serve, 502 when the
 // source cannot be read (the last good credentials keep serving; the answer
-// says why, never with a value).
+// says why, never with a value). Each one reads the source and may send a
+// request to Exotel, so per account one is served per
+// rotation.min_forced_refresh: one sooner is answered 429 with Retry-After
+// and the status as it is.
 func refreshHandler(live func() *gateway) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		sid := strings.ToLower(r.URL.Query().Get("account"))
@@ -343,7 +347,11 @@ func refreshHandler(live func() *gateway) http.HandlerFunc {
 			Error string `json:"error,omitempty"`
 		}{SID: sid}
 		status := http.StatusOK
-		if c, err := g.store.Refresh(ctx, sid); err != nil {
+		if wait := g.refreshes.wait(sid); wait > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			answer.Error = fmt.Sprintf("refresh: too many refreshes of account %s: at most one per rotation.min_forced_refresh (%s)", sid, g.refreshes.every)
+			status = http.StatusTooManyRequests
+		} else if c, err := g.store.Refresh(ctx, sid); err != nil {
 			answer.Error, status = "refresh: cannot read the credentials source: "+err.Error(), http.StatusBadGateway
 		} else if c != nil && g.store.CurrentAcceptedAt(sid).IsZero() {
 			answer.Test = g.credentialTest(ctx, sid)
@@ -354,6 +362,38 @@ func refreshHandler(live func() *gateway) http.HandlerFunc {
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(answer)
 	}
+}
+
+// refreshPacer lets one POST /-/refresh per account through per interval.
+// It is safe for concurrent use.
+type refreshPacer struct {
+	every time.Duration
+	now   func() time.Time // default time.Now
+
+	mu   sync.Mutex
+	last map[string]time.Time // account: when its last refresh was let through
+}
+
+// wait returns how long account's refresh must wait, or 0 when it may go
+// now (which then counts as the account's last refresh). Only configured
+// accounts get here, which bounds the map.
+func (p *refreshPacer) wait(account string) time.Duration {
+	now := time.Now()
+	if p.now != nil {
+		now = p.now()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if last, ok := p.last[account]; ok {
+		if d := last.Add(p.every).Sub(now); d > 0 {
+			return d
+		}
+	}
+	if p.last == nil {
+		p.last = map[string]time.Time{}
+	}
+	p.last[account] = now
+	return 0
 }
 
 // credentialTest sends Exotel's credential test for account sid through

@@ -46,6 +46,9 @@ func TestRefreshEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer gw.close(context.Background())
+	// Each refresh comes a minute after the one before: none is paced.
+	clock := time.Now()
+	gw.refreshes.now = func() time.Time { clock = clock.Add(time.Minute); return clock }
 	admin := adminHandler(func() *gateway { return gw }, m, nil, nil, zerolog.Nop(), nil)
 	refresh := func(query string) (int, map[string]any) {
 		rec := httptest.NewRecorder()
@@ -87,5 +90,63 @@ func TestRefreshEndpoint(t *testing.T) {
 	cr, _ = body["credentials"].(map[string]any)
 	if code != http.StatusBadGateway || !strings.Contains(body["error"].(string), "file does not exist") || cr["version"] != st.Version {
 		t.Errorf("refresh with the token file gone: %d %v", code, body)
+	}
+}
+
+// Each POST /-/refresh reads the account's source and may send Exotel's
+// credential test: per account, one is served per
+// rotation.min_forced_refresh, and one sooner is answered 429 with
+// Retry-After and the status as it is, without reading the source.
+func TestRefreshEndpointPaced(t *testing.T) {
+	dir := t.TempDir()
+	write := func(token string) {
+		for name, v := range map[string]string{"k": "key-one-0123", "t": token} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write("token-one-0123")
+	cfg, getenv := testConfig(t)
+	cfg.Accounts[0].Credentials = config.Credentials{Source: "file", APIKeyFile: filepath.Join(dir, "k"), APITokenFile: filepath.Join(dir, "t")}
+	cfg.Rotation.MinForcedRefresh = 3 * time.Second
+	sid := strings.ToLower(cfg.Accounts[0].SID)
+	m := metrics.New("test")
+	gw, err := newGateway(cfg, getenv, zerolog.Nop(), m, "test", nil, shared{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.close(context.Background())
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	now := t0
+	gw.refreshes.now = func() time.Time { return now }
+	admin := adminHandler(func() *gateway { return gw }, m, nil, nil, zerolog.Nop(), nil)
+	refresh := func() (*httptest.ResponseRecorder, string) {
+		rec := httptest.NewRecorder()
+		admin.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/-/refresh?account="+sid, nil))
+		var body struct {
+			Credentials CredentialStatus `json:"credentials"`
+		}
+		_ = json.Unmarshal(rec.Body.Bytes(), &body)
+		return rec, body.Credentials.Version
+	}
+	one := "file-" + credentials.Fingerprint("key-one-0123", "token-one-0123")
+	two := "file-" + credentials.Fingerprint("key-one-0123", "token-two-0123")
+	if rec, v := refresh(); rec.Code != 200 || v != one {
+		t.Fatalf("first refresh: %d %s", rec.Code, rec.Body)
+	}
+	write("token-two-0123")
+	now = t0.Add(time.Second)
+	rec, v := refresh()
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "2" || v != one ||
+		!strings.Contains(rec.Body.String(), "rotation.min_forced_refresh") {
+		t.Errorf("refresh 1s later: %d %q %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	if gw.store.Current(sid).Version() != one {
+		t.Error("a paced refresh read the source")
+	}
+	now = t0.Add(3 * time.Second)
+	if rec, v := refresh(); rec.Code != 200 || v != two {
+		t.Errorf("refresh 3s later: %d %s", rec.Code, rec.Body)
 	}
 }

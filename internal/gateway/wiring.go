@@ -56,6 +56,8 @@ type gateway struct {
 	version   string
 	// cancel ends the background work start began; close calls it.
 	cancel context.CancelFunc
+	// refreshes paces POST /-/refresh per account.
+	refreshes *refreshPacer
 }
 
 // clientLimiters holds each client with a share or a max_per_period to its
@@ -228,7 +230,8 @@ func newGateway(cfg config.Config, getenv func(string) string, log zerolog.Logge
 	if err != nil {
 		return nil, err
 	}
-	gw := &gateway{Handler: h, cfg: cfg, store: store, limiter: limiter, clients: clientLims, transport: transport, log: log, version: version}
+	gw := &gateway{Handler: h, cfg: cfg, store: store, limiter: limiter, clients: clientLims, transport: transport, log: log, version: version,
+		refreshes: &refreshPacer{every: cfg.Rotation.MinForcedRefresh}}
 	for _, u := range upstreams {
 		gw.warmRoots = gw.warmRoots || (u.Scheme == "https" && cfg.Upstream.CAFile == "")
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -46,7 +47,7 @@ func (f *fleet) confirm(ctx context.Context, replicas []string, timeout time.Dur
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = f.replica(ctx, strings.TrimRight(r, "/"))
+			results[i] = f.replica(ctx, r)
 		}()
 	}
 	wg.Wait()
@@ -107,6 +108,18 @@ func (f *fleet) replica(ctx context.Context, base string) string {
 		case <-tick.C:
 		}
 	}
+}
+
+// replicaURLs is urls without trailing slashes, each once, in their first
+// order: a replica listed twice would be asked and counted twice.
+func replicaURLs(urls []string) []string {
+	var out []string
+	for _, u := range urls {
+		if u = strings.TrimRight(u, "/"); !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 func orNone(v string) string {

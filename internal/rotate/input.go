@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"golang.org/x/term"
 )
@@ -39,6 +42,7 @@ func ReadPair(in io.Reader, prompt io.Writer) (key, token string, err error) {
 // readTerminal prompts for the key and the token and reads each without
 // echo.
 func readTerminal(fd int, prompt io.Writer) (string, string, error) {
+	defer restoreOnSignal(fd)()
 	var v [2]string
 	for i, what := range []string{"API key", "API token"} {
 		fmt.Fprintf(prompt, "new %s for the account (not echoed): ", what)
@@ -50,6 +54,36 @@ func readTerminal(fd int, prompt io.Writer) (string, string, error) {
 		v[i] = strings.TrimSpace(string(b))
 	}
 	return check(v[0], v[1])
+}
+
+// restoreOnSignal makes an interrupt or a termination while the terminal
+// does not echo put the terminal back as it is now before the signal ends
+// the process; without it, ^C at the prompt would leave the operator's
+// shell without echo. The function it returns stops that.
+func restoreOnSignal(fd int) (stop func()) {
+	state, err := term.GetState(fd)
+	if err != nil {
+		return func() {}
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			_ = term.Restore(fd, state)
+			// Stopped, the signal takes its default action again.
+			signal.Stop(sigs)
+			if p, err := os.FindProcess(os.Getpid()); err == nil {
+				_ = p.Signal(s)
+			}
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
 }
 
 // readLine reads one line without its end; EOF after text is a line.

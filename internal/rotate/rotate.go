@@ -114,6 +114,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 
+	replicas = replicaURLs(replicas)
 	fmt.Fprintf(o.Out, "%s: testing the new key and token with Exotel's credential test\n", sid)
 	if err := gateway.CheckPair(ctx, o.Config, o.Deps, sid, key, token, o.Out); err != nil {
 		return refused("rotate: %w; nothing was written", err)
@@ -134,7 +135,12 @@ func Run(ctx context.Context, o Options) error {
 			len(missing), len(replicas), version, o.Timeout, strings.Join(missing, "; "), version)}
 	}
 	fmt.Fprintf(o.Out, "every replica (%d) uses %s for %s\n", len(replicas), version, sid)
-	if base.KeyPrefix != "" {
+	switch {
+	case base.HasKey(key):
+		// Only the token changed (or the same pair was published again):
+		// the key named is the one in use.
+		fmt.Fprintf(o.Out, "the key %s… is unchanged: keep it in Exotel's dashboard\n", base.KeyPrefix)
+	case base.KeyPrefix != "":
 		fmt.Fprintf(o.Out, "the old key %s… (%s) may now be deleted in Exotel's dashboard\n", base.KeyPrefix, base.Version)
 	}
 	return nil
