@@ -287,9 +287,10 @@ func (x *exchange) writeList(meta listMetadata, calls []callResource) {
 		Calls []callResource `xml:"Call"`
 	}
 	b, err := xml.Marshal(struct {
+		XMLName  xml.Name     `xml:"List"`
 		Metadata listMetadata `xml:"Metadata"`
 		Calls    callsXML     `xml:"Calls"`
-	}{meta, callsXML{calls}})
+	}{Metadata: meta, Calls: callsXML{calls}})
 	if err != nil {
 		x.fail(http.StatusInternalServerError, "Internal error")
 		return

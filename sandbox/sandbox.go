@@ -380,7 +380,10 @@ func (s *Simulator) admit(req Request, w http.ResponseWriter) (override func(Req
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, req)
 	if len(s.requests) > maxRequests {
-		s.requests = append([]Request(nil), s.requests[len(s.requests)-maxRequests:]...)
+		// Reslicing keeps this O(1); append copies only the kept ones
+		// when it next grows the array.
+		s.requests[0] = Request{}
+		s.requests = s.requests[1:]
 	}
 	for k, v := range s.headers {
 		w.Header()[k] = v

@@ -93,7 +93,7 @@ func (st *store) addCall(c *call) {
 	st.callOrder = append(st.callOrder, c.res.Sid)
 	if len(st.callOrder) > maxCalls {
 		delete(st.calls, st.callOrder[0])
-		st.callOrder = append([]string(nil), st.callOrder[1:]...)
+		st.callOrder = st.callOrder[1:]
 	}
 }
 
@@ -102,7 +102,7 @@ func (st *store) addSMS(m *sms) {
 	st.smsOrder = append(st.smsOrder, m.res.Sid)
 	if len(st.smsOrder) > maxSMS {
 		delete(st.sms, st.smsOrder[0])
-		st.smsOrder = append([]string(nil), st.smsOrder[1:]...)
+		st.smsOrder = st.smsOrder[1:]
 	}
 }
 
