@@ -169,3 +169,8 @@ func (rc *receiver) wait(t *testing.T, n int) []callback {
 func connectForm(to string) url.Values {
 	return url.Values{"From": {"09876543210"}, "To": {to}, "CallerId": {"08047112233"}}
 }
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	testutil.Eventually(t, within, what, cond)
+}
