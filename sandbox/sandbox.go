@@ -27,9 +27,11 @@
 //   - POST /v2/accounts/{sid}/calls (JSON: from.contact_uri,
 //     to.contact_uri and virtual_number required) and
 //     GET /v2/accounts/{sid}/calls[/{id}] in the v2 envelope; the v2 calls
-//     are the same calls the v1 paths see.
+//     are the same calls the v1 paths see. They end by the same rule but
+//     send no status callback.
 //   - Every other path the gateway routes answers 200: a v2/v3 success
-//     envelope with empty data, or {} for v1 and v2_beta.
+//     envelope with empty data, {} for v1 JSON and v2_beta, or an empty
+//     <TwilioResponse> for v1 XML.
 //
 // # Outcome rule
 //

@@ -172,7 +172,7 @@ func (x *exchange) dispatch(rest []string) {
 		case get && len(rest) == 3 && match(rest[:2], "sms", "messages"):
 			x.smsDetails(rest[2])
 		default:
-			x.write(http.StatusOK, "{}")
+			x.empty()
 		}
 	case exotel.FamilyV2:
 		switch {
@@ -188,8 +188,17 @@ func (x *exchange) dispatch(rest []string) {
 	case exotel.FamilyV3:
 		x.envelope(http.StatusOK, map[string]any{})
 	default:
-		x.write(http.StatusOK, "{}")
+		x.empty()
 	}
+}
+
+// empty answers 200 with an empty resource in the path's shape.
+func (x *exchange) empty() {
+	if x.route.Shape == exotel.ShapeXML {
+		x.write(http.StatusOK, xmlHeader+"<TwilioResponse></TwilioResponse>")
+		return
+	}
+	x.write(http.StatusOK, "{}")
 }
 
 // match reports whether rest is want, matched case-insensitively.

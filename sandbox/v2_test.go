@@ -84,6 +84,7 @@ func TestOtherRoutedPaths(t *testing.T) {
 		{http.MethodGet, "/v3/accounts/acme/calls/abc/legs", `"status":"success"`},
 		{http.MethodGet, "/v2_beta/Accounts/acme/IncomingPhoneNumbers", `{}`},
 		{http.MethodGet, "/v1/Accounts/acme/Numbers/09000000001.json", `{}`},
+		{http.MethodGet, "/v1/Accounts/acme/CustomerWhitelist/09000000001", `<TwilioResponse></TwilioResponse>`},
 	} {
 		if r := h.v2(t, tt.method, tt.path, "application/json", "{}"); r.status != 200 || !strings.Contains(r.body, tt.want) {
 			t.Errorf("%s %s: got %d: %s", tt.method, tt.path, r.status, r.body)
