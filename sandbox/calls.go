@@ -61,8 +61,12 @@ func callbackEvents(v url.Values) []string {
 
 // placeCall makes a new in-progress call with a fresh Sid.
 func (s *Simulator) placeCall(account, from, to, callerID, suffix string) *call {
+	return s.placeCallWithSid(account, from, to, callerID, suffix, s.newSid())
+}
+
+// placeCallWithSid makes a new in-progress call with the given Sid.
+func (s *Simulator) placeCallWithSid(account, from, to, callerID, suffix, sid string) *call {
 	now := s.now()
-	sid := s.newSid()
 	return &call{
 		res: callResource{
 			Sid: sid, DateCreated: stamp(now), DateUpdated: stamp(now), AccountSid: account,
@@ -122,8 +126,11 @@ func (x *exchange) callDetails(sid string) {
 	}
 	x.s.mu.Unlock()
 	if !ok || c.account != x.route.Account {
-		x.fail(http.StatusNotFound, "Call "+sid+" was not found")
-		return
+		if x.s.strict {
+			x.fail(http.StatusNotFound, "Call "+sid+" was not found")
+			return
+		}
+		res = x.s.placeholderCall(x.route.Account, sid, x.jsonSuffix())
 	}
 	x.resource("Call", res)
 }
@@ -296,4 +303,13 @@ func (x *exchange) writeList(meta listMetadata, calls []callResource) {
 		return
 	}
 	x.write(http.StatusOK, xmlHeader+"<TwilioResponse>"+string(inner(b))+"</TwilioResponse>")
+}
+
+// placeholderCall is what a lenient simulator answers for an unknown Sid:
+// a completed call.
+func (s *Simulator) placeholderCall(account, sid, suffix string) callResource {
+	c := s.placeCallWithSid(account, "", "", "", suffix, sid)
+	d, end := 0, c.res.StartTime
+	c.res.Status, c.res.Duration, c.res.EndTime = "completed", &d, &end
+	return c.res
 }

@@ -131,6 +131,14 @@ type Config struct {
 	Logger zerolog.Logger
 	// Name labels the requests the simulator records (e.g. "singapore-api").
 	Name string
+	// Lenient makes the simulator answer requests Exotel would refuse for
+	// their content (a required field missing, a body it cannot parse, a
+	// v2 body that is not JSON, an unknown Sid) as if they were valid,
+	// with what it can make of them: an unknown Sid is answered as a
+	// completed call or a sent SMS. Credentials, shapes, limits and faults
+	// apply as ever. It suits tests of a gateway that forwards bodies it
+	// does not read; false (the default) is Exotel's behaviour.
+	Lenient bool
 }
 
 // Request is one API request as the simulator received it.
@@ -151,6 +159,7 @@ type Simulator struct {
 	limit  int
 	period time.Duration
 	ring   time.Duration
+	strict bool
 	client *http.Client
 	log    zerolog.Logger
 	now    func() time.Time
@@ -191,6 +200,7 @@ func New(cfg Config) *Simulator {
 		limit:     cfg.Limit,
 		period:    cfg.Period,
 		ring:      cfg.Ring,
+		strict:    !cfg.Lenient,
 		client:    cfg.Client,
 		log:       cfg.Logger,
 		now:       time.Now,

@@ -266,11 +266,14 @@ func required(v url.Values, names ...string) string {
 // answering 400 when they are wrong.
 func (x *exchange) paramsOrFail(names ...string) (url.Values, bool) {
 	v, err := x.params()
-	if err != nil {
+	if err != nil && x.s.strict {
 		x.fail(http.StatusBadRequest, err.Error())
 		return nil, false
 	}
-	if missing := required(v, names...); missing != "" {
+	if v == nil {
+		v = url.Values{}
+	}
+	if missing := required(v, names...); missing != "" && x.s.strict {
 		x.fail(http.StatusBadRequest, "Missing parameter: "+missing+" is required")
 		return nil, false
 	}

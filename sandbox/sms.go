@@ -62,9 +62,17 @@ func (x *exchange) smsDetails(sid string) {
 		res = m.res
 	}
 	x.s.mu.Unlock()
-	if !ok {
+	if !ok && x.s.strict {
 		x.fail(http.StatusNotFound, "SMS "+sid+" was not found")
 		return
+	}
+	if !ok {
+		now := stamp(x.s.now())
+		res = smsResource{
+			Sid: sid, AccountSid: x.route.Account, DateCreated: now, DateUpdated: now, DateSent: &now,
+			Direction: "outbound-api", URI: "/v1/Accounts/" + x.route.Account + "/SMSMessages/" + sid + x.jsonSuffix(),
+			Status: "sent", DetailedStatus: "DELIVERED_TO_HANDSET", DetailedStatusCode: 20005, SmsUnits: 1,
+		}
 	}
 	x.resource("SMSMessage", res)
 }

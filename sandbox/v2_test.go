@@ -91,3 +91,25 @@ func TestOtherRoutedPaths(t *testing.T) {
 		}
 	}
 }
+
+func TestLenient(t *testing.T) {
+	h := newHarness(t, Config{Lenient: true})
+	for _, tt := range []struct{ method, path, ct, body, want string }{
+		{http.MethodPost, "/v1/Accounts/acme/Calls/connect.json", "application/x-www-form-urlencoded", "From=1", `"Status":"in-progress"`},
+		{http.MethodPost, "/v1/Accounts/acme/Calls/connect", "multipart/form-data; boundary=x", "garbage", `<Status>in-progress</Status>`},
+		{http.MethodPost, "/v1/Accounts/acme/Sms/send.json", "", "", `"Status":"queued"`},
+		{http.MethodGet, "/v1/Accounts/acme/Calls/c1.json", "", "", `{"Call":{"Sid":"c1",`},
+		{http.MethodGet, "/v1/Accounts/acme/SMS/Messages/s1", "", "", `<Sid>s1</Sid>`},
+		{http.MethodPost, "/v2/accounts/acme/calls", "text/plain", "x", `"status":"success"`},
+		{http.MethodGet, "/v2/accounts/acme/calls/c2", "", "", `"id":"c2"`},
+	} {
+		if r := h.v2(t, tt.method, tt.path, tt.ct, tt.body); r.status != 200 || !strings.Contains(r.body, tt.want) {
+			t.Errorf("%s %s: got %d: %s", tt.method, tt.path, r.status, r.body)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/v1/Accounts/acme/Calls/c1.json", nil)
+	req.SetBasicAuth(acme.Key, "wrong")
+	if r := h.send(t, req); r.status != 401 {
+		t.Errorf("wrong credentials, lenient: %d", r.status)
+	}
+}
