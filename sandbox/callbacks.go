@@ -1,0 +1,133 @@
+package sandbox
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// field is one callback field, in the order Exotel sends them.
+type field struct{ name, value string }
+
+// leg is one leg of a call in a callback's Legs.
+type leg struct {
+	OnCallDuration int    `json:"OnCallDuration"`
+	Status         string `json:"Status"`
+}
+
+// sendCallCallback POSTs one of a call's status callbacks: event is
+// "answered" or "terminal" (the only one sent when the call asked for no
+// events).
+func (s *Simulator) sendCallCallback(c *call, event string) {
+	status, endTime, talk := c.res.Status, deref(c.res.EndTime), c.outcome.duration
+	recording := deref(c.res.RecordingURL)
+	if event == "answered" {
+		status, endTime, talk = "in-progress", "", 0
+	}
+	fields := []field{{"CallSid", c.res.Sid}, {"Status", status}, {"RecordingUrl", recording}, {"DateUpdated", c.res.DateUpdated}}
+	var legs []leg
+	if len(c.events) > 0 {
+		fields = append(fields,
+			field{"EventType", event}, field{"DateCreated", c.res.DateCreated}, field{"To", c.res.To},
+			field{"From", c.res.From}, field{"PhoneNumberSid", c.res.PhoneNumberSid},
+			field{"StartTime", c.res.StartTime}, field{"EndTime", endTime},
+			field{"ConversationDuration", strconv.Itoa(talk)}, field{"Direction", c.res.Direction},
+			field{"CustomField", c.customField})
+		legs = []leg{{talk, status}, {talk, status}}
+	}
+	var body []byte
+	var contentType string
+	if c.jsonBody {
+		body, contentType = jsonCallback(fields, legs), "application/json"
+	} else {
+		body, contentType = multipartCallback(fields, legs)
+	}
+	s.post(c.callback, contentType, body, c.res.Sid)
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// jsonCallback encodes a call callback as JSON; ConversationDuration is a
+// number and Legs an array.
+func jsonCallback(fields []field, legs []leg) []byte {
+	m := map[string]any{}
+	for _, f := range fields {
+		m[f.name] = f.value
+		if f.name == "ConversationDuration" {
+			n, _ := strconv.Atoi(f.value)
+			m[f.name] = n
+		}
+	}
+	if legs != nil {
+		m["Legs"] = legs
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// multipartCallback encodes a call callback as multipart/form-data, Legs
+// as Legs[0][OnCallDuration], Legs[0][Status]...
+func multipartCallback(fields []field, legs []leg) ([]byte, string) {
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	for _, f := range fields {
+		_ = mw.WriteField(f.name, f.value)
+	}
+	for i, l := range legs {
+		prefix := "Legs[" + strconv.Itoa(i) + "]"
+		_ = mw.WriteField(prefix+"[OnCallDuration]", strconv.Itoa(l.OnCallDuration))
+		_ = mw.WriteField(prefix+"[Status]", l.Status)
+	}
+	_ = mw.Close()
+	return b.Bytes(), mw.FormDataContentType()
+}
+
+// sendSMSCallback POSTs an SMS's status callback, form-urlencoded.
+func (s *Simulator) sendSMSCallback(m *sms) {
+	v := url.Values{}
+	v.Set("SmsSid", m.res.Sid)
+	v.Set("To", m.res.To)
+	v.Set("Status", m.res.Status)
+	v.Set("SmsUnits", strconv.Itoa(m.res.SmsUnits))
+	v.Set("DetailedStatus", m.res.DetailedStatus)
+	v.Set("DetailedStatusCode", strconv.Itoa(m.res.DetailedStatusCode))
+	v.Set("DateSent", deref(m.res.DateSent))
+	v.Set("CustomField", m.customField)
+	s.post(m.callback, "application/x-www-form-urlencoded", []byte(v.Encode()), m.res.Sid)
+}
+
+// post sends one callback, once. Failures are logged without the URL,
+// which may hold a secret.
+func (s *Simulator) post(target, contentType string, body []byte, sid string) {
+	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		s.log.Warn().Str("sid", sid).Msg("sandbox: status callback URL is not valid")
+		return
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("User-Agent", "exogate-sandbox")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		s.log.Warn().Str("sid", sid).Str("error", err.Error()).Msg("sandbox: status callback failed")
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	_ = resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		s.log.Warn().Str("sid", sid).Int("status", resp.StatusCode).Msg("sandbox: status callback answered an error")
+	}
+}

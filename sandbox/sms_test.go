@@ -1,0 +1,109 @@
+package sandbox
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func smsForm(to string) url.Values {
+	return url.Values{"From": {"EXOTEL"}, "To": {to}, "Body": {"Your code is 1234"}}
+}
+
+func TestSMSSend(t *testing.T) {
+	h := newHarness(t, Config{})
+	t.Run("json", func(t *testing.T) {
+		r := h.do(t, http.MethodPost, "/v1/Accounts/acme/Sms/send.json", smsForm("09000000001"))
+		if r.status != 200 || r.contentType != "application/json" {
+			t.Fatalf("got %d: %s", r.status, r.body)
+		}
+		m := obj(t, decode(t, r), "SMSMessage").(map[string]any)
+		want := map[string]any{
+			"AccountSid": "acme", "From": "EXOTEL", "To": "09000000001", "Body": "Your code is 1234",
+			"Status": "queued", "Direction": "outbound-api", "DetailedStatus": "PENDING_TO_OPERATOR",
+			"DetailedStatusCode": float64(21010), "SmsUnits": float64(1), "DateSent": nil, "Price": nil,
+		}
+		for k, v := range want {
+			if got, ok := m[k]; !ok || got != v {
+				t.Errorf("%s = %v, want %v", k, got, v)
+			}
+		}
+		if !sidPattern.MatchString(m["Sid"].(string)) || m["DateCreated"] == "" || m["Uri"] == "" {
+			t.Errorf("SMSMessage %v", m)
+		}
+	})
+	t.Run("xml", func(t *testing.T) {
+		r := h.do(t, http.MethodPost, "/v1/Accounts/acme/Sms/send", smsForm("09000000001"))
+		if r.status != 200 || r.contentType != "application/xml" || !strings.Contains(r.body, "<TwilioResponse><SMSMessage><Sid>") ||
+			!strings.Contains(r.body, "<Status>queued</Status>") {
+			t.Fatalf("got %d: %s", r.status, r.body)
+		}
+	})
+	t.Run("units", func(t *testing.T) {
+		form := smsForm("09000000001")
+		form.Set("Body", strings.Repeat("x", 161))
+		r := h.do(t, http.MethodPost, "/v1/Accounts/acme/SMS/send.json", form)
+		if obj(t, decode(t, r), "SMSMessage", "SmsUnits") != float64(2) {
+			t.Errorf("got %s", r.body)
+		}
+	})
+	for _, missing := range []string{"From", "To", "Body"} {
+		form := smsForm("09000000001")
+		form.Del(missing)
+		r := h.do(t, http.MethodPost, "/v1/Accounts/acme/Sms/send.json", form)
+		if r.status != 400 || !strings.Contains(obj(t, decode(t, r), "RestException", "Message").(string), missing) {
+			t.Errorf("without %s: got %d: %s", missing, r.status, r.body)
+		}
+	}
+}
+
+func TestSMSCallbackAndDetails(t *testing.T) {
+	h := newHarness(t, Config{})
+	tests := []struct {
+		to, status, detailed, code string
+	}{
+		{"09000000001", "sent", "DELIVERED_TO_HANDSET", "20005"},
+		{"09000000005", "failed-dnd", "FAILED_DND", "23005"},
+		{"09000000007", "failed", "FAILED_SUBSCRIBER_UNAVAILABLE", "23035"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.status, func(t *testing.T) {
+			rc := newReceiver(t)
+			form := smsForm(tt.to)
+			form.Set("StatusCallback", rc.srv.URL)
+			form.Set("CustomField", "c1")
+			sid := obj(t, decode(t, h.do(t, http.MethodPost, "/v1/Accounts/acme/Sms/send.json", form)), "SMSMessage", "Sid").(string)
+			cb := rc.wait(t, 1)[0]
+			if cb.contentType != "application/x-www-form-urlencoded" {
+				t.Errorf("Content-Type %q", cb.contentType)
+			}
+			want := url.Values{
+				"SmsSid": {sid}, "To": {tt.to}, "Status": {tt.status}, "SmsUnits": {"1"},
+				"DetailedStatus": {tt.detailed}, "DetailedStatusCode": {tt.code}, "CustomField": {"c1"},
+			}
+			for k := range want {
+				if cb.fields.Get(k) != want.Get(k) {
+					t.Errorf("%s = %q, want %q", k, cb.fields.Get(k), want.Get(k))
+				}
+			}
+			if !cb.fields.Has("DateSent") || (tt.status == "sent") != (cb.fields.Get("DateSent") != "") {
+				t.Errorf("DateSent %q", cb.fields.Get("DateSent"))
+			}
+			for _, path := range []string{"/v1/Accounts/acme/SMS/Messages/" + sid + ".json", "/v1/Accounts/acme/Sms/Messages/" + sid + ".json"} {
+				r := h.do(t, http.MethodGet, path, nil)
+				if r.status != 200 || obj(t, decode(t, r), "SMSMessage", "Status") != tt.status {
+					t.Errorf("%s: got %d: %s", path, r.status, r.body)
+				}
+			}
+			r := h.do(t, http.MethodGet, "/v1/Accounts/acme/SMS/Messages/"+sid, nil)
+			if r.status != 200 || !strings.Contains(r.body, "<DetailedStatus>"+tt.detailed+"</DetailedStatus>") {
+				t.Errorf("xml: got %d: %s", r.status, r.body)
+			}
+		})
+	}
+	r := h.do(t, http.MethodGet, "/v1/Accounts/acme/SMS/Messages/0123456789abcdef0123456789abcdef.json", nil)
+	if r.status != 404 || obj(t, decode(t, r), "RestException", "Status") != float64(404) {
+		t.Errorf("unknown SMS: got %d: %s", r.status, r.body)
+	}
+}
