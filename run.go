@@ -25,6 +25,7 @@ var version = "dev"
 const usage = `exogate: an authenticating gateway for the Exotel API
 
 Usage:
+  exogate sandbox [-listen ADDR] [-accounts acme] [-seed N]  the gateway on a simulated Exotel, offline
   exogate [serve] [-config FILE] [-listen ADDR]   run the gateway
   exogate check   [-config FILE]                  test every account's credentials against Exotel
   exogate health  [-config FILE] [-url URL]       exit 0 when the running gateway is ready (for HEALTHCHECK)
@@ -68,6 +69,8 @@ func runNotify(ctx context.Context, args []string, getenv func(string) string, s
 		return hashSecret(stdin, stdout)
 	case "rotate":
 		return rotateCommand(ctx, rest, getenv, stdin, stdout, stderr)
+	case "sandbox":
+		return sandboxCommand(ctx, rest, getenv, stderr, started)
 	case "serve", "check":
 	default:
 		fmt.Fprint(stderr, usage)

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/exogate/exogate/internal/config"
+	"github.com/exogate/exogate/internal/gateway"
+	"github.com/exogate/exogate/internal/metrics"
+	"github.com/exogate/exogate/sandbox"
+)
+
+// The sandbox's well-known values. They are not secrets: the simulator
+// is the only thing that accepts them, and it runs in the same process.
+const (
+	sandboxKey           = "sandbox_api_key"
+	sandboxToken         = "sandbox_api_token"
+	sandboxSigningSecret = "whsec_ZXhvZ2F0ZS1zYW5kYm94LXNpZ25pbmctc2VjcmV0"
+	sandboxURLSecret     = "exogate-sandbox-url-secret-0123456789abcdef"
+)
+
+// sandboxFlags are exogate sandbox's settings.
+type sandboxFlags struct {
+	listen, admin, hooks string
+	accounts             string
+	seed                 int64
+	ring                 time.Duration
+	routes               []string // name=URL, call routes of the first account
+	smsRoutes            []string // name=URL, SMS routes of the first account
+}
+
+// sandboxCommand is `exogate sandbox`: the gateway exactly as in
+// production, with an in-process Exotel simulator as its upstream.
+func sandboxCommand(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, started func(*gateway.Server)) error {
+	f, err := parseSandboxFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	accounts, err := sandboxAccounts(f.accounts)
+	if err != nil {
+		return err
+	}
+	cfg := config.Default()
+	log, err := gateway.NewLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	var simAccounts []sandbox.Account
+	for _, a := range accounts {
+		simAccounts = append(simAccounts, sandbox.Account{SID: a.SID, Key: sandboxKey, Token: sandboxToken})
+	}
+	sim := sandbox.New(sandbox.Config{Accounts: simAccounts, Seed: f.seed, Limit: 200, Period: time.Minute,
+		Ring: f.ring, Logger: log.With().Str("component", "sandbox").Logger(), Name: "sandbox"})
+	defer sim.Close()
+	simURL, stopSim, err := serveSimulator(ctx, sim)
+	if err != nil {
+		return err
+	}
+	defer stopSim()
+
+	storeDir, err := os.MkdirTemp("", "exogate-sandbox")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(storeDir)
+	sandboxConfig(&cfg, f, accounts, simURL, storeDir)
+	env := func(k string) string {
+		switch k {
+		case "EXOGATE_SANDBOX_API_KEY":
+			return sandboxKey
+		case "EXOGATE_SANDBOX_API_TOKEN":
+			return sandboxToken
+		case "EXOGATE_SANDBOX_SIGNING_SECRET":
+			return sandboxSigningSecret
+		case config.EnvWebhookURLSecret:
+			return sandboxURLSecret
+		}
+		return getenv(k)
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	deps := gateway.Deps{Getenv: env, Stderr: stderr, Logger: log, Metrics: metrics.New(buildVersion()), Version: buildVersion(),
+		AdminRoutes: map[string]http.Handler{"/sandbox/": sim.AdminHandler()}}
+	gw, err := gateway.New(cfg, deps)
+	if err != nil {
+		return err
+	}
+	log.Info().Str("exotel", simURL).Strs("accounts", sidsOf(accounts)).Int64("seed", f.seed).
+		Msg("sandbox: Exotel is simulated in this process; nothing leaves the machine")
+	return serve(ctx, gw, started)
+}
+
+func parseSandboxFlags(args []string, stderr io.Writer) (sandboxFlags, error) {
+	var f sandboxFlags
+	fs := flag.NewFlagSet("exogate sandbox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "the gateway's listener (what services call)")
+	fs.StringVar(&f.admin, "admin", "127.0.0.1:9901", "the admin listener: /metrics, /status, /sandbox/faults, /sandbox/requests")
+	fs.StringVar(&f.hooks, "hooks", "127.0.0.1:8081", "the webhook ingress the simulator sends callbacks to")
+	fs.StringVar(&f.accounts, "accounts", "acme", "account SIDs, comma-separated; SID:mumbai for a Mumbai account")
+	fs.Int64Var(&f.seed, "seed", 1, "the simulator's seed: the same requests give the same Sids and outcomes")
+	fs.DurationVar(&f.ring, "ring", 2*time.Second, "how long a simulated call rings before its callbacks")
+	fs.Func("route", "NAME=URL: a call webhook route of the first account, for StatusCallback=exogate://NAME (repeatable)",
+		func(v string) error { f.routes = append(f.routes, v); return nil })
+	fs.Func("sms-route", "NAME=URL: an SMS webhook route of the first account (repeatable)",
+		func(v string) error { f.smsRoutes = append(f.smsRoutes, v); return nil })
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("sandbox: unexpected argument %q", fs.Arg(0))
+	}
+	return f, nil
+}
+
+// sandboxAccounts reads -accounts.
+func sandboxAccounts(list string) ([]config.Account, error) {
+	var out []config.Account
+	for _, item := range strings.Split(list, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		sid, region, _ := strings.Cut(item, ":")
+		if region == "" {
+			region = config.RegionSingapore
+		}
+		out = append(out, config.Account{SID: sid, Region: region, Credentials: config.Credentials{
+			Source: "env", APIKeyEnv: "EXOGATE_SANDBOX_API_KEY", APITokenEnv: "EXOGATE_SANDBOX_API_TOKEN"}})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("sandbox: -accounts names no account")
+	}
+	return out, nil
+}
+
+// sandboxConfig makes cfg the production defaults with the simulator as
+// every region's upstream.
+func sandboxConfig(cfg *config.Config, f sandboxFlags, accounts []config.Account, simURL, storeDir string) {
+	cfg.Listen, cfg.Admin.Listen, cfg.Accounts = f.listen, f.admin, accounts
+	cfg.Upstream.AllowInsecureHTTP = true
+	for name := range cfg.Upstream.Regions {
+		cfg.Upstream.Regions[name] = config.RegionHosts{API: simURL, CCM: simURL}
+	}
+	var routes []config.WebhookRoute
+	add := func(list []string, kind string) {
+		for _, r := range list {
+			name, target, _ := strings.Cut(r, "=")
+			routes = append(routes, config.WebhookRoute{Name: name, Account: accounts[0].SID, Kind: kind, Target: target,
+				SigningSecretEnv: "EXOGATE_SANDBOX_SIGNING_SECRET", Verify: "none"})
+		}
+	}
+	add(f.routes, "call")
+	add(f.smsRoutes, "sms")
+	if len(routes) > 0 {
+		cfg.Webhooks.Listen, cfg.Webhooks.PublicURL = f.hooks, "http://"+f.hooks
+		cfg.Webhooks.AllowInsecureHTTP = true
+		cfg.Webhooks.SourceCIDRs = []string{"127.0.0.0/8", "::1/128"}
+		cfg.Webhooks.Store.Path = storeDir + "/webhooks.db"
+		cfg.Webhooks.Routes = routes
+	}
+}
+
+// serveSimulator serves sim on a loopback port until ctx ends or stop is
+// called, and returns its URL.
+func serveSimulator(ctx context.Context, sim http.Handler) (string, func(), error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("sandbox: %w", err)
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+func sidsOf(accounts []config.Account) []string {
+	var out []string
+	for _, a := range accounts {
+		out = append(out, a.SID)
+	}
+	return out
+}
