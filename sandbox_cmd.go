@@ -155,8 +155,10 @@ func sandboxConfig(cfg *config.Config, f sandboxFlags, accounts []config.Account
 	add := func(list []string, kind string) {
 		for _, r := range list {
 			name, target, _ := strings.Cut(r, "=")
-			routes = append(routes, config.WebhookRoute{Name: name, Account: accounts[0].SID, Kind: kind, Target: target,
-				SigningSecretEnv: "EXOGATE_SANDBOX_SIGNING_SECRET", Verify: "none"})
+			r := config.WebhookRoute{Name: name, Account: accounts[0].SID, Kind: kind, Target: target,
+				SigningSecretEnv: "EXOGATE_SANDBOX_SIGNING_SECRET"}
+			r.SetDefaults()
+			routes = append(routes, r)
 		}
 	}
 	add(f.routes, "call")

@@ -523,7 +523,7 @@ func Parse(data []byte) (Config, error) {
 		}
 	}
 	for i := range cfg.Webhooks.Routes {
-		routeDefaults(&cfg.Webhooks.Routes[i])
+		cfg.Webhooks.Routes[i].SetDefaults()
 	}
 	return cfg, nil
 }

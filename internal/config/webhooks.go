@@ -84,8 +84,9 @@ func webhookDefaults() Webhooks {
 	}
 }
 
-// routeDefaults fills a route's unset fields with webhooks' defaults.
-func routeDefaults(r *WebhookRoute) {
+// SetDefaults fills a route's unset fields with webhooks' defaults (Load
+// does it for the file's routes).
+func (r *WebhookRoute) SetDefaults() {
 	if r.Verify == "" {
 		r.Verify = string(webhooks.VerifyNone)
 	}
