@@ -71,6 +71,7 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 		return err
 	}
 	defer os.RemoveAll(storeDir)
+	cfg.ApplyEnv(getenv) // EXOGATE_LISTEN and the like; the flags win
 	sandboxConfig(&cfg, f, accounts, simURL, storeDir)
 	env := func(k string) string {
 		switch k {
@@ -103,8 +104,8 @@ func parseSandboxFlags(args []string, stderr io.Writer) (sandboxFlags, error) {
 	var f sandboxFlags
 	fs := flag.NewFlagSet("exogate sandbox", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "the gateway's listener (what services call)")
-	fs.StringVar(&f.admin, "admin", "127.0.0.1:9901", "the admin listener: /metrics, /status, /sandbox/faults, /sandbox/requests")
+	fs.StringVar(&f.listen, "listen", "", "the gateway's listener, what services call (default 127.0.0.1:8080, or EXOGATE_LISTEN)")
+	fs.StringVar(&f.admin, "admin", "", "the admin listener: /metrics, /status, /sandbox/faults, /sandbox/requests (default 127.0.0.1:9901, or EXOGATE_ADMIN_LISTEN)")
 	fs.StringVar(&f.hooks, "hooks", "127.0.0.1:8081", "the webhook ingress the simulator sends callbacks to")
 	fs.StringVar(&f.accounts, "accounts", "acme", "account SIDs, comma-separated; SID:mumbai for a Mumbai account")
 	fs.Int64Var(&f.seed, "seed", 1, "the simulator's seed: the same requests give the same Sids and outcomes")
@@ -146,7 +147,13 @@ func sandboxAccounts(list string) ([]config.Account, error) {
 // sandboxConfig makes cfg the production defaults with the simulator as
 // every region's upstream.
 func sandboxConfig(cfg *config.Config, f sandboxFlags, accounts []config.Account, simURL, storeDir string) {
-	cfg.Listen, cfg.Admin.Listen, cfg.Accounts = f.listen, f.admin, accounts
+	cfg.Accounts = accounts
+	if f.listen != "" {
+		cfg.Listen = f.listen
+	}
+	if f.admin != "" {
+		cfg.Admin.Listen = f.admin
+	}
 	cfg.Upstream.AllowInsecureHTTP = true
 	for name := range cfg.Upstream.Regions {
 		cfg.Upstream.Regions[name] = config.RegionHosts{API: simURL, CCM: simURL}
