@@ -7,7 +7,8 @@
 // when they are wrong), answers in Exotel's shapes (v1 XML unless the path
 // ends in .json, v1 JSON {"RestException":...}, the v2/v3 envelope), and
 // enforces Exotel's per-account rate limit per API family (Config.Limit
-// per Config.Period, 429 in the path's shape).
+// per Config.Period, 429 in the path's shape; requests with wrong
+// credentials do not count).
 //
 // # Endpoints
 //
