@@ -74,7 +74,8 @@ func newFault(spec faultSpec) (*fault, error) {
 //     10,000), with Authorization masked and bodies as text; DELETE
 //     forgets them.
 //
-// Faults apply to API requests in the order they were added: every
+// Faults apply to API requests before their credentials are checked, in
+// the order they were added: every
 // selected latency adds up, and the first selected status or drop is the
 // answer. Bad input is answered 400 with {"error":"…"}.
 func (s *Simulator) AdminHandler() http.Handler {

@@ -7,7 +7,8 @@
 // when they are wrong), answers in Exotel's shapes (v1 XML unless the path
 // ends in .json, v1 JSON {"RestException":...}, the v2/v3 envelope), and
 // enforces Exotel's per-account rate limit per API family (Config.Limit
-// per Config.Period, 429 in the path's shape).
+// per Config.Period, 429 in the path's shape; requests with wrong
+// credentials do not count).
 //
 // # Endpoints
 //
@@ -23,7 +24,10 @@
 //     required; answers the SMSMessage with Status "queued", then after
 //     Config.Ring the SMS is delivered by the rule below and its
 //     StatusCallback is sent. GET /v1/Accounts/{sid}/SMS/Messages/{SmsSid}
-//     (Sms or SMS) answers it.
+//     (Sms or SMS) answers it. POST /v1/Accounts/{sid}/Sms/bulksend[.json]
+//     sends one to each of up to 100 numbers in To (a comma-separated
+//     list, or repeated To or To[] fields) and answers a list of
+//     SMSMessage.
 //   - POST /v2/accounts/{sid}/calls (JSON: from.contact_uri,
 //     to.contact_uri and virtual_number required) and
 //     GET /v2/accounts/{sid}/calls[/{id}] in the v2 envelope; the v2 calls

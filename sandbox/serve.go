@@ -78,6 +78,36 @@ func (x *exchange) resource(name string, v any) {
 	x.write(http.StatusOK, string(b))
 }
 
+// resourceList answers a list of v1 resources: in JSON an array of
+// {"name":…}, in XML <TwilioResponse> holding a <name> element each.
+func (x *exchange) resourceList(name string, list []smsResource) {
+	if x.route.Shape == exotel.ShapeXML {
+		var b strings.Builder
+		b.WriteString(xmlHeader + "<TwilioResponse>")
+		for _, v := range list {
+			el, err := xml.Marshal(v)
+			if err != nil {
+				x.fail(http.StatusInternalServerError, "Internal error")
+				return
+			}
+			b.WriteString("<" + name + ">" + string(inner(el)) + "</" + name + ">")
+		}
+		b.WriteString("</TwilioResponse>")
+		x.write(http.StatusOK, b.String())
+		return
+	}
+	wrapped := make([]map[string]any, 0, len(list))
+	for _, v := range list {
+		wrapped = append(wrapped, map[string]any{name: v})
+	}
+	b, err := json.Marshal(wrapped)
+	if err != nil {
+		x.fail(http.StatusInternalServerError, "Internal error")
+		return
+	}
+	x.write(http.StatusOK, string(b))
+}
+
 // inner strips the outer element xml.Marshal wraps a struct in.
 func inner(b []byte) []byte {
 	start := bytes.IndexByte(b, '>')
@@ -169,6 +199,8 @@ func (x *exchange) dispatch(rest []string) {
 			x.callDetails(rest[1])
 		case post && match(rest, "sms", "send"):
 			x.sendSMS()
+		case post && match(rest, "sms", "bulksend"):
+			x.bulkSendSMS()
 		case get && len(rest) == 3 && match(rest[:2], "sms", "messages"):
 			x.smsDetails(rest[2])
 		default:

@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"net/http"
+	"net/url"
+	"strings"
 )
 
 // sendSMS sends a v1 SMS: Sms/send.
@@ -10,15 +12,60 @@ func (x *exchange) sendSMS() {
 	if !ok {
 		return
 	}
-	s := x.s
+	x.resource("SMSMessage", x.s.queueSMS(x.route.Account, v.Get("To"), v, x.jsonSuffix()))
+}
+
+// maxBulk is how many numbers one Sms/bulksend takes.
+const maxBulk = 100
+
+// bulkSendSMS sends one SMS to each number in To (a comma-separated list,
+// or repeated To or To[] fields): Sms/bulksend, answered as a list of
+// SMSMessage.
+func (x *exchange) bulkSendSMS() {
+	v, err := x.params()
+	if err != nil && x.s.strict {
+		x.fail(http.StatusBadRequest, err.Error())
+		return
+	}
+	var to []string
+	for _, key := range []string{"To", "To[]"} {
+		for _, val := range v[key] {
+			for _, n := range strings.Split(val, ",") {
+				if n = strings.TrimSpace(n); n != "" {
+					to = append(to, n)
+				}
+			}
+		}
+	}
+	missing := required(v, "From", "Body")
+	if len(to) == 0 && missing == "" {
+		missing = "To"
+	}
+	switch {
+	case missing != "" && x.s.strict:
+		x.fail(http.StatusBadRequest, "Missing parameter: "+missing+" is required")
+		return
+	case len(to) > maxBulk:
+		x.fail(http.StatusBadRequest, "To takes at most 100 numbers")
+		return
+	}
+	list := make([]smsResource, 0, len(to))
+	for _, n := range to {
+		list = append(list, x.s.queueSMS(x.route.Account, n, v, x.jsonSuffix()))
+	}
+	x.resourceList("SMSMessage", list)
+}
+
+// queueSMS makes and stores a queued SMS to one number, schedules its
+// delivery, and returns its resource as queued.
+func (s *Simulator) queueSMS(account, to string, v url.Values, suffix string) smsResource {
 	now := s.now()
 	sid := s.newSid()
-	account := x.route.Account
 	m := &sms{
 		res: smsResource{
-			Sid: sid, AccountSid: account, From: v.Get("From"), To: v.Get("To"),
+			Sid: sid, AccountSid: account, From: v.Get("From"), To: to,
 			DateCreated: stamp(now), DateUpdated: stamp(now), Body: v.Get("Body"),
-			Direction: "outbound-api", URI: "/v1/Accounts/" + account + "/SMSMessages/" + sid + x.jsonSuffix(),
+			Direction: "outbound-api", URI: "/v1/Accounts/" + account + "/SMSMessages/" + sid + suffix,
 			Status: "queued", DetailedStatus: "PENDING_TO_OPERATOR", DetailedStatusCode: 21010,
 			SmsUnits: smsUnits(v.Get("Body")),
 		},
@@ -31,7 +78,7 @@ func (x *exchange) sendSMS() {
 	res := m.res
 	s.mu.Unlock()
 	s.goAfterRing(func() { s.deliverSMS(m) })
-	x.resource("SMSMessage", res)
+	return res
 }
 
 // deliverSMS moves m to its outcome and sends its callback.

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -105,5 +106,50 @@ func TestSMSCallbackAndDetails(t *testing.T) {
 	r := h.do(t, http.MethodGet, "/v1/Accounts/acme/SMS/Messages/0123456789abcdef0123456789abcdef.json", nil)
 	if r.status != 404 || obj(t, decode(t, r), "RestException", "Status") != float64(404) {
 		t.Errorf("unknown SMS: got %d: %s", r.status, r.body)
+	}
+}
+
+func TestSMSBulkSend(t *testing.T) {
+	h := newHarness(t, Config{})
+	rc := newReceiver(t)
+	form := url.Values{"From": {"EXOTEL"}, "To": {"09000000001,09000000005"}, "To[]": {"09000000007"}, "Body": {"hi"}, "StatusCallback": {rc.srv.URL}}
+	r := h.do(t, http.MethodPost, "/v1/Accounts/acme/Sms/bulksend.json", form)
+	var list []map[string]map[string]any
+	if err := json.Unmarshal([]byte(r.body), &list); r.status != 200 || err != nil || len(list) != 3 {
+		t.Fatalf("got %d: %s", r.status, r.body)
+	}
+	sids := map[string]string{}
+	for _, m := range list {
+		sids[m["SMSMessage"]["Sid"].(string)] = m["SMSMessage"]["To"].(string)
+		if m["SMSMessage"]["Status"] != "queued" {
+			t.Errorf("SMSMessage %v", m)
+		}
+	}
+	if len(sids) != 3 {
+		t.Errorf("Sids %v", sids)
+	}
+	want := map[string]string{"09000000001": "sent", "09000000005": "failed-dnd", "09000000007": "failed"}
+	for _, cb := range rc.wait(t, 3) {
+		to := sids[cb.fields.Get("SmsSid")]
+		if to == "" || cb.fields.Get("Status") != want[to] {
+			t.Errorf("callback %v", cb.fields)
+		}
+	}
+	r = h.do(t, http.MethodPost, "/v1/Accounts/acme/Sms/bulksend", url.Values{"From": {"EXOTEL"}, "To": {"1", "2"}, "Body": {"hi"}})
+	if r.status != 200 || strings.Count(r.body, "<SMSMessage><Sid>") != 2 || !strings.HasPrefix(r.body, "<?xml") {
+		t.Errorf("xml: got %d: %s", r.status, r.body)
+	}
+	many := make([]string, 101)
+	for i := range many {
+		many[i] = "1"
+	}
+	for name, form := range map[string]url.Values{
+		"no To":   {"From": {"EXOTEL"}, "Body": {"hi"}},
+		"no Body": {"From": {"EXOTEL"}, "To": {"1"}},
+		"101 To":  {"From": {"EXOTEL"}, "To": {strings.Join(many, ",")}, "Body": {"hi"}},
+	} {
+		if r := h.do(t, http.MethodPost, "/v1/Accounts/acme/Sms/bulksend.json", form); r.status != 400 || !strings.Contains(r.body, "RestException") {
+			t.Errorf("%s: got %d: %s", name, r.status, r.body)
+		}
 	}
 }
