@@ -30,6 +30,7 @@ const (
 // sandboxFlags are exogate sandbox's settings.
 type sandboxFlags struct {
 	listen, admin, hooks string
+	tlsListen, tlsCAOut  string
 	accounts             string
 	seed                 int64
 	ring                 time.Duration
@@ -89,6 +90,13 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
+	var tl *sandboxTLS
+	if f.tlsListen != "" {
+		if tl, err = listenSandboxTLS(ctx, f.tlsListen, f.tlsCAOut, cfg, log); err != nil {
+			return err
+		}
+		defer tl.close()
+	}
 	deps := gateway.Deps{Getenv: env, Stderr: stderr, Logger: log, Metrics: metrics.New(buildVersion()), Version: buildVersion(),
 		AdminRoutes: map[string]http.Handler{"/sandbox/": sim.AdminHandler()}}
 	gw, err := gateway.New(cfg, deps)
@@ -97,7 +105,15 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	}
 	log.Info().Str("exotel", simURL).Strs("accounts", sidsOf(accounts)).Int64("seed", f.seed).
 		Msg("sandbox: Exotel is simulated in this process; nothing leaves the machine")
-	return serve(ctx, gw, started)
+	if tl == nil {
+		return serve(ctx, gw, started)
+	}
+	return serve(ctx, gw, func(gw *gateway.Server) {
+		tl.serve(gw, log)
+		if started != nil {
+			started(gw)
+		}
+	})
 }
 
 func parseSandboxFlags(args []string, stderr io.Writer) (sandboxFlags, error) {
@@ -108,6 +124,8 @@ func parseSandboxFlags(args []string, stderr io.Writer) (sandboxFlags, error) {
 	fs.StringVar(&f.admin, "admin", "", "the admin listener: /metrics, /status, /sandbox/faults, /sandbox/requests (default 127.0.0.1:9901, or EXOGATE_ADMIN_LISTEN)")
 	fs.StringVar(&f.hooks, "hooks", "127.0.0.1:8081", "the webhook ingress the simulator sends callbacks to")
 	fs.StringVar(&f.accounts, "accounts", "acme", "account SIDs, comma-separated; SID:mumbai for a Mumbai account")
+	fs.StringVar(&f.tlsListen, "tls-listen", "", "also serve the gateway over HTTPS here (e.g. 127.0.0.1:443), with a certificate for Exotel's host names, for clients that hard-code them")
+	fs.StringVar(&f.tlsCAOut, "tls-ca-out", "", "write the certificate authority of -tls-listen's certificate here (PEM), for clients to trust")
 	fs.Int64Var(&f.seed, "seed", 1, "the simulator's seed: the same requests give the same Sids and outcomes")
 	fs.DurationVar(&f.ring, "ring", 2*time.Second, "how long a simulated call rings before its callbacks")
 	fs.Func("route", "NAME=URL: a call webhook route of the first account, for StatusCallback=exogate://NAME (repeatable)",
@@ -119,6 +137,9 @@ func parseSandboxFlags(args []string, stderr io.Writer) (sandboxFlags, error) {
 	}
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("sandbox: unexpected argument %q", fs.Arg(0))
+	}
+	if f.tlsCAOut != "" && f.tlsListen == "" {
+		return f, errors.New("sandbox: -tls-ca-out needs -tls-listen")
 	}
 	return f, nil
 }

@@ -27,6 +27,16 @@ if ! command -v redis-server >/dev/null 2>&1; then
   ($SUDO service redis-server stop || true) >/dev/null 2>&1
 fi
 
+# Exotel's client libraries from npm run against exogate sandbox: the
+# end-to-end test installs them with npm and runs them with node. Install
+# both from Debian's packages when either is missing.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "== installing node and npm (Debian packages)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+
 echo "== go vet"
 go vet ./...
 

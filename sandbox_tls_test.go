@@ -1,0 +1,51 @@
+package main
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+// -tls-ca-out names where -tls-listen's authority goes: alone it is a
+// mistake.
+func TestSandboxTLSCAOutNeedsTLSListen(t *testing.T) {
+	if _, err := parseSandboxFlags([]string{"-tls-ca-out", "ca.pem"}, io.Discard); err == nil || !strings.Contains(err.Error(), "-tls-listen") {
+		t.Errorf("-tls-ca-out alone: %v", err)
+	}
+	f, err := parseSandboxFlags([]string{"-tls-listen", "127.0.0.1:443", "-tls-ca-out", "ca.pem"}, io.Discard)
+	if err != nil || f.tlsListen != "127.0.0.1:443" || f.tlsCAOut != "ca.pem" {
+		t.Errorf("%+v %v", f, err)
+	}
+}
+
+// The server certificate verifies, under the written authority, for each
+// of Exotel's host names and for no other name.
+func TestSandboxCertificatesCoverExotelsHosts(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	caPEM, leaf, err := sandboxCertificates(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, rest := pem.Decode(caPEM)
+	if block == nil || block.Type != "CERTIFICATE" || len(rest) != 0 {
+		t.Fatalf("the authority's PEM: %q", caPEM)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	cert, err := x509.ParseCertificate(leaf.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{"api.exotel.com", "api.in.exotel.com", "ccm-api.exotel.com",
+		"ccm-api.in.exotel.com", "twilix.exotel.com", "twilix.exotel.in", "127.0.0.1"} {
+		if _, err := cert.Verify(x509.VerifyOptions{DNSName: host, Roots: roots, CurrentTime: now}); err != nil {
+			t.Errorf("%s: %v", host, err)
+		}
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{DNSName: "exotel.com", Roots: roots, CurrentTime: now}); err == nil {
+		t.Error("the certificate is valid for exotel.com")
+	}
+}
