@@ -403,10 +403,13 @@ tls: {cert_file: %s, key_file: %s, client_ca_file: %s}
 // request per hour is spent on one gateway and refused on the other.
 func TestClientCapsOnRedis(t *testing.T) {
 	// Serial: a Redis limiter routes go-redis's process-wide logger.
+	// limits.redis.timeout 2s: on a loaded machine a Redis call over the
+	// default 100ms would send a replica to its local share, which is not
+	// what this test is about.
 	farm := newFarm(t)
 	redis := redistest.Start(t)
 	cfg := strings.Replace(clientsConfig(farm, ""), "limits:\n  max_wait: 0s\n",
-		fmt.Sprintf("limits:\n  max_wait: 0s\n  backend: redis\n  redis: {address: %q, key_prefix: \"caps:\"}\n", redis.Addr()), 1)
+		fmt.Sprintf("limits:\n  max_wait: 0s\n  backend: redis\n  redis: {address: %q, key_prefix: \"caps:\", timeout: 2s}\n", redis.Addr()), 1)
 	file := writeFile(t, "exogate.yaml", cfg)
 	a := startGateway(t, []string{"-config", file}, farmEnv())
 	b := startGateway(t, []string{"-config", file}, farmEnv())
