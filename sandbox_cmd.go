@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -61,17 +63,17 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	sim := sandbox.New(sandbox.Config{Accounts: simAccounts, Seed: f.seed, Limit: 200, Period: time.Minute,
 		Ring: f.ring, Logger: log.With().Str("component", "sandbox").Logger(), Name: "sandbox"})
 	defer sim.Close()
-	simURL, stopSim, err := serveSimulator(ctx, sim)
-	if err != nil {
-		return err
-	}
-	defer stopSim()
-
 	storeDir, err := os.MkdirTemp("", "exogate-sandbox")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(storeDir)
+	simURL, caFile, stopSim, err := serveSimulator(ctx, sim, storeDir)
+	if err != nil {
+		return err
+	}
+	defer stopSim()
+	cfg.Upstream.CAFile = caFile
 	cfg.ApplyEnv(getenv) // EXOGATE_LISTEN and the like; the flags win
 	sandboxConfig(&cfg, f, accounts, simURL, storeDir)
 	env := func(k string) string {
@@ -175,7 +177,6 @@ func sandboxConfig(cfg *config.Config, f sandboxFlags, accounts []config.Account
 	if f.admin != "" {
 		cfg.Admin.Listen = f.admin
 	}
-	cfg.Upstream.AllowInsecureHTTP = true
 	for name := range cfg.Upstream.Regions {
 		cfg.Upstream.Regions[name] = config.RegionHosts{API: simURL, CCM: simURL}
 	}
@@ -200,17 +201,29 @@ func sandboxConfig(cfg *config.Config, f sandboxFlags, accounts []config.Account
 	}
 }
 
-// serveSimulator serves sim on a loopback port until ctx ends or stop is
-// called, and returns its URL.
-func serveSimulator(ctx context.Context, sim http.Handler) (string, func(), error) {
+// serveSimulator serves sim over HTTPS on a loopback port until stop is
+// called, as Exotel serves only HTTPS: its certificate comes from a
+// certificate authority made for this run, whose certificate (never a key)
+// is written into dir for the gateway's upstream.ca_file. It returns the
+// simulator's URL and that file.
+func serveSimulator(ctx context.Context, sim http.Handler, dir string) (url, caFile string, stop func(), err error) {
+	caPEM, leaf, err := sandboxCertificates(time.Now())
+	if err != nil {
+		return "", "", nil, fmt.Errorf("sandbox: %w", err)
+	}
+	caFile = filepath.Join(dir, "exotel-ca.pem")
+	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
+		return "", "", nil, fmt.Errorf("sandbox: %w", err)
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, fmt.Errorf("sandbox: %w", err)
+		return "", "", nil, fmt.Errorf("sandbox: %w", err)
 	}
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12}}
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	return "https://" + ln.Addr().String(), caFile, func() { _ = srv.Close() }, nil
 }
 
 func sidsOf(accounts []config.Account) []string {
