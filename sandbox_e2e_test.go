@@ -250,3 +250,59 @@ func TestSandboxRateLimit(t *testing.T) {
 		t.Error("the simulated Exotel answered 429")
 	}
 }
+
+// The outcome rule on To's last digit, read back through the gateway from
+// the call details after the ring, in v1 XML; and an SMS's callback, sent
+// by the simulator straight to a local server, form-urlencoded with
+// Exotel's fields.
+func TestSandboxOutcomesAndSMSCallback(t *testing.T) {
+	t.Parallel()
+	sink := &callbackSink{}
+	target := httptest.NewServer(sink)
+	defer target.Close()
+	p := startSandbox(t)
+	want := map[string]string{"0": "completed", "5": "busy", "6": "no-answer", "7": "failed", "8": "canceled", "9": "completed"}
+	sids := map[string]string{}
+	for digit := range want {
+		_, body := p.post(t, "/v1/Accounts/acme/Calls/connect.json", url.Values{
+			"From": {"0999"}, "To": {"0801234567" + digit}, "CallerId": {"0777"}})
+		var placed struct{ Call struct{ Sid string } }
+		if err := json.Unmarshal([]byte(body), &placed); err != nil || placed.Call.Sid == "" {
+			t.Fatalf("connect to ...%s: %s", digit, body)
+		}
+		sids[digit] = placed.Call.Sid
+	}
+	for digit, status := range want {
+		eventually(t, "the call to ...%s ends "+status, func() bool {
+			_, xml := send(t, "GET", p.base+"/v1/Accounts/acme/Calls/"+sids[digit], "", nil)
+			return strings.Contains(xml, "<TwilioResponse><Call>") && strings.Contains(xml, "<Status>"+status+"</Status>")
+		})
+	}
+
+	code, body := p.post(t, "/v1/Accounts/acme/Sms/send.json", url.Values{
+		"From": {"EXOTEL"}, "To": {"09876543215"}, "Body": {"Your OTP is 1234"}, "StatusCallback": {target.URL + "/sms"}})
+	if code != 200 || !strings.Contains(body, `"Status":"queued"`) {
+		t.Fatalf("Sms/send: %d %s", code, body)
+	}
+	eventually(t, "the SMS callback", func() bool { return len(sink.bodies()) > 0 })
+	sink.mu.Lock()
+	ct, cb := sink.got[0].Get("Content-Type"), sink.body[0]
+	sink.mu.Unlock()
+	form, err := url.ParseQuery(cb)
+	if ct != "application/x-www-form-urlencoded" || err != nil {
+		t.Fatalf("SMS callback: %q %s", ct, cb)
+	}
+	for _, f := range []string{"SmsSid", "To", "Status", "SmsUnits", "DetailedStatus", "DetailedStatusCode"} {
+		if form.Get(f) == "" {
+			t.Errorf("the SMS callback lacks %s: %s", f, cb)
+		}
+	}
+	for _, f := range []string{"DateSent", "CustomField"} { // empty for an SMS never sent, and without one
+		if _, ok := form[f]; !ok {
+			t.Errorf("the SMS callback has no %s field: %s", f, cb)
+		}
+	}
+	if form.Get("Status") != "failed-dnd" {
+		t.Errorf("an SMS to a number ending in 5: %s, want failed-dnd", form.Get("Status"))
+	}
+}
