@@ -273,7 +273,7 @@ func TestSandboxOutcomesAndSMSCallback(t *testing.T) {
 		sids[digit] = placed.Call.Sid
 	}
 	for digit, status := range want {
-		eventually(t, "the call to ...%s ends "+status, func() bool {
+		eventually(t, fmt.Sprintf("the call to ...%s to end %s", digit, status), func() bool {
 			_, xml := send(t, "GET", p.base+"/v1/Accounts/acme/Calls/"+sids[digit], "", nil)
 			return strings.Contains(xml, "<TwilioResponse><Call>") && strings.Contains(xml, "<Status>"+status+"</Status>")
 		})
