@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -170,11 +169,11 @@ func webhooksReplay(ctx context.Context, cfg config.Config, base, route, id, sta
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if cfg.Admin.TokenFile != "" {
-		token, err := os.ReadFile(cfg.Admin.TokenFile)
+		token, err := secretFromFile(cfg.Admin.TokenFile, "")
 		if err != nil {
 			return fmt.Errorf("webhooks replay: admin.token_file: %w", err)
 		}
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	return adminDo(req, stdout)
 }

@@ -354,7 +354,7 @@ func refreshHandler(live func() *gateway) http.HandlerFunc {
 		} else if c, err := g.store.Refresh(ctx, sid); err != nil {
 			answer.Error, status = "refresh: cannot read the credentials source: "+err.Error(), http.StatusBadGateway
 		} else if c != nil && g.store.CurrentAcceptedAt(sid).IsZero() {
-			answer.Test = g.credentialTest(ctx, sid)
+			answer.Test = g.credentialTest(proxy.AsOperator(ctx), sid).status
 		}
 		answer.Credentials = g.credentialStatus(*acct)
 		w.Header().Set("Content-Type", "application/json")
@@ -396,18 +396,21 @@ func (p *refreshPacer) wait(account string) time.Duration {
 	return 0
 }
 
-// credentialTest sends Exotel's credential test for account sid through
-// the gateway as the operator and returns the status it got.
-func (g *gateway) credentialTest(ctx context.Context, sid string) int {
+// credentialTest sends Exotel's credential test, GET
+// /v1/Accounts/{sid}/Calls.json, for account sid through the gateway's own
+// handler (so through the limiter, breaker, credentials and transport of
+// live traffic) and returns what it was answered, body discarded. ctx may
+// carry proxy.AsOperator.
+func (g *gateway) credentialTest(ctx context.Context, sid string) *statusRecorder {
 	path := "/v1/Accounts/" + sid + "/Calls.json"
-	req, err := http.NewRequestWithContext(proxy.AsOperator(ctx), http.MethodGet, path, nil)
+	rec := &statusRecorder{header: http.Header{}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, path, nil)
 	if err != nil {
-		return 0
+		return rec
 	}
 	req.RequestURI = path
-	rec := &statusRecorder{header: http.Header{}}
 	g.ServeHTTP(rec, req)
-	return rec.status
+	return rec
 }
 
 // backend names the limiter backend in use: memory, redis, or local.

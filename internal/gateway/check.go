@@ -131,15 +131,7 @@ func checkGateway(ctx context.Context, cfg config.Config, deps Deps) (*gateway, 
 // and reports whether Exotel answered 200.
 func checkAccount(ctx context.Context, gw *gateway, a config.Account, stdout io.Writer) bool {
 	sid := strings.ToLower(a.SID)
-	path := "/v1/Accounts/" + sid + "/Calls.json"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, path, nil)
-	if err != nil {
-		fmt.Fprintf(stdout, "FAIL %s (%s): %v\n", sid, a.Region, err)
-		return false
-	}
-	req.RequestURI = path
-	rec := &statusRecorder{header: http.Header{}}
-	gw.ServeHTTP(rec, req)
+	rec := gw.credentialTest(ctx, sid)
 
 	hint, ok := checkHints[rec.status]
 	if kind := rec.header.Get(proxy.HeaderError); kind != "" {
