@@ -163,6 +163,10 @@ func New(cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// DefaultConfig is the zero Config with its documented defaults filled in:
+// the one place those defaults are written.
+func DefaultConfig() Config { return Config{}.withDefaults() }
+
 // withDefaults fills in the documented defaults of cfg's zero fields.
 func (cfg Config) withDefaults() Config {
 	if cfg.RefreshInterval <= 0 {

@@ -77,6 +77,9 @@ type VaultSecret struct {
 	APITokenField string // default "api_token"
 }
 
+// DefaultVaultTimeout is VaultConfig.Timeout's default.
+const DefaultVaultTimeout = 10 * time.Second
+
 // DefaultServiceAccountTokenFile is where Kubernetes mounts a pod's token.
 const DefaultServiceAccountTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
@@ -124,7 +127,7 @@ func vaultSettings(cfg VaultConfig, getenv func(string) string) (VaultConfig, er
 		return cfg, errors.New("vault.address (or VAULT_ADDR) is required when an account's source is vault")
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
+		cfg.Timeout = DefaultVaultTimeout
 	}
 	switch cfg.Auth.Method {
 	case "", "token":

@@ -45,6 +45,10 @@ func (s BreakerSettings) comparable() breakerKey {
 	return breakerKey{s.ConsecutiveFailures, s.MinRequests, s.HalfOpenRequests, s.FailureRatio, s.Interval, s.OpenFor}
 }
 
+// DefaultBreakerSettings is the zero BreakerSettings with its documented
+// defaults filled in: the one place those defaults are written.
+func DefaultBreakerSettings() BreakerSettings { return BreakerSettings{}.withDefaults() }
+
 func (s BreakerSettings) withDefaults() BreakerSettings {
 	if s.ConsecutiveFailures == 0 && s.FailureRatio == 0 {
 		s.ConsecutiveFailures = 5

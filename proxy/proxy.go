@@ -203,6 +203,10 @@ type upstream struct {
 // DefaultMaxInFlight is Config.MaxInFlight's default.
 const DefaultMaxInFlight = 1024
 
+// DefaultMaxBody is Config.MaxBody's default: Exotel's requests are forms
+// of a few fields.
+const DefaultMaxBody = 1 << 20
+
 // New makes a Handler.
 func New(cfg Config) (*Handler, error) {
 	if cfg.Authorizer == nil {
@@ -217,7 +221,7 @@ func New(cfg Config) (*Handler, error) {
 		now:        cfg.Now,
 	}
 	if h.maxBody <= 0 {
-		h.maxBody = 1 << 20
+		h.maxBody = DefaultMaxBody
 	}
 	h.stdlog = logx.StdLogger(cfg.Logger, "proxy")
 	h.metrics = cfg.Metrics

@@ -242,6 +242,12 @@ func NewRedis(accounts []string, cfg Config, rc RedisConfig) (*Redis, error) {
 	return r, nil
 }
 
+// RedisConfig's defaults for its zero fields (OnFailure's is OnFailureLocal).
+const (
+	DefaultKeyPrefix    = "exogate:"
+	DefaultRedisTimeout = 100 * time.Millisecond
+)
+
 // withDefaults checks rc, and the accounts' SIDs as parts of Redis keys,
 // and fills in the documented defaults of its zero fields.
 func (rc RedisConfig) withDefaults(accounts []string) (RedisConfig, error) {
@@ -261,10 +267,10 @@ func (rc RedisConfig) withDefaults(accounts []string) (RedisConfig, error) {
 		return rc, fmt.Errorf("ratelimit: redis: replicas %d must not be negative", rc.Replicas)
 	}
 	if rc.KeyPrefix == "" {
-		rc.KeyPrefix = "exogate:"
+		rc.KeyPrefix = DefaultKeyPrefix
 	}
 	if rc.Timeout == 0 {
-		rc.Timeout = 100 * time.Millisecond
+		rc.Timeout = DefaultRedisTimeout
 	}
 	if rc.OnFailure == "" {
 		rc.OnFailure = OnFailureLocal
@@ -281,7 +287,7 @@ func (rc RedisConfig) withDefaults(accounts []string) (RedisConfig, error) {
 // 100ms), with no retries of its own (a failed command falls back at once).
 func NewRedisClient(rc RedisConfig) *redis.Client {
 	if rc.Timeout == 0 {
-		rc.Timeout = 100 * time.Millisecond
+		rc.Timeout = DefaultRedisTimeout
 	}
 	return redis.NewClient(&redis.Options{
 		Addr:                  rc.Addr,

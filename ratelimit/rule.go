@@ -102,3 +102,25 @@ func CapRule(n int, period time.Duration) Rule {
 	}
 	return Rule{Limit: n, Period: period, Burst: n - 1}
 }
+
+// ClientCap returns the Rule that caps one client in a bucket whose own
+// rule is r: at most maxPerPeriod requests per r.Period, and with share set
+// at most its fraction share/totalShare of r.Limit (at least one),
+// whichever is lower. It returns the rule that is off when no cap is set,
+// when r is off, or when the cap would not bind before r does.
+func ClientCap(r Rule, share, totalShare, maxPerPeriod int) Rule {
+	if r.Limit <= 0 {
+		return Rule{}
+	}
+	n := maxPerPeriod
+	if share > 0 && totalShare > 0 {
+		byShare := max(1, r.Limit*share/totalShare)
+		if n <= 0 || byShare < n {
+			n = byShare
+		}
+	}
+	if n <= 0 || n >= r.Limit {
+		return Rule{}
+	}
+	return CapRule(n, r.Period)
+}

@@ -350,11 +350,11 @@ func DefaultRegions() map[string]RegionHosts {
 //     wrong for it or there is no runtime default (no timeout at all in
 //     net/http, a breaker that never looks at the failure ratio); each says
 //     why;
-//   - the runtime's own default, written out (in runtimeDefaults) so that
-//     the file format can refuse an explicit 0 that would silently mean
-//     that default, and so that config.example.yaml can show it; each
-//     names the documentation it repeats, and is applied to the same
-//     effect whether set here or left to the runtime.
+//   - the runtime's own default, read from its package (in
+//     runtimeDefaults) so that the file format can refuse an explicit 0
+//     that would silently mean that default, and so that
+//     config.example.yaml can show it; it has the same effect whether set
+//     here or left to the runtime.
 func Default() Config {
 	buckets := make(map[string]Rule, exotel.NumBuckets)
 	for _, b := range exotel.Buckets() {
@@ -393,10 +393,10 @@ func Default() Config {
 				// Not go-redis's "localhost:6379": no name to resolve.
 				Address:     "127.0.0.1:6379",
 				PasswordEnv: "REDIS_PASSWORD",
-				// Written out, not left to ratelimit.RedisConfig's default
-				// (the same "exogate:"): the clients' limiters put their
-				// keys under it, extended with "client:<id>:".
-				KeyPrefix: "exogate:",
+				// Written out, not left to ratelimit.RedisConfig's zero
+				// value: the clients' limiters put their keys under it,
+				// extended with "client:<id>:".
+				KeyPrefix: ratelimit.DefaultKeyPrefix,
 			},
 		},
 		Breaker: Breaker{
@@ -430,36 +430,30 @@ func Default() Config {
 	return c
 }
 
-// runtimeDefaults writes into c the runtime packages' own defaults, as
-// their documentation gives them, for the fields the file format refuses
-// at 0 (see Default).
+// runtimeDefaults writes into c the runtime packages' own defaults, read
+// from those packages (their one source), for the fields the file format
+// refuses at 0 (see Default).
 func runtimeDefaults(c *Config) {
-	// ratelimit.RedisConfig: Timeout 100ms, OnFailure local.
-	c.Limits.Redis.Timeout = 100 * time.Millisecond
+	c.Limits.Redis.Timeout = ratelimit.DefaultRedisTimeout
 	c.Limits.OnBackendFailure = ratelimit.OnFailureLocal
-	// proxy.BreakerSettings: MinRequests 20, Interval 1m, OpenFor 30s,
-	// HalfOpenRequests 1.
-	c.Breaker.MinRequests = 20
-	c.Breaker.Interval = time.Minute
-	c.Breaker.OpenFor = 30 * time.Second
-	c.Breaker.HalfOpenRequests = 1
-	// proxy.Config: MaxBody 1 MiB; MaxInFlight sized from the measured
-	// memory of a request (docs/operations.md).
-	c.MaxBody = 1 << 20
+	b := proxy.DefaultBreakerSettings()
+	c.Breaker.MinRequests = b.MinRequests
+	c.Breaker.Interval = b.Interval
+	c.Breaker.OpenFor = b.OpenFor
+	c.Breaker.HalfOpenRequests = b.HalfOpenRequests
+	c.MaxBody = proxy.DefaultMaxBody
+	// Sized from the measured memory of a request (docs/operations.md).
 	c.MaxInFlight = proxy.DefaultMaxInFlight
-	// credentials.VaultConfig and credentials.VaultAuth: Timeout 10s,
-	// Method token, the pod's service-account token.
-	c.Vault.Timeout = 10 * time.Second
+	c.Vault.Timeout = credentials.DefaultVaultTimeout
 	c.Vault.Auth.Method = "token"
 	c.Vault.Auth.ServiceAccountTokenFile = credentials.DefaultServiceAccountTokenFile
-	// credentials.Config: RefreshInterval 30s, FilePollInterval 5s,
-	// PreviousGrace 10m, MinForcedRefresh 2s, ReauthorizeWait 1s.
-	c.Vault.RefreshInterval = 30 * time.Second
+	cr := credentials.DefaultConfig()
+	c.Vault.RefreshInterval = cr.RefreshInterval
 	c.Rotation = Rotation{
-		FilePollInterval: 5 * time.Second,
-		PreviousGrace:    10 * time.Minute,
-		MinForcedRefresh: 2 * time.Second,
-		ReauthorizeWait:  time.Second,
+		FilePollInterval: cr.FilePollInterval,
+		PreviousGrace:    cr.PreviousGrace,
+		MinForcedRefresh: cr.MinForcedRefresh,
+		ReauthorizeWait:  cr.ReauthorizeWait,
 		// Not a credentials.Config setting: the operator's rotation period.
 		MaxAge: 90 * 24 * time.Hour,
 	}

@@ -75,9 +75,8 @@ func (c clientLimiters) Admit(ctx context.Context, client, account, bucket strin
 }
 
 // newClientLimiters builds one limiter per capped client, on the same
-// backend as the accounts' (its keys under key_prefix + "client:<id>:").
-// A client's cap in a bucket is max_per_period, and with share set its
-// fraction share/Σshares of the bucket's limit, whichever is lower.
+// backend as the accounts' (its keys under key_prefix + "client:<id>:"),
+// each bucket capped by ratelimit.ClientCap.
 func newClientLimiters(cfg config.Config, sids []string, getenv func(string) string, log zerolog.Logger, prev *gateway) (clientLimiters, error) {
 	totalShare := 0
 	for _, c := range cfg.Clients {
@@ -90,20 +89,10 @@ func newClientLimiters(cfg config.Config, sids []string, getenv func(string) str
 		}
 		rules := map[string]ratelimit.Rule{}
 		for name, r := range cfg.Limits.Buckets {
-			if r.Limit == 0 {
-				continue
+			capRule := ratelimit.ClientCap(ratelimit.Rule{Limit: r.Limit, Period: r.Period}, c.Share, totalShare, c.MaxPerPeriod)
+			if capRule.Limit > 0 {
+				rules[name] = capRule
 			}
-			capN := c.MaxPerPeriod
-			if c.Share > 0 {
-				byShare := max(1, r.Limit*c.Share/totalShare)
-				if capN == 0 || byShare < capN {
-					capN = byShare
-				}
-			}
-			if capN >= r.Limit {
-				continue // the account's own limit binds first
-			}
-			rules[name] = ratelimit.CapRule(capN, r.Period)
 		}
 		accts := sids
 		if !slices.Contains(c.Accounts, "*") {
