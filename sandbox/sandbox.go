@@ -33,9 +33,12 @@
 //     GET /v2/accounts/{sid}/calls[/{id}] in the v2 envelope; the v2 calls
 //     are the same calls the v1 paths see. They end by the same rule but
 //     send no status callback.
-//   - Every other path the gateway routes answers 200: a v2/v3 success
-//     envelope with empty data, {} for v1 JSON and v2_beta, or an empty
-//     <TwilioResponse> for v1 XML.
+//   - Every other path the gateway routes answers 404 in its shape, with a
+//     message saying the sandbox does not simulate it. (With
+//     Config.Lenient, 200: a v2/v3 success envelope with empty data, {}
+//     for v1 JSON and v2_beta, or an empty <TwilioResponse> for v1 XML.)
+//   - An SMSMessage's Uri is its SMS/Messages/{SmsSid} path, which answers
+//     it.
 //
 // # Outcome rule
 //

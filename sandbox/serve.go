@@ -204,7 +204,7 @@ func (x *exchange) dispatch(rest []string) {
 		case get && len(rest) == 3 && match(rest[:2], "sms", "messages"):
 			x.smsDetails(rest[2])
 		default:
-			x.empty()
+			x.unsimulated()
 		}
 	case exotel.FamilyV2:
 		switch {
@@ -215,13 +215,28 @@ func (x *exchange) dispatch(rest []string) {
 		case get && len(rest) == 2 && match(rest[:1], "calls"):
 			x.callDetailsV2(rest[1])
 		default:
-			x.envelope(http.StatusOK, map[string]any{})
+			x.unsimulated()
 		}
-	case exotel.FamilyV3:
-		x.envelope(http.StatusOK, map[string]any{})
 	default:
-		x.empty()
+		x.unsimulated()
 	}
+}
+
+// unsimulated answers a path Exotel routes but the simulator does not
+// model: a 404 that says so, so that a sandbox user is not shown an empty
+// success. In lenient mode (the project's own tests, which proxy every
+// routed path) an empty success in the path's shape.
+func (x *exchange) unsimulated() {
+	if x.s.strict {
+		x.fail(http.StatusNotFound, x.r.Method+" "+x.r.URL.Path+" is not simulated by exogate sandbox, "+
+			"which answers v1 Calls/connect, Calls, Calls/{Sid}, Sms/send, Sms/bulksend, SMS/Messages/{Sid} and v2 calls")
+		return
+	}
+	if x.route.Shape == exotel.ShapeV2 {
+		x.envelope(http.StatusOK, map[string]any{})
+		return
+	}
+	x.empty()
 }
 
 // empty answers 200 with an empty resource in the path's shape.

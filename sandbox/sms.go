@@ -65,7 +65,7 @@ func (s *Simulator) queueSMS(account, to string, v url.Values, suffix string) sm
 		res: smsResource{
 			Sid: sid, AccountSid: account, From: v.Get("From"), To: to,
 			DateCreated: stamp(now), DateUpdated: stamp(now), Body: v.Get("Body"),
-			Direction: "outbound-api", URI: "/v1/Accounts/" + account + "/SMSMessages/" + sid + suffix,
+			Direction: "outbound-api", URI: "/v1/Accounts/" + account + "/SMS/Messages/" + sid + suffix,
 			Status: "queued", DetailedStatus: "PENDING_TO_OPERATOR", DetailedStatusCode: 21010,
 			SmsUnits: smsUnits(v.Get("Body")),
 		},
@@ -117,7 +117,7 @@ func (x *exchange) smsDetails(sid string) {
 		now := stamp(x.s.now())
 		res = smsResource{
 			Sid: sid, AccountSid: x.route.Account, DateCreated: now, DateUpdated: now, DateSent: &now,
-			Direction: "outbound-api", URI: "/v1/Accounts/" + x.route.Account + "/SMSMessages/" + sid + x.jsonSuffix(),
+			Direction: "outbound-api", URI: "/v1/Accounts/" + x.route.Account + "/SMS/Messages/" + sid + x.jsonSuffix(),
 			Status: "sent", DetailedStatus: "DELIVERED_TO_HANDSET", DetailedStatusCode: 20005, SmsUnits: 1,
 		}
 	}

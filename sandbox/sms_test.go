@@ -153,3 +153,70 @@ func TestSMSBulkSend(t *testing.T) {
 		}
 	}
 }
+
+// TestSMSUriIsServed follows an SMS's Uri back to the simulator: it names
+// the details path that answers it, in the shape it was asked in.
+func TestSMSUriIsServed(t *testing.T) {
+	h := newHarness(t, Config{})
+	for _, path := range []string{"/v1/Accounts/acme/Sms/send.json", "/v1/Accounts/acme/Sms/send"} {
+		r := h.do(t, http.MethodPost, path, smsForm("09000000001"))
+		var uri, sid string
+		if strings.HasSuffix(path, ".json") {
+			m := obj(t, decode(t, r), "SMSMessage").(map[string]any)
+			uri, sid = m["Uri"].(string), m["Sid"].(string)
+		} else {
+			uri = between(r.body, "<Uri>", "</Uri>")
+			sid = between(r.body, "<Sid>", "</Sid>")
+		}
+		got := h.do(t, http.MethodGet, uri, nil)
+		if got.status != 200 || !strings.Contains(got.body, sid) {
+			t.Errorf("%s: Uri %q answered %d: %s", path, uri, got.status, got.body)
+		}
+		if strings.HasSuffix(path, ".json") != strings.HasSuffix(uri, ".json") {
+			t.Errorf("%s: Uri %q is not in the request's shape", path, uri)
+		}
+	}
+}
+
+// TestUnsimulatedPaths: a path Exotel routes but the simulator does not
+// model is a 404 in the path's shape that says so, not an empty success.
+func TestUnsimulatedPaths(t *testing.T) {
+	h := newHarness(t, Config{})
+	for _, tc := range []struct{ method, path, shape string }{
+		{http.MethodGet, "/v1/Accounts/acme/Sms/Messages.json", "json"},
+		{http.MethodGet, "/v1/Accounts/acme/SMS/Messages", "xml"},
+		{http.MethodGet, "/v1/Accounts/acme/CustomerWhitelist.json", "json"},
+		{http.MethodPost, "/v1/Accounts/acme/Calls/abc.json", "json"},
+		{http.MethodGet, "/v2/accounts/acme/campaigns", "v2"},
+		{http.MethodGet, "/v3/accounts/acme/calls", "v2"},
+	} {
+		r := h.do(t, tc.method, tc.path, nil)
+		if r.status != http.StatusNotFound || !strings.Contains(r.body, "not simulated") {
+			t.Errorf("%s %s: got %d: %s", tc.method, tc.path, r.status, r.body)
+			continue
+		}
+		switch tc.shape {
+		case "xml":
+			if !strings.Contains(r.body, "<RestException>") {
+				t.Errorf("%s: not Exotel's XML error: %s", tc.path, r.body)
+			}
+		case "json":
+			obj(t, decode(t, r), "RestException", "Message")
+		case "v2":
+			if obj(t, decode(t, r), "response", "status") != "failure" {
+				t.Errorf("%s: not the v2 envelope: %s", tc.path, r.body)
+			}
+		}
+	}
+	// Lenient mode (the project's own tests) keeps answering them.
+	lh := newHarness(t, Config{Lenient: true})
+	if r := lh.do(t, http.MethodGet, "/v1/Accounts/acme/CustomerWhitelist.json", nil); r.status != 200 {
+		t.Errorf("lenient: got %d: %s", r.status, r.body)
+	}
+}
+
+func between(s, open, close string) string {
+	_, after, _ := strings.Cut(s, open)
+	v, _, _ := strings.Cut(after, close)
+	return v
+}
