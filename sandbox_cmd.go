@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -56,26 +55,34 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return err
 	}
-	var simAccounts []sandbox.Account
-	for _, a := range accounts {
-		simAccounts = append(simAccounts, sandbox.Account{SID: a.SID, Key: sandboxKey, Token: sandboxToken})
-	}
-	sim := sandbox.New(sandbox.Config{Accounts: simAccounts, Seed: f.seed, Limit: 200, Period: time.Minute,
-		Ring: f.ring, Logger: log.With().Str("component", "sandbox").Logger(), Name: "sandbox"})
-	defer sim.Close()
 	storeDir, err := os.MkdirTemp("", "exogate-sandbox")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(storeDir)
-	simURL, caFile, stopSim, err := serveSimulator(ctx, sim, storeDir)
+	ca, err := newSandboxCA(time.Now(), storeDir, hostOf(f.hooks))
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	var simAccounts []sandbox.Account
+	for _, a := range accounts {
+		simAccounts = append(simAccounts, sandbox.Account{SID: a.SID, Key: sandboxKey, Token: sandboxToken})
+	}
+	sim := sandbox.New(sandbox.Config{Accounts: simAccounts, Seed: f.seed, Limit: 200, Period: time.Minute,
+		Ring: f.ring, Logger: log.With().Str("component", "sandbox").Logger(), Name: "sandbox",
+		Client: ca.client()})
+	defer sim.Close()
+	simURL, stopSim, err := serveSimulator(ctx, sim, ca)
 	if err != nil {
 		return err
 	}
 	defer stopSim()
-	cfg.Upstream.CAFile = caFile
+	cfg.Upstream.CAFile = ca.caFile
 	cfg.ApplyEnv(getenv) // EXOGATE_LISTEN and the like; the flags win
 	sandboxConfig(&cfg, f, accounts, simURL, storeDir)
+	if cfg.Webhooks.Listen != "" {
+		cfg.Webhooks.TLS.CertFile, cfg.Webhooks.TLS.KeyFile = ca.certFile, ca.keyFile
+	}
 	env := func(k string) string {
 		switch k {
 		case "EXOGATE_SANDBOX_API_KEY":
@@ -94,7 +101,7 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	}
 	var tl *sandboxTLS
 	if f.tlsListen != "" {
-		if tl, err = listenSandboxTLS(ctx, f.tlsListen, f.tlsCAOut, cfg, log); err != nil {
+		if tl, err = listenSandboxTLS(ctx, f.tlsListen, f.tlsCAOut, ca, cfg, log); err != nil {
 			return err
 		}
 		defer tl.close()
@@ -193,8 +200,9 @@ func sandboxConfig(cfg *config.Config, f sandboxFlags, accounts []config.Account
 	add(f.routes, "call")
 	add(f.smsRoutes, "sms")
 	if len(routes) > 0 {
-		cfg.Webhooks.Listen, cfg.Webhooks.PublicURL = f.hooks, "http://"+f.hooks
-		cfg.Webhooks.AllowInsecureHTTP = true
+		// Served over HTTPS as in production (the run's certificate, see
+		// newSandboxCA), so no plain-HTTP exception is needed.
+		cfg.Webhooks.Listen, cfg.Webhooks.PublicURL = f.hooks, "https://"+f.hooks
 		cfg.Webhooks.SourceCIDRs = []string{"127.0.0.0/8", "::1/128"}
 		cfg.Webhooks.Store.Path = storeDir + "/webhooks.db"
 		cfg.Webhooks.Routes = routes
@@ -202,28 +210,26 @@ func sandboxConfig(cfg *config.Config, f sandboxFlags, accounts []config.Account
 }
 
 // serveSimulator serves sim over HTTPS on a loopback port until stop is
-// called, as Exotel serves only HTTPS: its certificate comes from a
-// certificate authority made for this run, whose certificate (never a key)
-// is written into dir for the gateway's upstream.ca_file. It returns the
-// simulator's URL and that file.
-func serveSimulator(ctx context.Context, sim http.Handler, dir string) (url, caFile string, stop func(), err error) {
-	caPEM, leaf, err := sandboxCertificates(time.Now())
-	if err != nil {
-		return "", "", nil, fmt.Errorf("sandbox: %w", err)
-	}
-	caFile = filepath.Join(dir, "exotel-ca.pem")
-	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
-		return "", "", nil, fmt.Errorf("sandbox: %w", err)
-	}
+// called, as Exotel serves only HTTPS, with the run's certificate. It
+// returns the simulator's URL.
+func serveSimulator(ctx context.Context, sim http.Handler, ca *sandboxCA) (url string, stop func(), err error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", "", nil, fmt.Errorf("sandbox: %w", err)
+		return "", nil, fmt.Errorf("sandbox: %w", err)
 	}
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12}}
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{ca.leaf}, MinVersion: tls.VersionTLS12}}
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
-	return "https://" + ln.Addr().String(), caFile, func() { _ = srv.Close() }, nil
+	return "https://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+// hostOf is addr's host, or addr when it has no port.
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
 }
 
 func sidsOf(accounts []config.Account) []string {

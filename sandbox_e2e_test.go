@@ -134,6 +134,12 @@ func TestSandboxCallFlowsToTheRoute(t *testing.T) {
 	if h.Get("Webhook-Id") == "" || !strings.HasPrefix(h.Get("Webhook-Signature"), "v1,") {
 		t.Errorf("the delivery is not signed (Standard Webhooks): %v", h)
 	}
+	// The ingress is served as in production, over HTTPS: no plain-HTTP
+	// exception, and the simulator's callbacks arrived over TLS.
+	if logs := p.logs.String(); strings.Contains(logs, "allow_insecure_http") || !strings.Contains(logs, `"webhooks_addr"`) ||
+		!strings.Contains(logs, `"public_url":"https://`) {
+		t.Errorf("the webhook ingress is not served over HTTPS:\n%s", logs)
+	}
 
 	resp, details := send(t, "GET", p.base+"/v1/Accounts/acme/Calls/"+placed.Call.Sid+".json", "", nil)
 	if resp.StatusCode != 200 || !strings.Contains(details, `"Status":"busy"`) {

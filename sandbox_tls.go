@@ -14,6 +14,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/exogate/exogate/internal/config"
@@ -38,17 +40,13 @@ type sandboxTLS struct {
 	srv *http.Server
 }
 
-// listenSandboxTLS binds addr with a certificate for Exotel's host names,
-// issued by a certificate authority made now and never kept: only its
-// certificate is written, to caOut, for clients to trust. The private
-// keys stay in memory.
-func listenSandboxTLS(ctx context.Context, addr, caOut string, cfg config.Config, log zerolog.Logger) (*sandboxTLS, error) {
-	caPEM, leaf, err := sandboxCertificates(time.Now())
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
+// listenSandboxTLS binds addr with the run's certificate for Exotel's host
+// names; the authority's certificate (never its key) is written to caOut,
+// for clients to trust.
+func listenSandboxTLS(ctx context.Context, addr, caOut string, ca *sandboxCA, cfg config.Config, log zerolog.Logger) (*sandboxTLS, error) {
+	leaf := ca.leaf
 	if caOut != "" {
-		if err := os.WriteFile(caOut, caPEM, 0o644); err != nil {
+		if err := os.WriteFile(caOut, ca.caPEM, 0o644); err != nil {
 			return nil, fmt.Errorf("sandbox: -tls-ca-out: %w", err)
 		}
 	}
@@ -86,10 +84,61 @@ func (s *sandboxTLS) close() {
 	_ = s.ln.Close()
 }
 
+// sandboxCA is the run's certificate authority, made at start; its key is
+// never written. Its one server certificate (Exotel's host names, loopback
+// and the webhook ingress's host) serves the simulator, -tls-listen and
+// the webhook ingress. The run's directory holds the authority's
+// certificate (the gateway's upstream.ca_file) and the server certificate
+// and key (the ingress's tls), mode 0600, removed with the directory.
+type sandboxCA struct {
+	caPEM                     []byte
+	leaf                      tls.Certificate
+	caFile, certFile, keyFile string
+}
+
+func newSandboxCA(now time.Time, dir string, extraHosts ...string) (*sandboxCA, error) {
+	caPEM, leaf, err := sandboxCertificates(now, extraHosts...)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
+	if err != nil {
+		return nil, err
+	}
+	c := &sandboxCA{caPEM: caPEM, leaf: leaf, caFile: filepath.Join(dir, "exotel-ca.pem"),
+		certFile: filepath.Join(dir, "sandbox-cert.pem"), keyFile: filepath.Join(dir, "sandbox-key.pem")}
+	for file, data := range map[string][]byte{
+		c.caFile:   caPEM,
+		c.certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Certificate[0]}),
+		c.keyFile:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+	} {
+		if err := os.WriteFile(file, data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// client is the simulator's client for status callbacks: it trusts the
+// run's authority besides the system's, and uses no proxy, so a callback
+// to the ingress or to a local service never leaves the machine.
+func (c *sandboxCA) client() *http.Client {
+	pool, _ := x509.SystemCertPool()
+	if pool == nil {
+		pool = x509.NewCertPool()
+	}
+	pool.AppendCertsFromPEM(c.caPEM)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Timeout: 10 * time.Second, Transport: tr}
+}
+
 // sandboxCertificates makes a certificate authority and, signed by it, a
-// server certificate for exotelHosts and 127.0.0.1, valid from a day
-// before now for 30 days. It returns the authority's certificate as PEM.
-func sandboxCertificates(now time.Time) ([]byte, tls.Certificate, error) {
+// server certificate for exotelHosts, 127.0.0.1, ::1 and extraHosts (names
+// or addresses), valid from a day before now for 30 days. It returns the
+// authority's certificate as PEM.
+func sandboxCertificates(now time.Time, extraHosts ...string) ([]byte, tls.Certificate, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, tls.Certificate{}, err
@@ -116,11 +165,20 @@ func sandboxCertificates(now time.Time) ([]byte, tls.Certificate, error) {
 	if err != nil {
 		return nil, tls.Certificate{}, err
 	}
+	names, ips := slices.Clone(exotelHosts), []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	for _, h := range extraHosts {
+		switch ip := net.ParseIP(h); {
+		case ip != nil:
+			ips = append(ips, ip)
+		case h != "" && !slices.Contains(names, h):
+			names = append(names, h)
+		}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2),
 		Subject:      pkix.Name{CommonName: exotelHosts[0], Organization: []string{"exogate sandbox"}},
-		DNSNames:     exotelHosts,
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:     names,
+		IPAddresses:  ips,
 		NotBefore:    caTmpl.NotBefore,
 		NotAfter:     caTmpl.NotAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,

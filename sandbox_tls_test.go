@@ -1,9 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +51,43 @@ func TestSandboxCertificatesCoverExotelsHosts(t *testing.T) {
 	}
 	if _, err := cert.Verify(x509.VerifyOptions{DNSName: "exotel.com", Roots: roots, CurrentTime: now}); err == nil {
 		t.Error("the certificate is valid for exotel.com")
+	}
+}
+
+// The run's files: the authority's certificate, and the server's
+// certificate and key for the webhook ingress, each readable by the owner
+// only; the server certificate also covers the ingress's host. No file
+// holds the authority's key.
+func TestSandboxCAFiles(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	dir := t.TempDir()
+	ca, err := newSandboxCA(now, dir, "10.1.2.3", "hooks.test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{ca.caFile, ca.certFile, ca.keyFile} {
+		st, err := os.Stat(f)
+		if err != nil || st.Mode().Perm() != 0o600 || filepath.Dir(f) != dir {
+			t.Errorf("%s: %v %v", f, st, err)
+		}
+	}
+	pair, err := tls.LoadX509KeyPair(ca.certFile, ca.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.caPEM)
+	cert, _ := x509.ParseCertificate(pair.Certificate[0])
+	for _, host := range []string{"10.1.2.3", "hooks.test", "127.0.0.1", "::1", "api.exotel.com"} {
+		if _, err := cert.Verify(x509.VerifyOptions{DNSName: host, Roots: roots, CurrentTime: now}); err != nil {
+			t.Errorf("%s: %v", host, err)
+		}
+	}
+	if cert.IsCA {
+		t.Error("the ingress's certificate is an authority")
+	}
+	// The simulator's client trusts the run's authority.
+	if tr := ca.client().Transport.(*http.Transport); tr.Proxy != nil || tr.TLSClientConfig.RootCAs == nil {
+		t.Errorf("callback client: proxy set or no roots")
 	}
 }
