@@ -13,6 +13,9 @@ import (
 // maxLatency is the longest latency a fault may add.
 const maxLatency = 5 * time.Minute
 
+// maxFaults caps the faults in force.
+const maxFaults = 100
+
 // fault is one injected fault, as /sandbox/faults lists it.
 type fault struct {
 	ID      int     `json:"id"`
@@ -76,8 +79,9 @@ func newFault(spec faultSpec) (*fault, error) {
 //
 // Faults apply to API requests before their credentials are checked, in
 // the order they were added: every
-// selected latency adds up, and the first selected status or drop is the
-// answer. Bad input is answered 400 with {"error":"…"}.
+// selected latency adds up (to at most 5 minutes), and the first selected
+// status or drop is the answer. At most 100 faults are in force at once.
+// Bad input is answered 400 with {"error":"…"}.
 func (s *Simulator) AdminHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch strings.TrimSuffix(r.URL.Path, "/") {
@@ -119,6 +123,11 @@ func (s *Simulator) serveFaults(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.mu.Lock()
+		if len(s.faults) >= maxFaults {
+			s.mu.Unlock()
+			adminError(w, http.StatusBadRequest, fmt.Sprintf("at most %d faults are in force: DELETE /sandbox/faults clears them", maxFaults))
+			return
+		}
 		s.faultSeq++
 		f.ID = s.faultSeq
 		s.faults = append(s.faults, f)
@@ -228,8 +237,8 @@ func (s *Simulator) injectFault(x *exchange) bool {
 	return true
 }
 
-// pickFaults draws the faults a request meets: the latency they add and the
-// first that answers it, each counted down.
+// pickFaults draws the faults a request meets: the latency they add (at
+// most maxLatency in all) and the first that answers it, each counted down.
 func (s *Simulator) pickFaults() (delay time.Duration, action *fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -255,5 +264,5 @@ func (s *Simulator) pickFaults() (delay time.Duration, action *fault) {
 	}
 	clear(s.faults[len(kept):])
 	s.faults = kept
-	return delay, action
+	return min(delay, maxLatency), action
 }
