@@ -16,6 +16,10 @@ import (
 // maxSidFilter is how many Sids the Calls list's Sid filter takes.
 const maxSidFilter = 100
 
+// maxPage is the highest Page the Calls list takes: past it the offset
+// could overflow, and every page is empty long before.
+const maxPage = 1000000
+
 // connect places a v1 call: Calls/connect.
 func (x *exchange) connect() {
 	v, ok := x.paramsOrFail("From", "To", "CallerId")
@@ -181,8 +185,8 @@ func parseCallFilter(v url.Values) (callFilter, string) {
 	}
 	if p := v.Get("Page"); p != "" {
 		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 {
-			return f, "Page must be a number from 0"
+		if err != nil || n < 0 || n > maxPage {
+			return f, "Page must be a number from 0 to 1000000"
 		}
 		f.page = n
 	}

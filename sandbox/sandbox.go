@@ -19,7 +19,8 @@
 //   - GET /v1/Accounts/{sid}/Calls/{CallSid}[.json] (404 for an unknown
 //     Sid) and GET /v1/Accounts/{sid}/Calls[.json], filtered by Sid (a
 //     comma-separated list of at most 100), DateCreated ("gte:…;lte:…"),
-//     To and From, paged by PageSize (default 50, at most 100) and Page.
+//     To and From, paged by PageSize (default 50, at most 100) and Page
+//     (from 0, at most 1,000,000).
 //   - POST /v1/Accounts/{sid}/Sms/send[.json]: From, To and Body are
 //     required; answers the SMSMessage with Status "queued", then after
 //     Config.Ring the SMS is delivered by the rule below and its
@@ -33,6 +34,7 @@
 //     GET /v2/accounts/{sid}/calls[/{id}] in the v2 envelope; the v2 calls
 //     are the same calls the v1 paths see. They end by the same rule but
 //     send no status callback.
+//   - A body larger than 1 MiB is answered 413, and is not recorded.
 //   - Every other path the gateway routes answers 200: a v2/v3 success
 //     envelope with empty data, {} for v1 JSON and v2_beta, or an empty
 //     <TwilioResponse> for v1 XML.
@@ -86,6 +88,8 @@ package sandbox
 import (
 	"context"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -105,7 +109,18 @@ const (
 	maxRequests = 10000
 	maxCalls    = 10000
 	maxSMS      = 10000
+	// maxRecordedBytes caps the recorded requests' bodies in all.
+	maxRecordedBytes = 64 << 20
+	// maxPending caps the calls and SMS waiting to end.
+	maxPending = maxCalls + maxSMS
 )
+
+// maxBody is the largest API request body the simulator reads, as the
+// gateway's default max_body.
+const maxBody = 1 << 20
+
+// maxCallbacksInFlight caps the status callbacks sent at once.
+const maxCallbacksInFlight = 8
 
 // Account is an account the simulator knows, with the API key and token
 // it accepts (more pairs with AllowAlso).
@@ -172,24 +187,28 @@ type Simulator struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu        sync.Mutex
-	closed    bool
-	accounts  map[string][]Account // every pair each account accepts
-	sids      *rand.Rand           // draws Sids and request IDs
-	faultRand *rand.Rand           // draws the faults' ratios
-	store     store
-	buckets   map[bucketKey][]time.Time // admitted requests per account and bucket
-	faults    []*fault
-	faultSeq  int
-	requests  []Request
-	override  func(Request) (status int, body string, ok bool)
-	headers   http.Header
-	testLimit int           // SetLimit's limit (0 = none) ...
-	window    time.Duration // ... over this sliding window
-	admitted  []time.Time   // arrival times of the requests within it
-	excess    atomic.Int64
-	count     atomic.Int64
-	aborted   atomic.Int64
+	mu            sync.Mutex
+	closed        bool
+	accounts      map[string][]Account // every pair each account accepts
+	sids          *rand.Rand           // draws Sids and request IDs
+	faultRand     *rand.Rand           // draws the faults' ratios
+	store         store
+	buckets       map[bucketKey][]time.Time // admitted requests per account and bucket
+	faults        []*fault
+	faultSeq      int
+	requests      []Request
+	recordedBytes int // the bodies' bytes in requests
+	override      func(Request) (status int, body string, ok bool)
+	headers       http.Header
+	testLimit     int           // SetLimit's limit (0 = none) ...
+	window        time.Duration // ... over this sliding window
+	admitted      []time.Time   // arrival times of the requests within it
+	excess        atomic.Int64
+	count         atomic.Int64
+	aborted       atomic.Int64
+
+	pending          atomic.Int64 // calls and SMS waiting to end
+	callbacksWaiting atomic.Int64 // callbacks waiting for a slot
 }
 
 type bucketKey struct {
@@ -308,7 +327,7 @@ func (s *Simulator) SetHeader(name, value string) {
 }
 
 // Requests returns a copy of the requests received so far (the latest
-// 10,000).
+// 10,000, and as many of the latest as hold 64 MiB of bodies).
 func (s *Simulator) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -340,7 +359,7 @@ func (s *Simulator) MaxInWindow(window time.Duration) int {
 // faults and limits are kept.
 func (s *Simulator) Reset() {
 	s.mu.Lock()
-	s.requests = nil
+	s.requests, s.recordedBytes = nil, 0
 	s.admitted = nil
 	s.count.Store(0)
 	s.aborted.Store(0)
@@ -351,21 +370,27 @@ func (s *Simulator) Reset() {
 // ServeHTTP answers one Exotel API request.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	at := s.now()
-	body, err := io.ReadAll(r.Body)
+	uri := r.RequestURI
+	if uri == "" {
+		uri = r.URL.RequestURI()
+	}
+	x := &exchange{s: s, w: w, r: r}
+	x.path, x.query, _ = strings.Cut(uri, "?")
+	x.route, x.routeErr = exotel.Classify(r.Method, x.path)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		x.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body is larger than %d bytes", maxBody))
+		return
+	}
 	if err != nil {
 		// A body cut off mid-way (a chunked upload aborted by the sender) is
 		// not a request Exotel acts on.
 		s.aborted.Add(1)
 		return
 	}
-	uri := r.RequestURI
-	if uri == "" {
-		uri = r.URL.RequestURI()
-	}
 	req := Request{Method: r.Method, RequestURI: uri, Host: r.Host, Header: r.Header.Clone(), Body: body, Server: s.name, At: at}
-	x := &exchange{s: s, w: w, r: r, req: req, body: body}
-	x.path, x.query, _ = strings.Cut(uri, "?")
-	x.route, x.routeErr = exotel.Classify(r.Method, x.path)
+	x.req, x.body = req, body
 	override, over := s.admit(req, w)
 	if over {
 		s.excess.Add(1)
@@ -395,9 +420,11 @@ func (s *Simulator) admit(req Request, w http.ResponseWriter) (override func(Req
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, req)
-	if len(s.requests) > maxRequests {
+	s.recordedBytes += len(req.Body)
+	for len(s.requests) > maxRequests || s.recordedBytes > maxRecordedBytes {
 		// Reslicing keeps this O(1); append copies only the kept ones
 		// when it next grows the array.
+		s.recordedBytes -= len(s.requests[0].Body)
 		s.requests[0] = Request{}
 		s.requests = s.requests[1:]
 	}
