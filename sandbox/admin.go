@@ -177,12 +177,13 @@ func (s *Simulator) serveRequests(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// maskHeader copies h with the credentials replaced: "Basic ***".
+// maskHeader copies h with the credentials replaced: "Basic ***", whatever
+// the case of the header's name.
 func maskHeader(h http.Header) map[string][]string {
 	out := make(map[string][]string, len(h))
 	for k, vals := range h {
 		masked := append([]string(nil), vals...)
-		if k == "Authorization" || k == "Proxy-Authorization" || k == "Cookie" {
+		if strings.EqualFold(k, "Authorization") || strings.EqualFold(k, "Proxy-Authorization") || strings.EqualFold(k, "Cookie") {
 			for i, v := range masked {
 				scheme, _, ok := strings.Cut(v, " ")
 				if ok && scheme != "" {

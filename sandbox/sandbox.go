@@ -93,6 +93,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -374,6 +375,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if uri == "" {
 		uri = r.URL.RequestURI()
 	}
+	uri = maskUserinfo(uri)
 	x := &exchange{s: s, w: w, r: r}
 	x.path, x.query, _ = strings.Cut(uri, "?")
 	x.route, x.routeErr = exotel.Classify(r.Method, x.path)
@@ -411,6 +413,27 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.serve()
+}
+
+// maskUserinfo replaces the user and password of a request line in
+// absolute form (http://key:token@host/…) with "***", so the recorded
+// requests and the logs never hold them.
+func maskUserinfo(uri string) string {
+	if strings.HasPrefix(uri, "/") {
+		return uri
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		if strings.Contains(uri, "@") {
+			return "***"
+		}
+		return uri
+	}
+	if u.User == nil {
+		return uri
+	}
+	u.User = url.User("***")
+	return u.String()
 }
 
 // admit records the request, copies the extra headers onto the answer and
