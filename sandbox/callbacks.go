@@ -6,9 +6,14 @@ import (
 	"errors"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
+	"syscall"
+	"time"
 )
 
 // field is one callback field, in the order Exotel sends them.
@@ -106,9 +111,52 @@ func (s *Simulator) sendSMSCallback(m *sms) {
 	s.post(m.callback, "application/x-www-form-urlencoded", []byte(v.Encode()), m.res.Sid)
 }
 
-// post sends one callback, once. Failures are logged without the URL,
-// which may hold a secret.
+// callbackClient is the default callback client: a 10s timeout, and no
+// connection to a link-local address such as a cloud metadata service,
+// which no callback receiver on a laptop listens on.
+func callbackClient() *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err == nil && (ap.Addr().Unmap().IsLinkLocalUnicast() || ap.Addr().Unmap().IsLinkLocalMulticast()) {
+			return errors.New("sandbox: status callbacks are not sent to link-local addresses")
+		}
+		return nil
+	}}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext = dialer.DialContext
+	return &http.Client{Timeout: 10 * time.Second, Transport: transport}
+}
+
+// callbackURLProblem says what is wrong with a StatusCallback: it must be
+// an absolute http or https URL.
+func callbackURLProblem(target string) string {
+	if target == "" {
+		return ""
+	}
+	u, err := url.Parse(target)
+	if err != nil || (!strings.EqualFold(u.Scheme, "http") && !strings.EqualFold(u.Scheme, "https")) || u.Host == "" {
+		return "StatusCallback must be an absolute http or https URL"
+	}
+	return ""
+}
+
+// post sends one callback, once, when one of the maxCallbacksInFlight
+// slots is free. Failures are logged without the URL, which may hold a
+// secret.
 func (s *Simulator) post(target, contentType string, body []byte, sid string) {
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		s.callbacksWaiting.Add(1)
+		select {
+		case s.slots <- struct{}{}:
+			s.callbacksWaiting.Add(-1)
+		case <-s.ctx.Done():
+			s.callbacksWaiting.Add(-1)
+			return
+		}
+	}
+	defer func() { <-s.slots }()
 	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		s.log.Warn().Str("sid", sid).Msg("sandbox: status callback URL is not valid")

@@ -23,7 +23,7 @@ const maxPage = 1000000
 // connect places a v1 call: Calls/connect.
 func (x *exchange) connect() {
 	v, ok := x.paramsOrFail("From", "To", "CallerId")
-	if !ok {
+	if !ok || !x.callbackOK(v) || !x.reserve(1) {
 		return
 	}
 	c := x.s.placeCall(x.route.Account, v.Get("From"), v.Get("To"), v.Get("CallerId"), x.jsonSuffix())
@@ -33,6 +33,26 @@ func (x *exchange) connect() {
 	c.customField = v.Get("CustomField")
 	res := x.s.addCall(c)
 	x.resource("Call", res)
+}
+
+// callbackOK answers 400 when a strict simulator is given a StatusCallback
+// it would not send to, and reports whether it did not.
+func (x *exchange) callbackOK(v url.Values) bool {
+	if problem := callbackURLProblem(v.Get("StatusCallback")); problem != "" && x.s.strict {
+		x.fail(http.StatusBadRequest, problem)
+		return false
+	}
+	return true
+}
+
+// reserve answers 429 when n more calls or SMS would be past maxPending,
+// and reports whether they are not.
+func (x *exchange) reserve(n int) bool {
+	if !x.s.reserve(n) {
+		x.fail(http.StatusTooManyRequests, "Too many calls and SMS in progress: wait for some to end")
+		return false
+	}
+	return true
 }
 
 // jsonSuffix is ".json" when the path asked for JSON.

@@ -67,7 +67,11 @@
 // answered call sends its answered event before its terminal one. An SMS's
 // StatusCallback is form-urlencoded: SmsSid, To, Status, SmsUnits,
 // DetailedStatus, DetailedStatusCode, DateSent, CustomField. Callbacks are
-// sent once, without retries. Times are Indian Standard Time, formatted
+// sent once, without retries, at most 8 at a time; a StatusCallback that
+// is not an absolute http or https URL is answered 400, and the default
+// client does not connect to link-local addresses (cloud metadata
+// services). At most 20,000 calls and SMS wait to end at once: past that,
+// new ones are answered 429. Times are Indian Standard Time, formatted
 // "2006-01-02 15:04:05", as Exotel's are.
 //
 // # Determinism
@@ -145,7 +149,7 @@ type Config struct {
 	// before it ends and its status callback is sent. Zero means 2s.
 	Ring time.Duration
 	// Client sends the status callbacks. Nil means a client with a 10s
-	// timeout.
+	// timeout that refuses link-local addresses (cloud metadata services).
 	Client *http.Client
 	// Logger receives callback failures and injected faults.
 	Logger zerolog.Logger
@@ -208,8 +212,9 @@ type Simulator struct {
 	count         atomic.Int64
 	aborted       atomic.Int64
 
-	pending          atomic.Int64 // calls and SMS waiting to end
-	callbacksWaiting atomic.Int64 // callbacks waiting for a slot
+	pending          atomic.Int64  // calls and SMS waiting to end
+	callbacksWaiting atomic.Int64  // callbacks waiting for a slot
+	slots            chan struct{} // one per callback being sent
 }
 
 type bucketKey struct {
@@ -242,8 +247,9 @@ func New(cfg Config) *Simulator {
 		s.ring = 2 * time.Second
 	}
 	if s.client == nil {
-		s.client = &http.Client{Timeout: 10 * time.Second}
+		s.client = callbackClient()
 	}
+	s.slots = make(chan struct{}, maxCallbacksInFlight)
 	for _, a := range cfg.Accounts {
 		s.accounts[strings.ToLower(a.SID)] = []Account{a}
 	}
@@ -526,15 +532,18 @@ func basicAuth(values []string) (key, token string, ok bool) {
 
 // goAfterRing runs f after Config.Ring in a goroutine Close waits for,
 // unless the simulator is closed first.
+// It spends a slot reserve took.
 func (s *Simulator) goAfterRing(f func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
+		s.pending.Add(-1)
 		return
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer s.pending.Add(-1)
 		t := time.NewTimer(s.ring)
 		defer t.Stop()
 		select {
@@ -543,4 +552,16 @@ func (s *Simulator) goAfterRing(f func()) {
 		case <-s.ctx.Done():
 		}
 	}()
+}
+
+// reserve takes n of the maxPending slots for calls and SMS waiting to
+// end, and reports whether there were enough; goAfterRing spends them.
+func (s *Simulator) reserve(n int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending.Load()+int64(n) > maxPending {
+		return false
+	}
+	s.pending.Add(int64(n))
+	return true
 }

@@ -9,7 +9,7 @@ import (
 // sendSMS sends a v1 SMS: Sms/send.
 func (x *exchange) sendSMS() {
 	v, ok := x.paramsOrFail("From", "To", "Body")
-	if !ok {
+	if !ok || !x.callbackOK(v) || !x.reserve(1) {
 		return
 	}
 	x.resource("SMSMessage", x.s.queueSMS(x.route.Account, v.Get("To"), v, x.jsonSuffix()))
@@ -47,6 +47,9 @@ func (x *exchange) bulkSendSMS() {
 		return
 	case len(to) > maxBulk:
 		x.fail(http.StatusBadRequest, "To takes at most 100 numbers")
+		return
+	}
+	if !x.callbackOK(v) || !x.reserve(len(to)) {
 		return
 	}
 	list := make([]smsResource, 0, len(to))
