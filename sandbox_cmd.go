@@ -131,19 +131,38 @@ func parseSandboxFlags(args []string, stderr io.Writer) (sandboxFlags, error) {
 	fs.Int64Var(&f.seed, "seed", 1, "the simulator's seed: the same requests give the same Sids and outcomes")
 	fs.DurationVar(&f.ring, "ring", 2*time.Second, "how long a simulated call rings before its callbacks")
 	fs.Func("route", "NAME=URL: a call webhook route of the first account, for StatusCallback=exogate://NAME (repeatable)",
-		func(v string) error { f.routes = append(f.routes, v); return nil })
+		routeFlag(&f.routes))
 	fs.Func("sms-route", "NAME=URL: an SMS webhook route of the first account (repeatable)",
-		func(v string) error { f.smsRoutes = append(f.smsRoutes, v); return nil })
+		routeFlag(&f.smsRoutes))
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("sandbox: unexpected argument %q", fs.Arg(0))
 	}
+	if f.ring <= 0 || f.ring > maxSandboxRing {
+		return f, fmt.Errorf("sandbox: -ring must be above 0 and at most %v, such as 2s", maxSandboxRing)
+	}
 	if f.tlsCAOut != "" && f.tlsListen == "" {
 		return f, errors.New("sandbox: -tls-ca-out needs -tls-listen")
 	}
 	return f, nil
+}
+
+// maxSandboxRing is the longest -ring: a call that rings longer holds one
+// of the simulator's slots for calls in progress.
+const maxSandboxRing = time.Hour
+
+// routeFlag appends a NAME=URL value to list, refusing one without both.
+func routeFlag(list *[]string) func(string) error {
+	return func(v string) error {
+		name, target, ok := strings.Cut(v, "=")
+		if !ok || strings.TrimSpace(name) == "" || strings.TrimSpace(target) == "" {
+			return errors.New("takes NAME=URL, such as calls=http://127.0.0.1:3000/exotel")
+		}
+		*list = append(*list, v)
+		return nil
+	}
 }
 
 // sandboxAccounts reads -accounts.
