@@ -107,15 +107,31 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	}
 	log.Info().Str("exotel", simURL).Strs("accounts", sidsOf(accounts)).Int64("seed", f.seed).
 		Msg("sandbox: Exotel is simulated in this process; nothing leaves the machine")
-	if tl == nil {
-		return serve(ctx, gw, started)
-	}
 	return serve(ctx, gw, func(gw *gateway.Server) {
-		tl.serve(gw, log)
+		refuseOwnListeners(sim, gw, tl, simURL)
+		if tl != nil {
+			tl.serve(gw, log)
+		}
 		if started != nil {
 			started(gw)
 		}
 	})
+}
+
+// refuseOwnListeners keeps the simulator's callbacks off the gateway's
+// API, admin and HTTPS listeners and off the simulator itself: a
+// StatusCallback there could reach the admin endpoints, or place calls
+// whose callbacks place calls without end. The webhook ingress, where
+// callbacks belong, stays reachable.
+func refuseOwnListeners(sim *sandbox.Simulator, gw *gateway.Server, tl *sandboxTLS, simURL string) {
+	own := []string{gw.Addr().String(), strings.TrimPrefix(simURL, "https://")}
+	if a := gw.AdminAddr(); a != nil {
+		own = append(own, a.String())
+	}
+	if tl != nil {
+		own = append(own, tl.ln.Addr().String())
+	}
+	sim.RefuseCallbacksTo(own...)
 }
 
 func parseSandboxFlags(args []string, stderr io.Writer) (sandboxFlags, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -30,5 +31,24 @@ func TestSandboxFlagsRefuseBadValues(t *testing.T) {
 	f, err := parseSandboxFlags([]string{"-ring", "1h", "-seed", "-5", "-route", "calls=http://127.0.0.1:9000/x=y"}, io.Discard)
 	if err != nil || f.ring != time.Hour || f.seed != -5 || len(f.routes) != 1 {
 		t.Errorf("%+v %v", f, err)
+	}
+}
+
+// A StatusCallback at the sandbox's own API or admin listener is not sent:
+// it would reach the admin endpoints, or place a call per callback without
+// end. The calls placed stay the two asked for.
+func TestSandboxCallbacksStayOffItsOwnListeners(t *testing.T) {
+	t.Parallel()
+	p := startSandbox(t)
+	for _, cb := range []string{p.admin + "/-/refresh?account=acme", p.base + "/v1/Accounts/acme/Calls/connect.json?From=1&To=2&CallerId=3"} {
+		form := url.Values{"From": {"1"}, "To": {"09000000001"}, "CallerId": {"3"}, "StatusCallback": {cb}}
+		if code, b := p.post(t, "/v1/Accounts/acme/Calls/connect.json", form); code != 200 {
+			t.Fatalf("%s: %d %s", cb, code, b)
+		}
+	}
+	waitFor(t, func() bool { return strings.Count(p.logs.String(), "own listeners") == 2 })
+	resp, body := send(t, "GET", p.base+"/v1/Accounts/acme/Calls.json", "", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"Total":2`) {
+		t.Errorf("calls: %d %.300s", resp.StatusCode, body)
 	}
 }

@@ -1,8 +1,10 @@
 package sandbox
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -142,4 +144,49 @@ func mustParse(t *testing.T, s string) url.Values {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestCallbacksRefuseOwnListeners: a StatusCallback at a listener
+// RefuseCallbacksTo names (the gateway's API or admin listener) is not
+// sent, whichever name reaches it; other receivers still get theirs.
+func TestCallbacksRefuseOwnListeners(t *testing.T) {
+	var logs testutil.SyncBuffer
+	own, other := newReceiver(t), newReceiver(t)
+	_, port, _ := net.SplitHostPort(own.srv.Listener.Addr().String())
+	h := newHarness(t, Config{Logger: zerolog.New(&logs)})
+	h.sim.RefuseCallbacksTo(":" + port)
+	for _, cb := range []string{own.srv.URL + "/v1/Accounts/acme/Calls/connect.json?From=1&To=2&CallerId=3", "http://localhost:" + port + "/-/refresh", other.srv.URL} {
+		form := connectForm("09000000001")
+		form.Set("StatusCallback", cb)
+		if r := h.do(t, http.MethodPost, "/v1/Accounts/acme/Calls/connect.json", form); r.status != 200 {
+			t.Fatalf("%s: got %d", cb, r.status)
+		}
+	}
+	other.wait(t, 1)
+	waitFor(t, "two refused callbacks", func() bool { return strings.Count(logs.String(), "own listeners") == 2 })
+	if got := own.callbacks(); len(got) != 0 {
+		t.Errorf("the refused listener got %v", got)
+	}
+}
+
+func TestListensOn(t *testing.T) {
+	for _, c := range []struct {
+		listen, dialed string
+		want           bool
+	}{
+		{"127.0.0.1:9901", "127.0.0.1:9901", true},
+		{"127.0.0.1:9901", "127.0.0.1:9902", false},
+		{"127.0.0.1:9901", "[::ffff:127.0.0.1]:9901", true},
+		{"127.0.0.1:9901", "[::1]:9901", false},
+		{":8080", "[::1]:8080", true},
+		{"0.0.0.0:8080", "127.0.0.2:8080", true},
+		{"[::]:8080", "127.0.0.1:8080", true},
+		{":8080", "192.0.2.7:8080", false},
+		{"localhost:9901", "127.0.0.1:9901", true},
+		{"nonsense", "127.0.0.1:9901", false},
+	} {
+		if got := listensOn(c.listen, netip.MustParseAddrPort(c.dialed)); got != c.want {
+			t.Errorf("%s dialing %s: %v, want %v", c.listen, c.dialed, got, c.want)
+		}
+	}
 }

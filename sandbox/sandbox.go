@@ -70,7 +70,7 @@
 // sent once, without retries, at most 8 at a time; a StatusCallback that
 // is not an absolute http or https URL is answered 400, and the default
 // client does not connect to link-local addresses (cloud metadata
-// services). At most 20,000 calls and SMS wait to end at once: past that,
+// services) nor to the listeners RefuseCallbacksTo names. At most 20,000 calls and SMS wait to end at once: past that,
 // new ones are answered 429. Times are Indian Standard Time, formatted
 // "2006-01-02 15:04:05", as Exotel's are.
 //
@@ -149,7 +149,8 @@ type Config struct {
 	// before it ends and its status callback is sent. Zero means 2s.
 	Ring time.Duration
 	// Client sends the status callbacks. Nil means a client with a 10s
-	// timeout that refuses link-local addresses (cloud metadata services).
+	// timeout that refuses link-local addresses (cloud metadata services)
+	// and the listeners RefuseCallbacksTo names.
 	Client *http.Client
 	// Logger receives callback failures and injected faults.
 	Logger zerolog.Logger
@@ -215,6 +216,7 @@ type Simulator struct {
 	pending          atomic.Int64  // calls and SMS waiting to end
 	callbacksWaiting atomic.Int64  // callbacks waiting for a slot
 	slots            chan struct{} // one per callback being sent
+	refused          []string      // listeners callbacks must not reach
 }
 
 type bucketKey struct {
@@ -247,7 +249,7 @@ func New(cfg Config) *Simulator {
 		s.ring = 2 * time.Second
 	}
 	if s.client == nil {
-		s.client = callbackClient()
+		s.client = s.callbackClient()
 	}
 	s.slots = make(chan struct{}, maxCallbacksInFlight)
 	for _, a := range cfg.Accounts {
