@@ -74,7 +74,7 @@ func newFault(spec faultSpec) (*fault, error) {
 //     0: all). It answers 201 with the fault and its id.
 //   - GET /sandbox/faults lists the faults in force; DELETE clears them.
 //   - GET /sandbox/requests lists the API requests received (the latest
-//     10,000, within 64 MiB of bodies), with Authorization masked and
+//     10,000, within 64 MiB of bodies and headers), with Authorization masked and
 //     bodies as text; DELETE forgets them.
 //
 // Faults apply to API requests before their credentials are checked, in

@@ -30,8 +30,8 @@ func TestBodyIsCapped(t *testing.T) {
 	}
 }
 
-// TestRecordedBodiesAreCapped: the recorded requests' bodies stay within
-// maxRecordedBytes in all, the oldest forgotten first.
+// TestRecordedBodiesAreCapped: the recorded requests' bodies and headers
+// stay within maxRecordedBytes in all, the oldest forgotten first.
 func TestRecordedBodiesAreCapped(t *testing.T) {
 	h := newHarness(t, Config{})
 	big := make([]byte, maxBody)
@@ -46,6 +46,14 @@ func TestRecordedBodiesAreCapped(t *testing.T) {
 	}
 	if total > maxRecordedBytes || len(reqs) == 0 || reqs[len(reqs)-1].RequestURI != "/"+strconv.Itoa(n-1) {
 		t.Errorf("%d requests with %d body bytes kept, want at most %d bytes and the newest", len(reqs), total, maxRecordedBytes)
+	}
+	h.sim.Reset()
+	header := http.Header{"X-Big": {string(big)}}
+	for i := 0; i < n; i++ {
+		h.sim.admit(Request{Method: "GET", RequestURI: "/h", Header: header}, httptest.NewRecorder())
+	}
+	if reqs := h.sim.Requests(); len(reqs)*maxBody > maxRecordedBytes {
+		t.Errorf("%d requests with %d header bytes each kept, want at most %d bytes", len(reqs), maxBody, maxRecordedBytes)
 	}
 	h.sim.Reset()
 	h.sim.admit(Request{Method: "POST", RequestURI: "/after", Body: big}, httptest.NewRecorder())

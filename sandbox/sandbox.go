@@ -114,7 +114,8 @@ const (
 	maxRequests = 10000
 	maxCalls    = 10000
 	maxSMS      = 10000
-	// maxRecordedBytes caps the recorded requests' bodies in all.
+	// maxRecordedBytes caps the recorded requests' bodies and headers in
+	// all.
 	maxRecordedBytes = 64 << 20
 	// maxPending caps the calls and SMS waiting to end.
 	maxPending = maxCalls + maxSMS
@@ -203,7 +204,7 @@ type Simulator struct {
 	faults        []*fault
 	faultSeq      int
 	requests      []Request
-	recordedBytes int // the bodies' bytes in requests
+	recordedBytes int // recordedSize of requests
 	override      func(Request) (status int, body string, ok bool)
 	headers       http.Header
 	testLimit     int           // SetLimit's limit (0 = none) ...
@@ -336,7 +337,7 @@ func (s *Simulator) SetHeader(name, value string) {
 }
 
 // Requests returns a copy of the requests received so far (the latest
-// 10,000, and as many of the latest as hold 64 MiB of bodies).
+// 10,000, and as many of the latest as hold 64 MiB of bodies and headers).
 func (s *Simulator) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -423,6 +424,19 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.serve()
 }
 
+// recordedSize is about how many bytes a recorded request holds: its
+// body, request line and headers.
+func recordedSize(req Request) int {
+	n := len(req.Body) + len(req.RequestURI) + len(req.Host)
+	for k, vals := range req.Header {
+		n += len(k)
+		for _, v := range vals {
+			n += len(v)
+		}
+	}
+	return n
+}
+
 // maskUserinfo replaces the user and password of a request line in
 // absolute form (http://key:token@host/…) with "***", so the recorded
 // requests and the logs never hold them.
@@ -451,11 +465,11 @@ func (s *Simulator) admit(req Request, w http.ResponseWriter) (override func(Req
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, req)
-	s.recordedBytes += len(req.Body)
+	s.recordedBytes += recordedSize(req)
 	for len(s.requests) > maxRequests || s.recordedBytes > maxRecordedBytes {
 		// Reslicing keeps this O(1); append copies only the kept ones
 		// when it next grows the array.
-		s.recordedBytes -= len(s.requests[0].Body)
+		s.recordedBytes -= recordedSize(s.requests[0])
 		s.requests[0] = Request{}
 		s.requests = s.requests[1:]
 	}
