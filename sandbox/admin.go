@@ -110,6 +110,11 @@ func (s *Simulator) serveFaults(w http.ResponseWriter, r *http.Request) {
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&spec); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				adminError(w, http.StatusRequestEntityTooLarge, "a fault is a JSON object of at most 64 KiB")
+				return
+			}
 			adminError(w, http.StatusBadRequest, "a fault is a JSON object with status, drop, latency, count, ratio: "+err.Error())
 			return
 		}

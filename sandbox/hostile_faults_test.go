@@ -104,3 +104,17 @@ func TestDropAfterCallerLeft(t *testing.T) {
 		t.Errorf("the spent fault is listed: %s", r.body)
 	}
 }
+
+// TestFaultBodyTooLarge: a fault body past 64 KiB is answered 413 with a
+// JSON error, and adds nothing.
+func TestFaultBodyTooLarge(t *testing.T) {
+	h := newHarness(t, Config{})
+	r := h.admin(t, http.MethodPost, "/sandbox/faults", `{"status":503,"latency":"`+strings.Repeat("1", 70<<10)+`ms"}`)
+	var m map[string]string
+	if r.status != http.StatusRequestEntityTooLarge || json.Unmarshal([]byte(r.body), &m) != nil || !strings.Contains(m["error"], "64 KiB") {
+		t.Errorf("got %d: %.200s", r.status, r.body)
+	}
+	if r := h.admin(t, http.MethodGet, "/sandbox/faults", ""); strings.TrimSpace(r.body) != "[]" {
+		t.Errorf("faults: %s", r.body)
+	}
+}
