@@ -52,3 +52,20 @@ func TestMaskHeaderAnyCase(t *testing.T) {
 		t.Errorf("masked %v", m)
 	}
 }
+
+func TestMaskUserinfo(t *testing.T) {
+	for in, want := range map[string]string{
+		"/v1/Accounts/acme/Calls.json?x=1":                 "/v1/Accounts/acme/Calls.json?x=1",
+		"http://key:tok@h/v1/Accounts/acme/Calls.json?x=1": "http://***@h/v1/Accounts/acme/Calls.json?x=1",
+		"https://tok@h:443/p":                              "https://***@h:443/p",
+		"key:tok@h:443":                                    "***@h:443",
+		"tok@h:443":                                        "***@h:443",
+		"http://h/p?a=b@c":                                 "http://h/p?a=b@c",
+		"http://h/p":                                       "http://h/p",
+		"*":                                                "*",
+	} {
+		if got := maskUserinfo(in); got != want || strings.Contains(got, "tok") {
+			t.Errorf("%s: got %s, want %s", in, got, want)
+		}
+	}
+}

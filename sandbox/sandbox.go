@@ -97,7 +97,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -438,24 +437,25 @@ func recordedSize(req Request) int {
 }
 
 // maskUserinfo replaces the user and password of a request line in
-// absolute form (http://key:token@host/…) with "***", so the recorded
-// requests and the logs never hold them.
+// absolute or authority form (http://key:token@host/…, key:token@host:443)
+// with "***", so the recorded requests and the logs never hold them.
 func maskUserinfo(uri string) string {
 	if strings.HasPrefix(uri, "/") {
 		return uri
 	}
-	u, err := url.Parse(uri)
-	if err != nil {
-		if strings.Contains(uri, "@") {
-			return "***"
-		}
+	prefix, rest := "", uri
+	if i := strings.Index(uri, "://"); i >= 0 {
+		prefix, rest = uri[:i+3], uri[i+3:]
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndex(rest[:end], "@")
+	if at < 0 {
 		return uri
 	}
-	if u.User == nil {
-		return uri
-	}
-	u.User = url.User("***")
-	return u.String()
+	return prefix + "***" + rest[at:]
 }
 
 // admit records the request, copies the extra headers onto the answer and
