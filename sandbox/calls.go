@@ -104,7 +104,8 @@ func (s *Simulator) placeCallWithSid(account, from, to, callerID, suffix, sid st
 	}
 }
 
-// addCall stores c, schedules its end, and returns its resource as placed.
+// addCall stores c, schedules its end on a slot the caller reserved, and
+// returns its resource as placed.
 func (s *Simulator) addCall(c *call) callResource {
 	s.mu.Lock()
 	s.store.addCall(c)

@@ -60,7 +60,8 @@ func (x *exchange) bulkSendSMS() {
 }
 
 // queueSMS makes and stores a queued SMS to one number, schedules its
-// delivery, and returns its resource as queued.
+// delivery on a slot the caller reserved, and returns its resource as
+// queued.
 func (s *Simulator) queueSMS(account, to string, v url.Values, suffix string) smsResource {
 	now := s.now()
 	sid := s.newSid()
