@@ -49,7 +49,7 @@ func TestCallbackURLMustBeHTTP(t *testing.T) {
 func TestCallbackNotToLinkLocal(t *testing.T) {
 	var logs testutil.SyncBuffer
 	h := newHarness(t, Config{Logger: zerolog.New(&logs)})
-	for _, cb := range []string{"http://169.254.169.254/latest/meta-data/", "http://[fe80::1]:80/x"} {
+	for _, cb := range []string{"http://169.254.169.254/latest/meta-data/", "http://169.254.1.1:8080/x"} {
 		form := connectForm("09000000001")
 		form.Set("StatusCallback", cb)
 		if r := h.do(t, http.MethodPost, "/v1/Accounts/acme/Calls/connect.json", form); r.status != 200 {
