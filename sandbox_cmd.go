@@ -70,7 +70,7 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	}
 	sim := sandbox.New(sandbox.Config{Accounts: simAccounts, Seed: f.seed, Limit: 200, Period: time.Minute,
 		Ring: f.ring, Logger: log.With().Str("component", "sandbox").Logger(), Name: "sandbox",
-		Client: ca.client()})
+		CallbackRoots: ca.roots()})
 	defer sim.Close()
 	simURL, stopSim, err := serveSimulator(ctx, sim, ca)
 	if err != nil {
@@ -114,15 +114,31 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	}
 	log.Info().Str("exotel", simURL).Strs("accounts", sidsOf(accounts)).Int64("seed", f.seed).
 		Msg("sandbox: Exotel is simulated in this process; nothing leaves the machine")
-	if tl == nil {
-		return serve(ctx, gw, started)
-	}
 	return serve(ctx, gw, func(gw *gateway.Server) {
-		tl.serve(gw, log)
+		refuseOwnListeners(sim, gw, tl, simURL)
+		if tl != nil {
+			tl.serve(gw, log)
+		}
 		if started != nil {
 			started(gw)
 		}
 	})
+}
+
+// refuseOwnListeners keeps the simulator's callbacks off the gateway's
+// API, admin and HTTPS listeners and off the simulator itself: a
+// StatusCallback there could reach the admin endpoints, or place calls
+// whose callbacks place calls without end. The webhook ingress, where
+// callbacks belong, stays reachable.
+func refuseOwnListeners(sim *sandbox.Simulator, gw *gateway.Server, tl *sandboxTLS, simURL string) {
+	own := []string{gw.Addr().String(), strings.TrimPrefix(simURL, "https://")}
+	if a := gw.AdminAddr(); a != nil {
+		own = append(own, a.String())
+	}
+	if tl != nil {
+		own = append(own, tl.ln.Addr().String())
+	}
+	sim.RefuseCallbacksTo(own...)
 }
 
 func parseSandboxFlags(args []string, stderr io.Writer) (sandboxFlags, error) {
@@ -138,19 +154,38 @@ func parseSandboxFlags(args []string, stderr io.Writer) (sandboxFlags, error) {
 	fs.Int64Var(&f.seed, "seed", 1, "the simulator's seed: the same requests give the same Sids and outcomes")
 	fs.DurationVar(&f.ring, "ring", 2*time.Second, "how long a simulated call rings before its callbacks")
 	fs.Func("route", "NAME=URL: a call webhook route of the first account, for StatusCallback=exogate://NAME (repeatable)",
-		func(v string) error { f.routes = append(f.routes, v); return nil })
+		routeFlag(&f.routes))
 	fs.Func("sms-route", "NAME=URL: an SMS webhook route of the first account (repeatable)",
-		func(v string) error { f.smsRoutes = append(f.smsRoutes, v); return nil })
+		routeFlag(&f.smsRoutes))
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("sandbox: unexpected argument %q", fs.Arg(0))
 	}
+	if f.ring <= 0 || f.ring > maxSandboxRing {
+		return f, fmt.Errorf("sandbox: -ring must be above 0 and at most %v, such as 2s", maxSandboxRing)
+	}
 	if f.tlsCAOut != "" && f.tlsListen == "" {
 		return f, errors.New("sandbox: -tls-ca-out needs -tls-listen")
 	}
 	return f, nil
+}
+
+// maxSandboxRing is the longest -ring: a call that rings longer holds one
+// of the simulator's slots for calls in progress.
+const maxSandboxRing = time.Hour
+
+// routeFlag appends a NAME=URL value to list, refusing one without both.
+func routeFlag(list *[]string) func(string) error {
+	return func(v string) error {
+		name, target, ok := strings.Cut(v, "=")
+		if !ok || strings.TrimSpace(name) == "" || strings.TrimSpace(target) == "" {
+			return errors.New("takes NAME=URL, such as calls=http://127.0.0.1:3000/exotel")
+		}
+		*list = append(*list, v)
+		return nil
+	}
 }
 
 // sandboxAccounts reads -accounts.

@@ -119,19 +119,15 @@ func newSandboxCA(now time.Time, dir string, extraHosts ...string) (*sandboxCA, 
 	return c, nil
 }
 
-// client is the simulator's client for status callbacks: it trusts the
-// run's authority besides the system's, and uses no proxy, so a callback
-// to the ingress or to a local service never leaves the machine.
-func (c *sandboxCA) client() *http.Client {
+// roots are the system's certificate authorities and the run's: the
+// simulator's callbacks reach the webhook ingress, and any https service.
+func (c *sandboxCA) roots() *x509.CertPool {
 	pool, _ := x509.SystemCertPool()
 	if pool == nil {
 		pool = x509.NewCertPool()
 	}
 	pool.AppendCertsFromPEM(c.caPEM)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = nil
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return &http.Client{Timeout: 10 * time.Second, Transport: tr}
+	return pool
 }
 
 // sandboxCertificates makes a certificate authority and, signed by it, a

@@ -13,6 +13,9 @@ import (
 // maxLatency is the longest latency a fault may add.
 const maxLatency = 5 * time.Minute
 
+// maxFaults caps the faults in force.
+const maxFaults = 100
+
 // fault is one injected fault, as /sandbox/faults lists it.
 type fault struct {
 	ID      int     `json:"id"`
@@ -71,13 +74,14 @@ func newFault(spec faultSpec) (*fault, error) {
 //     0: all). It answers 201 with the fault and its id.
 //   - GET /sandbox/faults lists the faults in force; DELETE clears them.
 //   - GET /sandbox/requests lists the API requests received (the latest
-//     10,000), with Authorization masked and bodies as text; DELETE
-//     forgets them.
+//     10,000, within 64 MiB of bodies and headers), with Authorization masked and
+//     bodies as text; DELETE forgets them.
 //
 // Faults apply to API requests before their credentials are checked, in
 // the order they were added: every
-// selected latency adds up, and the first selected status or drop is the
-// answer. Bad input is answered 400 with {"error":"…"}.
+// selected latency adds up (to at most 5 minutes), and the first selected
+// status or drop is the answer. At most 100 faults are in force at once.
+// Bad input is answered 400 with {"error":"…"}.
 func (s *Simulator) AdminHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch strings.TrimSuffix(r.URL.Path, "/") {
@@ -106,6 +110,11 @@ func (s *Simulator) serveFaults(w http.ResponseWriter, r *http.Request) {
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&spec); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				adminError(w, http.StatusRequestEntityTooLarge, "a fault is a JSON object of at most 64 KiB")
+				return
+			}
 			adminError(w, http.StatusBadRequest, "a fault is a JSON object with status, drop, latency, count, ratio: "+err.Error())
 			return
 		}
@@ -119,6 +128,11 @@ func (s *Simulator) serveFaults(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.mu.Lock()
+		if len(s.faults) >= maxFaults {
+			s.mu.Unlock()
+			adminError(w, http.StatusBadRequest, fmt.Sprintf("at most %d faults are in force: DELETE /sandbox/faults clears them", maxFaults))
+			return
+		}
 		s.faultSeq++
 		f.ID = s.faultSeq
 		s.faults = append(s.faults, f)
@@ -168,12 +182,13 @@ func (s *Simulator) serveRequests(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// maskHeader copies h with the credentials replaced: "Basic ***".
+// maskHeader copies h with the credentials replaced: "Basic ***", whatever
+// the case of the header's name.
 func maskHeader(h http.Header) map[string][]string {
 	out := make(map[string][]string, len(h))
 	for k, vals := range h {
 		masked := append([]string(nil), vals...)
-		if k == "Authorization" || k == "Proxy-Authorization" || k == "Cookie" {
+		if strings.EqualFold(k, "Authorization") || strings.EqualFold(k, "Proxy-Authorization") || strings.EqualFold(k, "Cookie") {
 			for i, v := range masked {
 				scheme, _, ok := strings.Cut(v, " ")
 				if ok && scheme != "" {
@@ -228,8 +243,8 @@ func (s *Simulator) injectFault(x *exchange) bool {
 	return true
 }
 
-// pickFaults draws the faults a request meets: the latency they add and the
-// first that answers it, each counted down.
+// pickFaults draws the faults a request meets: the latency they add (at
+// most maxLatency in all) and the first that answers it, each counted down.
 func (s *Simulator) pickFaults() (delay time.Duration, action *fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -255,5 +270,5 @@ func (s *Simulator) pickFaults() (delay time.Duration, action *fault) {
 	}
 	clear(s.faults[len(kept):])
 	s.faults = kept
-	return delay, action
+	return min(delay, maxLatency), action
 }

@@ -2,13 +2,20 @@ package sandbox
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
+	"syscall"
+	"time"
 )
 
 // field is one callback field, in the order Exotel sends them.
@@ -106,9 +113,117 @@ func (s *Simulator) sendSMSCallback(m *sms) {
 	s.post(m.callback, "application/x-www-form-urlencoded", []byte(v.Encode()), m.res.Sid)
 }
 
-// post sends one callback, once. Failures are logged without the URL,
-// which may hold a secret.
+// callbackClient is the default callback client: a 10s timeout, roots as
+// its certificate authorities when set, no proxy, and no
+// connection to a link-local address such as a cloud metadata service,
+// which no callback receiver on a laptop listens on, nor to an address
+// RefuseCallbacksTo names.
+func (s *Simulator) callbackClient(roots *x509.CertPool) *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return nil
+		}
+		if a := ap.Addr().Unmap(); a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() {
+			return errors.New("sandbox: status callbacks are not sent to link-local addresses")
+		}
+		s.mu.Lock()
+		refused := s.refused
+		s.mu.Unlock()
+		for _, listen := range refused {
+			if listensOn(listen, ap) {
+				return errors.New("sandbox: status callbacks are not sent to the gateway's own listeners")
+			}
+		}
+		return nil
+	}}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext = dialer.DialContext
+	// Callbacks go to this machine's services: never through a proxy.
+	transport.Proxy = nil
+	if roots != nil {
+		transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: transport}
+}
+
+// RefuseCallbacksTo makes the default callback client refuse the
+// listeners at these host:port addresses (an empty or unspecified host is
+// every address of this machine), such as the gateway's own API and admin
+// listeners: a callback there could reach the admin endpoints, or place
+// calls whose callbacks place calls without end.
+func (s *Simulator) RefuseCallbacksTo(listeners ...string) {
+	s.mu.Lock()
+	s.refused = append([]string(nil), listeners...)
+	s.mu.Unlock()
+}
+
+// listensOn reports whether a listener at listen (host:port) accepts
+// connections to ap.
+func listensOn(listen string, ap netip.AddrPort) bool {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || port != strconv.Itoa(int(ap.Port())) {
+		return false
+	}
+	addr := ap.Addr().Unmap()
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if !ip.IsUnspecified() {
+			return ip.Unmap() == addr
+		}
+		host = ""
+	}
+	var ips []net.IP
+	if host == "" {
+		if addr.IsLoopback() || addr.IsUnspecified() {
+			return true
+		}
+		addrs, _ := net.InterfaceAddrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				ips = append(ips, n.IP)
+			}
+		}
+	} else {
+		ips, _ = net.LookupIP(host)
+	}
+	for _, ip := range ips {
+		if a, ok := netip.AddrFromSlice(ip); ok && a.Unmap() == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// callbackURLProblem says what is wrong with a StatusCallback: it must be
+// an absolute http or https URL.
+func callbackURLProblem(target string) string {
+	if target == "" {
+		return ""
+	}
+	u, err := url.Parse(target)
+	if err != nil || (!strings.EqualFold(u.Scheme, "http") && !strings.EqualFold(u.Scheme, "https")) || u.Host == "" {
+		return "StatusCallback must be an absolute http or https URL"
+	}
+	return ""
+}
+
+// post sends one callback, once, when one of the maxCallbacksInFlight
+// slots is free. Failures are logged without the URL, which may hold a
+// secret.
 func (s *Simulator) post(target, contentType string, body []byte, sid string) {
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		s.callbacksWaiting.Add(1)
+		select {
+		case s.slots <- struct{}{}:
+			s.callbacksWaiting.Add(-1)
+		case <-s.ctx.Done():
+			s.callbacksWaiting.Add(-1)
+			return
+		}
+	}
+	defer func() { <-s.slots }()
 	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		s.log.Warn().Str("sid", sid).Msg("sandbox: status callback URL is not valid")

@@ -16,10 +16,14 @@ import (
 // maxSidFilter is how many Sids the Calls list's Sid filter takes.
 const maxSidFilter = 100
 
+// maxPage is the highest Page the Calls list takes: past it the offset
+// could overflow, and every page is empty long before.
+const maxPage = 1000000
+
 // connect places a v1 call: Calls/connect.
 func (x *exchange) connect() {
 	v, ok := x.paramsOrFail("From", "To", "CallerId")
-	if !ok {
+	if !ok || !x.callbackOK(v) || !x.reserve(1) {
 		return
 	}
 	c := x.s.placeCall(x.route.Account, v.Get("From"), v.Get("To"), v.Get("CallerId"), x.jsonSuffix())
@@ -29,6 +33,26 @@ func (x *exchange) connect() {
 	c.customField = v.Get("CustomField")
 	res := x.s.addCall(c)
 	x.resource("Call", res)
+}
+
+// callbackOK answers 400 when a strict simulator is given a StatusCallback
+// it would not send to, and reports whether it did not.
+func (x *exchange) callbackOK(v url.Values) bool {
+	if problem := callbackURLProblem(v.Get("StatusCallback")); problem != "" && x.s.strict {
+		x.fail(http.StatusBadRequest, problem)
+		return false
+	}
+	return true
+}
+
+// reserve answers 429 when n more calls or SMS would be past maxPending,
+// and reports whether they are not.
+func (x *exchange) reserve(n int) bool {
+	if !x.s.reserve(n) {
+		x.fail(http.StatusTooManyRequests, "Too many calls and SMS in progress: wait for some to end")
+		return false
+	}
+	return true
 }
 
 // jsonSuffix is ".json" when the path asked for JSON.
@@ -80,7 +104,8 @@ func (s *Simulator) placeCallWithSid(account, from, to, callerID, suffix, sid st
 	}
 }
 
-// addCall stores c, schedules its end, and returns its resource as placed.
+// addCall stores c, schedules its end on a slot the caller reserved, and
+// returns its resource as placed.
 func (s *Simulator) addCall(c *call) callResource {
 	s.mu.Lock()
 	s.store.addCall(c)
@@ -181,8 +206,8 @@ func parseCallFilter(v url.Values) (callFilter, string) {
 	}
 	if p := v.Get("Page"); p != "" {
 		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 {
-			return f, "Page must be a number from 0"
+		if err != nil || n < 0 || n > maxPage {
+			return f, "Page must be a number from 0 to 1000000"
 		}
 		f.page = n
 	}

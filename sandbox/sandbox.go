@@ -19,7 +19,8 @@
 //   - GET /v1/Accounts/{sid}/Calls/{CallSid}[.json] (404 for an unknown
 //     Sid) and GET /v1/Accounts/{sid}/Calls[.json], filtered by Sid (a
 //     comma-separated list of at most 100), DateCreated ("gte:…;lte:…"),
-//     To and From, paged by PageSize (default 50, at most 100) and Page.
+//     To and From, paged by PageSize (default 50, at most 100) and Page
+//     (from 0, at most 1,000,000).
 //   - POST /v1/Accounts/{sid}/Sms/send[.json]: From, To and Body are
 //     required; answers the SMSMessage with Status "queued", then after
 //     Config.Ring the SMS is delivered by the rule below and its
@@ -33,6 +34,7 @@
 //     GET /v2/accounts/{sid}/calls[/{id}] in the v2 envelope; the v2 calls
 //     are the same calls the v1 paths see. They end by the same rule but
 //     send no status callback.
+//   - A body larger than 1 MiB is answered 413, and is not recorded.
 //   - Every other path the gateway routes answers 404 in its shape, with a
 //     message saying the sandbox does not simulate it. (With
 //     Config.Lenient, 200: a v2/v3 success envelope with empty data, {}
@@ -68,7 +70,11 @@
 // answered call sends its answered event before its terminal one. An SMS's
 // StatusCallback is form-urlencoded: SmsSid, To, Status, SmsUnits,
 // DetailedStatus, DetailedStatusCode, DateSent, CustomField. Callbacks are
-// sent once, without retries. Times are Indian Standard Time, formatted
+// sent once, without retries, at most 8 at a time; a StatusCallback that
+// is not an absolute http or https URL is answered 400, and the default
+// client does not connect to link-local addresses (cloud metadata
+// services) nor to the listeners RefuseCallbacksTo names. At most 20,000 calls and SMS wait to end at once: past that,
+// new ones are answered 429. Times are Indian Standard Time, formatted
 // "2006-01-02 15:04:05", as Exotel's are.
 //
 // # Determinism
@@ -88,7 +94,10 @@ package sandbox
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -108,7 +117,19 @@ const (
 	maxRequests = 10000
 	maxCalls    = 10000
 	maxSMS      = 10000
+	// maxRecordedBytes caps the recorded requests' bodies and headers in
+	// all.
+	maxRecordedBytes = 64 << 20
+	// maxPending caps the calls and SMS waiting to end.
+	maxPending = maxCalls + maxSMS
 )
+
+// maxBody is the largest API request body the simulator reads, as the
+// gateway's default max_body.
+const maxBody = 1 << 20
+
+// maxCallbacksInFlight caps the status callbacks sent at once.
+const maxCallbacksInFlight = 8
 
 // Account is an account the simulator knows, with the API key and token
 // it accepts (more pairs with AllowAlso).
@@ -132,8 +153,12 @@ type Config struct {
 	// before it ends and its status callback is sent. Zero means 2s.
 	Ring time.Duration
 	// Client sends the status callbacks. Nil means a client with a 10s
-	// timeout.
+	// timeout and no proxy that refuses link-local addresses (cloud
+	// metadata services) and the listeners RefuseCallbacksTo names.
 	Client *http.Client
+	// CallbackRoots, if set, are the certificate authorities the default
+	// callback client trusts for https callbacks (the system's otherwise).
+	CallbackRoots *x509.CertPool
 	// Logger receives callback failures and injected faults.
 	Logger zerolog.Logger
 	// Name labels the requests the simulator records (e.g. "singapore-api").
@@ -175,24 +200,30 @@ type Simulator struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu        sync.Mutex
-	closed    bool
-	accounts  map[string][]Account // every pair each account accepts
-	sids      *rand.Rand           // draws Sids and request IDs
-	faultRand *rand.Rand           // draws the faults' ratios
-	store     store
-	buckets   map[bucketKey][]time.Time // admitted requests per account and bucket
-	faults    []*fault
-	faultSeq  int
-	requests  []Request
-	override  func(Request) (status int, body string, ok bool)
-	headers   http.Header
-	testLimit int           // SetLimit's limit (0 = none) ...
-	window    time.Duration // ... over this sliding window
-	admitted  []time.Time   // arrival times of the requests within it
-	excess    atomic.Int64
-	count     atomic.Int64
-	aborted   atomic.Int64
+	mu            sync.Mutex
+	closed        bool
+	accounts      map[string][]Account // every pair each account accepts
+	sids          *rand.Rand           // draws Sids and request IDs
+	faultRand     *rand.Rand           // draws the faults' ratios
+	store         store
+	buckets       map[bucketKey][]time.Time // admitted requests per account and bucket
+	faults        []*fault
+	faultSeq      int
+	requests      []Request
+	recordedBytes int // recordedSize of requests
+	override      func(Request) (status int, body string, ok bool)
+	headers       http.Header
+	testLimit     int           // SetLimit's limit (0 = none) ...
+	window        time.Duration // ... over this sliding window
+	admitted      []time.Time   // arrival times of the requests within it
+	excess        atomic.Int64
+	count         atomic.Int64
+	aborted       atomic.Int64
+
+	pending          atomic.Int64  // calls and SMS waiting to end
+	callbacksWaiting atomic.Int64  // callbacks waiting for a slot
+	slots            chan struct{} // one per callback being sent
+	refused          []string      // listeners callbacks must not reach
 }
 
 type bucketKey struct {
@@ -225,8 +256,9 @@ func New(cfg Config) *Simulator {
 		s.ring = 2 * time.Second
 	}
 	if s.client == nil {
-		s.client = &http.Client{Timeout: 10 * time.Second}
+		s.client = s.callbackClient(cfg.CallbackRoots)
 	}
+	s.slots = make(chan struct{}, maxCallbacksInFlight)
 	for _, a := range cfg.Accounts {
 		s.accounts[strings.ToLower(a.SID)] = []Account{a}
 	}
@@ -311,7 +343,7 @@ func (s *Simulator) SetHeader(name, value string) {
 }
 
 // Requests returns a copy of the requests received so far (the latest
-// 10,000).
+// 10,000, and as many of the latest as hold 64 MiB of bodies and headers).
 func (s *Simulator) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -343,7 +375,7 @@ func (s *Simulator) MaxInWindow(window time.Duration) int {
 // faults and limits are kept.
 func (s *Simulator) Reset() {
 	s.mu.Lock()
-	s.requests = nil
+	s.requests, s.recordedBytes = nil, 0
 	s.admitted = nil
 	s.count.Store(0)
 	s.aborted.Store(0)
@@ -354,21 +386,28 @@ func (s *Simulator) Reset() {
 // ServeHTTP answers one Exotel API request.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	at := s.now()
-	body, err := io.ReadAll(r.Body)
+	uri := r.RequestURI
+	if uri == "" {
+		uri = r.URL.RequestURI()
+	}
+	uri = maskUserinfo(uri)
+	x := &exchange{s: s, w: w, r: r}
+	x.path, x.query, _ = strings.Cut(uri, "?")
+	x.route, x.routeErr = exotel.Classify(r.Method, x.path)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		x.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body is larger than %d bytes", maxBody))
+		return
+	}
 	if err != nil {
 		// A body cut off mid-way (a chunked upload aborted by the sender) is
 		// not a request Exotel acts on.
 		s.aborted.Add(1)
 		return
 	}
-	uri := r.RequestURI
-	if uri == "" {
-		uri = r.URL.RequestURI()
-	}
 	req := Request{Method: r.Method, RequestURI: uri, Host: r.Host, Header: r.Header.Clone(), Body: body, Server: s.name, At: at}
-	x := &exchange{s: s, w: w, r: r, req: req, body: body}
-	x.path, x.query, _ = strings.Cut(uri, "?")
-	x.route, x.routeErr = exotel.Classify(r.Method, x.path)
+	x.req, x.body = req, body
 	override, over := s.admit(req, w)
 	if over {
 		s.excess.Add(1)
@@ -391,6 +430,41 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.serve()
 }
 
+// recordedSize is about how many bytes a recorded request holds: its
+// body, request line and headers.
+func recordedSize(req Request) int {
+	n := len(req.Body) + len(req.RequestURI) + len(req.Host)
+	for k, vals := range req.Header {
+		n += len(k)
+		for _, v := range vals {
+			n += len(v)
+		}
+	}
+	return n
+}
+
+// maskUserinfo replaces the user and password of a request line in
+// absolute or authority form (http://key:token@host/…, key:token@host:443)
+// with "***", so the recorded requests and the logs never hold them.
+func maskUserinfo(uri string) string {
+	if strings.HasPrefix(uri, "/") {
+		return uri
+	}
+	prefix, rest := "", uri
+	if i := strings.Index(uri, "://"); i >= 0 {
+		prefix, rest = uri[:i+3], uri[i+3:]
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndex(rest[:end], "@")
+	if at < 0 {
+		return uri
+	}
+	return prefix + "***" + rest[at:]
+}
+
 // admit records the request, copies the extra headers onto the answer and
 // applies SetLimit's limit: over reports a request over it.
 func (s *Simulator) admit(req Request, w http.ResponseWriter) (override func(Request) (int, string, bool), over bool) {
@@ -398,9 +472,11 @@ func (s *Simulator) admit(req Request, w http.ResponseWriter) (override func(Req
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, req)
-	if len(s.requests) > maxRequests {
+	s.recordedBytes += recordedSize(req)
+	for len(s.requests) > maxRequests || s.recordedBytes > maxRecordedBytes {
 		// Reslicing keeps this O(1); append copies only the kept ones
 		// when it next grows the array.
+		s.recordedBytes -= recordedSize(s.requests[0])
 		s.requests[0] = Request{}
 		s.requests = s.requests[1:]
 	}
@@ -479,15 +555,18 @@ func basicAuth(values []string) (key, token string, ok bool) {
 
 // goAfterRing runs f after Config.Ring in a goroutine Close waits for,
 // unless the simulator is closed first.
+// It spends a slot reserve took.
 func (s *Simulator) goAfterRing(f func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
+		s.pending.Add(-1)
 		return
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer s.pending.Add(-1)
 		t := time.NewTimer(s.ring)
 		defer t.Stop()
 		select {
@@ -496,4 +575,16 @@ func (s *Simulator) goAfterRing(f func()) {
 		case <-s.ctx.Done():
 		}
 	}()
+}
+
+// reserve takes n of the maxPending slots for calls and SMS waiting to
+// end, and reports whether there were enough; goAfterRing spends them.
+func (s *Simulator) reserve(n int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending.Load()+int64(n) > maxPending {
+		return false
+	}
+	s.pending.Add(int64(n))
+	return true
 }

@@ -9,7 +9,7 @@ import (
 // sendSMS sends a v1 SMS: Sms/send.
 func (x *exchange) sendSMS() {
 	v, ok := x.paramsOrFail("From", "To", "Body")
-	if !ok {
+	if !ok || !x.callbackOK(v) || !x.reserve(1) {
 		return
 	}
 	x.resource("SMSMessage", x.s.queueSMS(x.route.Account, v.Get("To"), v, x.jsonSuffix()))
@@ -49,6 +49,9 @@ func (x *exchange) bulkSendSMS() {
 		x.fail(http.StatusBadRequest, "To takes at most 100 numbers")
 		return
 	}
+	if !x.callbackOK(v) || !x.reserve(len(to)) {
+		return
+	}
 	list := make([]smsResource, 0, len(to))
 	for _, n := range to {
 		list = append(list, x.s.queueSMS(x.route.Account, n, v, x.jsonSuffix()))
@@ -57,7 +60,8 @@ func (x *exchange) bulkSendSMS() {
 }
 
 // queueSMS makes and stores a queued SMS to one number, schedules its
-// delivery, and returns its resource as queued.
+// delivery on a slot the caller reserved, and returns its resource as
+// queued.
 func (s *Simulator) queueSMS(account, to string, v url.Values, suffix string) smsResource {
 	now := s.now()
 	sid := s.newSid()

@@ -38,6 +38,9 @@ func (x *exchange) connectV2() {
 		x.fail(http.StatusBadRequest, "virtual_number is required")
 		return
 	}
+	if !x.reserve(1) {
+		return
+	}
 	c := x.s.placeCall(x.route.Account, in.From.ContactURI, in.To.ContactURI, in.VirtualNumber, ".json")
 	c.customField = in.CustomField
 	res := x.s.addCall(c)

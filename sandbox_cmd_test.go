@@ -1,0 +1,54 @@
+package main
+
+import (
+	"io"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Bad -ring and -route values are refused with the flag's name, rather
+// than silently replaced (a -ring of 0 or below used to mean 2s) or
+// reported as a config key the user never wrote.
+func TestSandboxFlagsRefuseBadValues(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-ring", "0"}, "-ring"},
+		{[]string{"-ring", "-1s"}, "-ring"},
+		{[]string{"-ring", "10000h"}, "-ring"},
+		{[]string{"-route", "calls"}, "-route"},
+		{[]string{"-route", "=http://127.0.0.1:9000/"}, "-route"},
+		{[]string{"-route", "calls="}, "-route"},
+		{[]string{"-sms-route", "sms"}, "-sms-route"},
+	} {
+		if _, err := parseSandboxFlags(c.args, io.Discard); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want an error naming %s", c.args, err, c.want)
+		}
+	}
+	f, err := parseSandboxFlags([]string{"-ring", "1h", "-seed", "-5", "-route", "calls=http://127.0.0.1:9000/x=y"}, io.Discard)
+	if err != nil || f.ring != time.Hour || f.seed != -5 || len(f.routes) != 1 {
+		t.Errorf("%+v %v", f, err)
+	}
+}
+
+// A StatusCallback at the sandbox's own API or admin listener is not sent:
+// it would reach the admin endpoints, or place a call per callback without
+// end. The calls placed stay the two asked for.
+func TestSandboxCallbacksStayOffItsOwnListeners(t *testing.T) {
+	t.Parallel()
+	p := startSandbox(t)
+	for _, cb := range []string{p.admin + "/-/refresh?account=acme", p.base + "/v1/Accounts/acme/Calls/connect.json?From=1&To=2&CallerId=3"} {
+		form := url.Values{"From": {"1"}, "To": {"09000000001"}, "CallerId": {"3"}, "StatusCallback": {cb}}
+		if code, b := p.post(t, "/v1/Accounts/acme/Calls/connect.json", form); code != 200 {
+			t.Fatalf("%s: %d %s", cb, code, b)
+		}
+	}
+	waitFor(t, func() bool { return strings.Count(p.logs.String(), "own listeners") == 2 })
+	resp, body := send(t, "GET", p.base+"/v1/Accounts/acme/Calls.json", "", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"Total":2`) {
+		t.Errorf("calls: %d %.300s", resp.StatusCode, body)
+	}
+}
