@@ -83,19 +83,6 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	if cfg.Webhooks.Listen != "" {
 		cfg.Webhooks.TLS.CertFile, cfg.Webhooks.TLS.KeyFile = ca.certFile, ca.keyFile
 	}
-	env := func(k string) string {
-		switch k {
-		case "EXOGATE_SANDBOX_API_KEY":
-			return sandboxKey
-		case "EXOGATE_SANDBOX_API_TOKEN":
-			return sandboxToken
-		case "EXOGATE_SANDBOX_SIGNING_SECRET":
-			return sandboxSigningSecret
-		case config.EnvWebhookURLSecret:
-			return sandboxURLSecret
-		}
-		return getenv(k)
-	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
@@ -106,7 +93,7 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 		}
 		defer tl.close()
 	}
-	deps := gateway.Deps{Getenv: env, Stderr: stderr, Logger: log, Metrics: metrics.New(buildVersion()), Version: buildVersion(),
+	deps := gateway.Deps{Getenv: sandboxEnv(getenv), Stderr: stderr, Logger: log, Metrics: metrics.New(buildVersion()), Version: buildVersion(),
 		AdminRoutes: map[string]http.Handler{"/sandbox/": sim.AdminHandler()}}
 	gw, err := gateway.New(cfg, deps)
 	if err != nil {
@@ -123,6 +110,24 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 			started(gw)
 		}
 	})
+}
+
+// sandboxEnv is getenv with the sandbox's well-known values for the
+// variables its configuration names.
+func sandboxEnv(getenv func(string) string) func(string) string {
+	return func(k string) string {
+		switch k {
+		case "EXOGATE_SANDBOX_API_KEY":
+			return sandboxKey
+		case "EXOGATE_SANDBOX_API_TOKEN":
+			return sandboxToken
+		case "EXOGATE_SANDBOX_SIGNING_SECRET":
+			return sandboxSigningSecret
+		case config.EnvWebhookURLSecret:
+			return sandboxURLSecret
+		}
+		return getenv(k)
+	}
 }
 
 // refuseOwnListeners keeps the simulator's callbacks off the gateway's
