@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -38,9 +39,16 @@ func freeAddr(t *testing.T) string {
 
 func startSandbox(t *testing.T, args ...string) *sandboxProc {
 	t.Helper()
+	return startSandboxEnv(t, nil, args...)
+}
+
+// startSandboxEnv starts exogate sandbox with env added to a bare
+// environment.
+func startSandboxEnv(t *testing.T, env []string, args ...string) *sandboxProc {
+	t.Helper()
 	p := &sandboxProc{logs: &testutil.SyncBuffer{}}
 	cmd := exec.Command(exogateBinary(t), append([]string{"sandbox", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-ring", "20ms"}, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	out := io.MultiWriter(p.logs, allLogs)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -310,5 +318,43 @@ func TestSandboxOutcomesAndSMSCallback(t *testing.T) {
 	}
 	if form.Get("Status") != "failed-dnd" {
 		t.Errorf("an SMS to a number ending in 5: %s, want failed-dnd", form.Get("Status"))
+	}
+}
+
+// With an admin token (EXOGATE_ADMIN_TOKEN_FILE, as a container that
+// publishes its admin port must have), /sandbox/ needs it to read the
+// requests and set faults, and the answers never hold it.
+func TestSandboxAdminToken(t *testing.T) {
+	t.Parallel()
+	token := strings.Repeat("9f3b", 16)
+	file := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startSandboxEnv(t, []string{"EXOGATE_ADMIN_TOKEN_FILE=" + file})
+	bearer := map[string]string{"Authorization": "Bearer " + token}
+	for _, tc := range []struct {
+		method, path, body string
+		header             map[string]string
+		want               int
+	}{
+		{"GET", "/sandbox/requests", "", nil, 401},
+		{"POST", "/sandbox/faults", `{"status":503,"count":1}`, nil, 401},
+		{"GET", "/sandbox/faults", "", nil, 401},
+		{"POST", "/sandbox/faults", `{"status":503,"count":1}`, bearer, 201},
+		{"GET", "/sandbox/requests", "", bearer, 200},
+		{"GET", "/status", "", nil, 200},
+	} {
+		resp, body := send(t, tc.method, p.admin+tc.path, tc.body, tc.header)
+		if resp.StatusCode != tc.want || strings.Contains(body, token) {
+			t.Errorf("%s %s (token %t): %d %s", tc.method, tc.path, tc.header != nil, resp.StatusCode, body)
+		}
+	}
+	// The fault set with the token is in force.
+	if code, _ := p.post(t, "/v1/Accounts/acme/Calls/connect.json", url.Values{"From": {"1"}, "To": {"2"}, "CallerId": {"3"}}); code != 503 {
+		t.Errorf("the fault set with the token: %d", code)
+	}
+	if strings.Contains(p.logs.String(), token) {
+		t.Error("the log holds the admin token")
 	}
 }

@@ -33,12 +33,20 @@ import (
 // admin.token_file when it names one (see adminAuth), and a reload sooner
 // than admin.min_reload_interval after the previous one is answered 429.
 //
-// extra adds handlers by mux pattern (the sandbox's /sandbox/ endpoints);
-// they sit behind the same admin token.
+// extra adds handlers by mux pattern (the sandbox's /sandbox/ endpoints,
+// which show the bodies sent upstream); they need the admin token for
+// every method, reads included.
 func adminHandler(live func() *gateway, m *metrics.Metrics, reload func() error, hooks http.Handler, log zerolog.Logger, extra map[string]http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	token := newTokenCheck(func() string { return live().cfg.Admin.TokenFile }, log)
 	for pattern, h := range extra {
-		mux.Handle(pattern, h)
+		mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Other methods were checked by adminAuth already.
+			if (r.Method == http.MethodGet || r.Method == http.MethodHead) && !token.passes(w, r) {
+				return
+			}
+			h.ServeHTTP(w, r)
+		}))
 	}
 	if hooks != nil {
 		// GET /webhooks, GET /webhooks/messages, POST /webhooks/replay.
@@ -89,7 +97,7 @@ func adminHandler(live func() *gateway, m *metrics.Metrics, reload func() error,
 		}
 		_, _ = w.Write([]byte("reloaded\n"))
 	})
-	return adminAuth(mux, func() string { return live().cfg.Admin.TokenFile }, log)
+	return token.wrap(mux)
 }
 
 // adminAuth lets GET and HEAD requests through to next, and every other
@@ -102,33 +110,55 @@ func adminHandler(live func() *gateway, m *metrics.Metrics, reload func() error,
 // WWW-Authenticate: Bearer; an unreadable file 503. Refusals are logged at
 // most once a minute, never with the token sent or expected.
 func adminAuth(next http.Handler, tokenFile func() string, log zerolog.Logger) http.Handler {
-	refused := &rate.Sometimes{First: 1, Interval: time.Minute}
-	unreadable := &rate.Sometimes{First: 1, Interval: time.Minute}
+	return newTokenCheck(tokenFile, log).wrap(next)
+}
+
+// tokenCheck checks a request's admin token (see adminAuth).
+type tokenCheck struct {
+	file                func() string
+	log                 zerolog.Logger
+	refused, unreadable *rate.Sometimes
+}
+
+func newTokenCheck(tokenFile func() string, log zerolog.Logger) *tokenCheck {
+	return &tokenCheck{file: tokenFile, log: log,
+		refused: &rate.Sometimes{First: 1, Interval: time.Minute}, unreadable: &rate.Sometimes{First: 1, Interval: time.Minute}}
+}
+
+// wrap lets GET and HEAD through to next, and other requests when passes.
+func (c *tokenCheck) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		file := tokenFile()
-		if r.Method == http.MethodGet || r.Method == http.MethodHead || file == "" {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead || c.passes(w, r) {
 			next.ServeHTTP(w, r)
-			return
 		}
-		want, err := readAdminToken(file)
-		if err != nil {
-			unreadable.Do(func() {
-				log.Error().Str("error", err.Error()).Msg("admin: the token file cannot be read; admin requests other than GET are refused")
-			})
-			http.Error(w, "admin token unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		if !bearerMatches(r.Header.Get("Authorization"), want) {
-			refused.Do(func() {
-				log.Warn().Str("remote_addr", r.RemoteAddr).Str("method", r.Method).Str("path", r.URL.Path).
-					Msg("admin: refused a request without the admin token (logged at most once a minute)")
-			})
-			w.Header().Set("WWW-Authenticate", `Bearer realm="exogate-admin"`)
-			http.Error(w, "unauthorized: send Authorization: Bearer <the token in admin.token_file>", http.StatusUnauthorized)
-			return
-		}
-		next.ServeHTTP(w, r)
 	})
+}
+
+// passes reports whether r carries the admin token, or no token file is
+// set; when not, it has answered w.
+func (c *tokenCheck) passes(w http.ResponseWriter, r *http.Request) bool {
+	file := c.file()
+	if file == "" {
+		return true
+	}
+	want, err := readAdminToken(file)
+	if err != nil {
+		c.unreadable.Do(func() {
+			c.log.Error().Str("error", err.Error()).Msg("admin: the token file cannot be read; admin requests that need it are refused")
+		})
+		http.Error(w, "admin token unavailable", http.StatusServiceUnavailable)
+		return false
+	}
+	if !bearerMatches(r.Header.Get("Authorization"), want) {
+		c.refused.Do(func() {
+			c.log.Warn().Str("remote_addr", r.RemoteAddr).Str("method", r.Method).Str("path", r.URL.Path).
+				Msg("admin: refused a request without the admin token (logged at most once a minute)")
+		})
+		w.Header().Set("WWW-Authenticate", `Bearer realm="exogate-admin"`)
+		http.Error(w, "unauthorized: send Authorization: Bearer <the token in admin.token_file>", http.StatusUnauthorized)
+		return false
+	}
+	return true
 }
 
 // minAdminToken is the shortest admin token accepted.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/exogate/exogate/internal/metrics"
 	"github.com/rs/zerolog"
 )
 
@@ -73,5 +75,47 @@ func TestAdminAuth(t *testing.T) {
 				t.Errorf("the answer or the log holds the token")
 			}
 		})
+	}
+}
+
+// The extra admin routes (exogate sandbox's /sandbox/) answer what reached
+// the upstream, bodies included: with a token file, every method needs the
+// token there, reads too, while /status and /metrics stay readable.
+func TestExtraAdminRoutesNeedTheTokenToRead(t *testing.T) {
+	cfg, getenv := testConfig(t)
+	tokenFile := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(tokenFile, []byte(adminToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Admin.TokenFile = tokenFile
+	m := metrics.New("test")
+	gw, err := newGateway(cfg, getenv, zerolog.Nop(), m, "test", nil, shared{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.close(context.Background())
+	extra := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "requests") })
+	admin := adminHandler(func() *gateway { return gw }, m, nil, nil, zerolog.Nop(), map[string]http.Handler{"/sandbox/": extra})
+	for _, tc := range []struct {
+		method, path, auth string
+		want               int
+	}{
+		{"GET", "/sandbox/requests", "", 401},
+		{"HEAD", "/sandbox/requests", "", 401},
+		{"GET", "/sandbox/requests", "Bearer " + adminToken, 200},
+		{"POST", "/sandbox/faults", "", 401},
+		{"POST", "/sandbox/faults", "Bearer " + adminToken, 200},
+		{"GET", "/status", "", 200},
+		{"GET", "/metrics", "", 200},
+	} {
+		req := httptest.NewRequest(tc.method, tc.path, nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		rec := httptest.NewRecorder()
+		admin.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("%s %s (auth %t): %d, want %d", tc.method, tc.path, tc.auth != "", rec.Code, tc.want)
+		}
 	}
 }
