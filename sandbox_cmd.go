@@ -196,15 +196,24 @@ func routeFlag(list *[]string) func(string) error {
 // sandboxAccounts reads -accounts.
 func sandboxAccounts(list string) ([]config.Account, error) {
 	var out []config.Account
+	seen := map[string]bool{}
 	for _, item := range strings.Split(list, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
 			continue
 		}
 		sid, region, _ := strings.Cut(item, ":")
-		if region == "" {
+		switch {
+		case !config.ValidSID(sid):
+			return nil, fmt.Errorf("sandbox: -accounts: %q is not an account SID (1-64 of A-Z a-z 0-9 _ -)", sid)
+		case seen[strings.ToLower(sid)]:
+			return nil, fmt.Errorf("sandbox: -accounts: %q is named twice", sid)
+		case region == "":
 			region = config.RegionSingapore
+		case region != config.RegionSingapore && region != config.RegionMumbai:
+			return nil, fmt.Errorf("sandbox: -accounts: %s: region %q is not %s or %s", sid, region, config.RegionSingapore, config.RegionMumbai)
 		}
+		seen[strings.ToLower(sid)] = true
 		out = append(out, config.Account{SID: sid, Region: region, Credentials: config.Credentials{
 			Source: "env", APIKeyEnv: "EXOGATE_SANDBOX_API_KEY", APITokenEnv: "EXOGATE_SANDBOX_API_TOKEN"}})
 	}

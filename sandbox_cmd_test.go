@@ -52,3 +52,25 @@ func TestSandboxCallbacksStayOffItsOwnListeners(t *testing.T) {
 		t.Errorf("calls: %d %.300s", resp.StatusCode, body)
 	}
 }
+
+// -accounts errors name the flag and the item, not a configuration key the
+// sandbox user never wrote.
+func TestSandboxAccountsFlag(t *testing.T) {
+	for _, c := range []struct{ list, want string }{
+		{"", "-accounts names no account"},
+		{" , ", "-accounts names no account"},
+		{"a b", `-accounts: "a b" is not an account SID`},
+		{"../x", `-accounts: "../x" is not an account SID`},
+		{":mumbai", `-accounts: "" is not an account SID`},
+		{"acme:tokyo", `-accounts: acme: region "tokyo" is not singapore or mumbai`},
+		{"acme,ACME:mumbai", `-accounts: "ACME" is named twice`},
+	} {
+		if _, err := sandboxAccounts(c.list); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.list, err, c.want)
+		}
+	}
+	got, err := sandboxAccounts("acme, bolt1m:mumbai")
+	if err != nil || len(got) != 2 || got[0].SID != "acme" || got[0].Region != "singapore" || got[1].SID != "bolt1m" || got[1].Region != "mumbai" {
+		t.Errorf("%+v %v", got, err)
+	}
+}

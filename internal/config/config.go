@@ -555,7 +555,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("missing required environment variable %s (or pass -config FILE)", strings.Join(missing, ", "))
 	}
 	cfg := Default()
-	if sid := getenv(EnvAccountSID); !validSID(sid) {
+	if sid := getenv(EnvAccountSID); !ValidSID(sid) {
 		return Config{}, fmt.Errorf("%s: %q is not an account SID (1-64 of A-Z a-z 0-9 _ -)", EnvAccountSID, sid)
 	}
 	region := strings.ToLower(strings.TrimSpace(getenv(EnvRegion)))
@@ -632,8 +632,9 @@ func isHex64(s string) bool {
 	return true
 }
 
-// validSID reports whether s can be an Exotel account SID.
-func validSID(s string) bool {
+// ValidSID reports whether s can be an Exotel account SID: 1-64 of A-Z
+// a-z 0-9 _ -.
+func ValidSID(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
 		return false
 	}

@@ -175,7 +175,7 @@ func (c *Config) validateAccounts(p *problems) map[string]int {
 	seen := map[string]int{}
 	for i, a := range c.Accounts {
 		field := fmt.Sprintf("accounts[%d]", i)
-		if !validSID(a.SID) {
+		if !ValidSID(a.SID) {
 			p.add(field+".sid", "%q is not an account SID (1-64 of A-Z a-z 0-9 _ -)", a.SID)
 		}
 		sid := strings.ToLower(a.SID)
