@@ -13,7 +13,9 @@ import (
 
 func main() {
 	if err := run(context.Background(), os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "exogate:", err)
+		if !errors.As(err, new(flagError)) {
+			fmt.Fprintln(os.Stderr, "exogate:", err)
+		}
 		code := 1
 		var ec interface{ ExitCode() int }
 		if errors.As(err, &ec) {

@@ -31,7 +31,7 @@ func rotateCommand(ctx context.Context, args []string, getenv func(string) strin
 	rollback := fs.Bool("rollback", false, "publish the previous KV v2 version's pair again instead of reading a new one")
 	vaultTokenFile := fs.String("vault-token-file", "", "a file holding the operator's Vault token (default: VAULT_TOKEN)")
 	adminTokenFile := fs.String("admin-token-file", "", "a file holding the replicas' admin token (default: admin.token_file)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return &rotate.Error{Code: rotate.ExitRefused, Err: err}
 	}
 	refuse := func(err error) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,7 +45,27 @@ EXOGATE_LISTEN overrides the listen address in both modes.
 // file, wires the gateway and serves until ctx ends or SIGINT/SIGTERM.
 // stdin is read by hash-secret and rotate only.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return runNotify(ctx, args, getenv, stdin, stdout, stderr, nil)
+	err := runNotify(ctx, args, getenv, stdin, stdout, stderr, nil)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h: the flags were printed, as asked
+	}
+	return err
+}
+
+// flagError is a command-line error the flag package has already printed,
+// with the usage: main only sets the exit code, 2 as Go's commands do.
+type flagError struct{ err error }
+
+func (e flagError) Error() string { return e.err.Error() }
+func (e flagError) ExitCode() int { return 2 }
+
+// parseFlags parses args into fs, marking a parse error as printed.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return flagError{err}
+	}
+	return err
 }
 
 // runNotify is run, calling started (when not nil) with the gateway once it
@@ -81,7 +102,7 @@ func runNotify(ctx context.Context, args []string, getenv func(string) string, s
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration file (YAML); without it, one account from EXOTEL_* variables")
 	listen := fs.String("listen", "", "listen address, overriding the file and EXOGATE_LISTEN")
-	if err := fs.Parse(rest); err != nil {
+	if err := parseFlags(fs, rest); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -167,7 +188,7 @@ func health(ctx context.Context, args []string, getenv func(string) string, stdo
 	configPath := fs.String("config", "", "configuration file, to find the admin address")
 	url := fs.String("url", "", "readiness URL (default: /readyz on the configured admin or main listener)")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *url == "" {

@@ -162,7 +162,7 @@ func parseSandboxFlags(args []string, stderr io.Writer) (sandboxFlags, error) {
 		routeFlag(&f.routes))
 	fs.Func("sms-route", "NAME=URL: an SMS webhook route of the first account (repeatable)",
 		routeFlag(&f.smsRoutes))
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return f, err
 	}
 	if fs.NArg() > 0 {

@@ -42,7 +42,7 @@ func webhooksCommand(ctx context.Context, args []string, getenv func(string) str
 	route := fs.String("route", "", "route name")
 	state := fs.String("state", "", "message state: pending, delivered or dead")
 	id := fs.String("id", "", "message id (webhook-id)")
-	if err := fs.Parse(rest); err != nil {
+	if err := parseFlags(fs, rest); err != nil {
 		return err
 	}
 	switch sub {

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// -h on each command prints its flags and exits 0, without an error line.
+func TestHelpFlagExitsZero(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"serve", "-h"}, {"check", "-help"}, {"sandbox", "-h"},
+		{"health", "-h"}, {"rotate", "-h"}, {"webhooks", "list", "-h"}} {
+		out, err := exec.Command(exogateBinary(t), args...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Usage") || strings.Contains(string(out), "exogate: ") {
+			t.Errorf("exogate %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// A bad flag is reported once, by the flag package with the usage, and
+// exits 2 as Go's commands do.
+func TestBadFlagReportedOnce(t *testing.T) {
+	cmd := exec.Command(exogateBinary(t), "sandbox", "-route", "nourl")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Errorf("exit: %v", err)
+	}
+	if n := strings.Count(string(out), "takes NAME=URL"); n != 1 {
+		t.Errorf("the message appears %d times:\n%s", n, out)
+	}
+	if err := run(context.Background(), []string{"exogate", "sandbox", "-h"}, func(string) string { return "" }, nil, &strings.Builder{}, &strings.Builder{}); err != nil {
+		t.Errorf("run sandbox -h: %v", err)
+	}
+}
