@@ -96,6 +96,12 @@ func TestCallCallbackEvents(t *testing.T) {
 	if _, err := time.Parse(timeLayout, terminal.Get("EndTime")); err != nil {
 		t.Errorf("EndTime %q: %v", terminal.Get("EndTime"), err)
 	}
+	// Time is compressed, never ahead: the call ended when its callback
+	// was made, whatever the conversation's Duration says.
+	if s := terminal.Get("StartTime"); terminal.Get("EndTime") > terminal.Get("DateUpdated") || terminal.Get("EndTime") < s {
+		t.Errorf("StartTime %s, EndTime %s, DateUpdated %s: the call ends after its callback, or before it started",
+			s, terminal.Get("EndTime"), terminal.Get("DateUpdated"))
+	}
 
 	t.Run("not answered sends no answered event", func(t *testing.T) {
 		rc2 := newReceiver(t)

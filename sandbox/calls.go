@@ -120,11 +120,10 @@ func (s *Simulator) endCall(c *call) {
 	now := s.now()
 	s.mu.Lock()
 	o := c.outcome
-	end := c.created.Add(time.Duration(o.duration) * time.Second)
-	if !o.answered {
-		end = now
-	}
-	endStamp, d := stamp(end), o.duration
+	// Time is compressed: the call ends now, at the end of its ring, while
+	// Duration (and the callback's ConversationDuration) report the outcome
+	// rule's conversation, so that EndTime is never ahead of the clock.
+	endStamp, d := stamp(now), o.duration
 	c.res.Status, c.res.EndTime, c.res.Duration, c.res.DateUpdated = o.status, &endStamp, &d, stamp(now)
 	if o.answered {
 		p := price(o.duration)

@@ -54,6 +54,10 @@
 //	8    canceled
 //	9    completed, answered, 300 s conversation
 //
+// Time is compressed: every call ends when its ring (Config.Ring) ends,
+// and its EndTime is that moment, never ahead of the clock; Duration and
+// ConversationDuration report the conversation above.
+//
 // A completed call costs 0.50 per started minute. An SMS's delivery is
 // decided the same way: 5 is failed-dnd (FAILED_DND, 23005), 7 is failed
 // (FAILED_SUBSCRIBER_UNAVAILABLE, 23035), any other digit is sent
