@@ -211,6 +211,18 @@ func TestSandboxFaultsRequestsSMSAndV2(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(v2, `"http_code":200`) {
 		t.Errorf("v2 call: %d %s", resp.StatusCode, v2)
 	}
+	// A lost answer: the call is placed, exogate says the outcome is
+	// unknown, and the call can be found.
+	if resp, b := send(t, "POST", p.admin+"/sandbox/faults", `{"lose_answer":true,"count":1}`, nil); resp.StatusCode != 201 {
+		t.Fatalf("lose_answer fault: %d %s", resp.StatusCode, b)
+	}
+	code, b := p.post(t, "/v1/Accounts/acme/Calls/connect.json", url.Values{"From": {"1"}, "To": {"0800555"}, "CallerId": {"3"}})
+	if code != 502 || !strings.Contains(b, "may have been carried out") {
+		t.Errorf("with a lost answer: %d %s", code, b)
+	}
+	if resp, list := send(t, "GET", p.base+"/v1/Accounts/acme/Calls.json?To=0800555", "", nil); resp.StatusCode != 200 || !strings.Contains(list, `"Total":1`) {
+		t.Errorf("the call whose answer was lost: %d %s", resp.StatusCode, list)
+	}
 	_, reqs := send(t, "GET", p.admin+"/sandbox/requests", "", nil)
 	if !strings.Contains(reqs, "Basic ***") || strings.Contains(reqs, "sandbox_api_token") || strings.Contains(reqs, "c2FuZGJveF9hcGlfa2V5") {
 		t.Errorf("recorded requests do not mask the credentials: %.300s", reqs)

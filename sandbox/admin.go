@@ -18,35 +18,45 @@ const maxFaults = 100
 
 // fault is one injected fault, as /sandbox/faults lists it.
 type fault struct {
-	ID      int     `json:"id"`
-	Status  int     `json:"status,omitempty"`  // answered in place of the request
-	Drop    bool    `json:"drop,omitempty"`    // the connection is closed without an answer
-	Latency string  `json:"latency,omitempty"` // added before the answer
-	Count   int     `json:"count,omitempty"`   // requests left to affect; 0 is every one
-	Ratio   float64 `json:"ratio,omitempty"`   // the share of requests affected; 0 is all
+	ID     int  `json:"id"`
+	Status int  `json:"status,omitempty"` // answered in place of the request
+	Drop   bool `json:"drop,omitempty"`   // the connection is closed without an answer
+	// LoseAnswer carries the request out, then closes the connection
+	// without the answer.
+	LoseAnswer bool    `json:"lose_answer,omitempty"`
+	Latency    string  `json:"latency,omitempty"` // added before the answer
+	Count      int     `json:"count,omitempty"`   // requests left to affect; 0 is every one
+	Ratio      float64 `json:"ratio,omitempty"`   // the share of requests affected; 0 is all
 
 	latency time.Duration
 }
 
 // faultSpec is the body of POST /sandbox/faults.
 type faultSpec struct {
-	Status  int     `json:"status"`
-	Drop    bool    `json:"drop"`
-	Latency string  `json:"latency"`
-	Count   int     `json:"count"`
-	Ratio   float64 `json:"ratio"`
+	Status     int     `json:"status"`
+	Drop       bool    `json:"drop"`
+	LoseAnswer bool    `json:"lose_answer"`
+	Latency    string  `json:"latency"`
+	Count      int     `json:"count"`
+	Ratio      float64 `json:"ratio"`
 }
 
 // newFault checks a faultSpec.
 func newFault(spec faultSpec) (*fault, error) {
-	f := &fault{Status: spec.Status, Drop: spec.Drop, Latency: spec.Latency, Count: spec.Count, Ratio: spec.Ratio}
+	f := &fault{Status: spec.Status, Drop: spec.Drop, LoseAnswer: spec.LoseAnswer, Latency: spec.Latency, Count: spec.Count, Ratio: spec.Ratio}
+	answers := 0
+	for _, set := range []bool{spec.Status != 0, spec.Drop, spec.LoseAnswer} {
+		if set {
+			answers++
+		}
+	}
 	switch {
-	case spec.Status == 0 && !spec.Drop && spec.Latency == "":
-		return nil, errors.New("a fault needs status, drop or latency")
+	case answers == 0 && spec.Latency == "":
+		return nil, errors.New("a fault needs status, drop, lose_answer or latency")
 	case spec.Status != 0 && (spec.Status < 400 || spec.Status > 599):
 		return nil, errors.New("status must be from 400 to 599")
-	case spec.Status != 0 && spec.Drop:
-		return nil, errors.New("a fault either answers a status or drops the connection, not both")
+	case answers > 1:
+		return nil, errors.New("a fault answers a status, drops the connection or loses the answer: one of them")
 	case spec.Count < 0:
 		return nil, errors.New("count must not be negative")
 	case spec.Ratio < 0 || spec.Ratio > 1:
@@ -68,7 +78,9 @@ func newFault(spec faultSpec) (*fault, error) {
 //   - POST /sandbox/faults adds a fault, from a JSON object: "status" (400
 //     to 599) answers that status in the path's shape in place of the
 //     request, "drop" true reads the request and closes the connection
-//     without an answer, "latency" (such as "200ms") delays the answer;
+//     without an answer, "lose_answer" true carries the request out and
+//     then closes the connection without the answer (the outcome the
+//     caller cannot know), "latency" (such as "200ms") delays the answer;
 //     "count" limits it to the next N requests it affects (0: every one)
 //     and "ratio" to that share of requests (drawn from the seeded PRNG;
 //     0: all). It answers 201 with the fault and its id.
@@ -115,7 +127,7 @@ func (s *Simulator) serveFaults(w http.ResponseWriter, r *http.Request) {
 				adminError(w, http.StatusRequestEntityTooLarge, "a fault is a JSON object of at most 64 KiB")
 				return
 			}
-			adminError(w, http.StatusBadRequest, "a fault is a JSON object with status, drop, latency, count, ratio: "+err.Error())
+			adminError(w, http.StatusBadRequest, "a fault is a JSON object with status, drop, lose_answer, latency, count, ratio: "+err.Error())
 			return
 		}
 		if dec.Decode(&struct{}{}) != io.EOF {
@@ -231,17 +243,36 @@ func (s *Simulator) injectFault(x *exchange) bool {
 		return false
 	case action.Drop:
 		s.log.Debug().Str("uri", x.path).Msg("sandbox: fault drops the connection")
-		conn, _, err := http.NewResponseController(x.w).Hijack()
-		if err != nil {
-			panic(http.ErrAbortHandler)
-		}
-		_ = conn.Close()
+		closeConn(x.w)
+	case action.LoseAnswer:
+		s.log.Debug().Str("uri", x.path).Msg("sandbox: fault carries the request out and loses the answer")
+		w := x.w
+		x.w = discard{header: http.Header{}}
+		x.serve()
+		closeConn(w)
 	default:
 		s.log.Debug().Str("uri", x.path).Int("status", action.Status).Msg("sandbox: fault answers")
 		x.fail(action.Status, http.StatusText(action.Status))
 	}
 	return true
 }
+
+// closeConn closes w's connection without an answer.
+func closeConn(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	_ = conn.Close()
+}
+
+// discard is a ResponseWriter that keeps nothing: the answer a
+// lose_answer fault loses.
+type discard struct{ header http.Header }
+
+func (d discard) Header() http.Header         { return d.header }
+func (d discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d discard) WriteHeader(int)             {}
 
 // pickFaults draws the faults a request meets: the latency they add (at
 // most maxLatency in all) and the first that answers it, each counted down.
@@ -256,7 +287,7 @@ func (s *Simulator) pickFaults() (delay time.Duration, action *fault) {
 			delay += f.latency
 			used = true
 		}
-		if selected && action == nil && (f.Status != 0 || f.Drop) {
+		if selected && action == nil && (f.Status != 0 || f.Drop || f.LoseAnswer) {
 			snap := *f
 			action, used = &snap, true
 		}

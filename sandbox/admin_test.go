@@ -128,6 +128,29 @@ func TestFaultDrop(t *testing.T) {
 	}
 }
 
+// TestFaultLoseAnswer: the request is carried out (the call is placed and
+// rings to its end), and then the connection is closed without the
+// answer: the outcome a caller cannot know.
+func TestFaultLoseAnswer(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.addFault(t, `{"lose_answer":true,"count":1}`)
+	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader(connectForm("09000000001").Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(acme.Key, acme.Token)
+	resp, err := h.srv.Client().Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("got an answer %d, want the connection closed", resp.StatusCode)
+	}
+	r := h.do(t, http.MethodGet, "/v1/Accounts/acme/Calls.json", nil)
+	if r.status != 200 || !strings.Contains(r.body, `"Total":1`) || !strings.Contains(r.body, "09000000001") {
+		t.Errorf("the call was not placed: %d %s", r.status, r.body)
+	}
+	if r := h.do(t, http.MethodGet, "/v1/Accounts/acme/Calls.json", nil); r.status != 200 {
+		t.Errorf("the spent fault still applies: %d", r.status)
+	}
+}
+
 func TestFaultsAdmin(t *testing.T) {
 	h := newHarness(t, Config{})
 	h.addFault(t, `{"status":503,"count":2}`)
@@ -153,7 +176,7 @@ func TestFaultsAdmin(t *testing.T) {
 
 	for _, bad := range []string{
 		``, `[]`, `{"status":503}{}`, `{"status":503,"colour":"red"}`, `{}`, `{"count":3}`,
-		`{"status":200}`, `{"status":503,"drop":true}`, `{"latency":"soon"}`, `{"latency":"-1s"}`,
+		`{"status":200}`, `{"status":503,"drop":true}`, `{"drop":true,"lose_answer":true}`, `{"status":503,"lose_answer":true}`, `{"latency":"soon"}`, `{"latency":"-1s"}`,
 		`{"latency":"1h"}`, `{"status":500,"ratio":1.5}`, `{"status":500,"count":-1}`,
 	} {
 		r := h.admin(t, http.MethodPost, "/sandbox/faults", bad)
