@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptrace"
 	"strconv"
@@ -134,9 +135,15 @@ func (p *replayer) afterUnauthorized(req *http.Request, resp *http.Response, ver
 // bucket (for Exotel's Retry-After, or an exponential backoff), and if the
 // pause is short enough for the caller the request is sent once more after
 // it — a 429 means Exotel acted on nothing. Otherwise Exotel's 429 is passed
-// on unchanged.
-func (p *replayer) afterTooManyRequests(req *http.Request, resp *http.Response, body *limitedBody) (*http.Response, error) {
+// on, with the pause as its Retry-After when Exotel sent none, so that the
+// caller knows when the gateway will send again.
+func (p *replayer) afterTooManyRequests(req *http.Request, resp *http.Response, body *limitedBody) (out *http.Response, err error) {
 	pause := p.pauser.Pause(p.account, p.bucket, parseRetryAfter(resp.Header.Get("Retry-After"), p.now()))
+	defer func() {
+		if err == nil && out.StatusCode == http.StatusTooManyRequests && out.Header.Get("Retry-After") == "" && pause > 0 {
+			out.Header.Set("Retry-After", strconv.Itoa(int(math.Ceil(pause.Seconds()))))
+		}
+	}()
 	if pause > p.retryWait || p.retryWait < 0 {
 		return resp, nil
 	}
@@ -163,7 +170,7 @@ func (p *replayer) afterTooManyRequests(req *http.Request, resp *http.Response, 
 		return replayFailed(resp, err)
 	}
 	if second.StatusCode == http.StatusTooManyRequests {
-		p.pauser.Pause(p.account, p.bucket, parseRetryAfter(second.Header.Get("Retry-After"), p.now()))
+		pause = p.pauser.Pause(p.account, p.bucket, parseRetryAfter(second.Header.Get("Retry-After"), p.now()))
 	} else if second.StatusCode < 400 {
 		p.pauser.Succeeded(p.account, p.bucket)
 	}

@@ -137,6 +137,9 @@ func TestReplayer(t *testing.T) {
 		admits    int
 		pauses    []time.Duration
 		successes int
+		// retryAfter is the Retry-After the caller is answered, checked
+		// when set.
+		retryAfter string
 	}{
 		{name: "200: success reported", answers: []answer{ok},
 			status: 200, body: "done", attempts: 1, successes: 1},
@@ -171,7 +174,11 @@ func TestReplayer(t *testing.T) {
 		{name: "429 without Retry-After: the limiter's backoff", answers: []answer{tooMany(""), ok},
 			status: 200, body: "done", attempts: 2, admits: 1, pauses: []time.Duration{0}, successes: 1},
 		{name: "429 past the wait: Exotel's 429 passed on", answers: []answer{tooMany("30")},
-			status: 429, body: "Too Many Requests", attempts: 1, pauses: []time.Duration{30 * time.Second}},
+			status: 429, body: "Too Many Requests", attempts: 1, pauses: []time.Duration{30 * time.Second}, retryAfter: "30"},
+		{name: "429 without Retry-After passed on: the pause's", answers: []answer{tooMany("")}, retryWait: -1,
+			status: 429, body: "Too Many Requests", attempts: 1, pauses: []time.Duration{0}, retryAfter: "1"},
+		{name: "second 429 without Retry-After: the pause's", answers: []answer{tooMany(""), tooMany("")},
+			status: 429, body: "Too Many Requests", attempts: 2, admits: 1, pauses: []time.Duration{0, 0}, retryAfter: "1"},
 		{name: "429, replays off", answers: []answer{tooMany("1")}, retryWait: -1,
 			status: 429, body: "Too Many Requests", attempts: 1, pauses: []time.Duration{time.Second}},
 		{name: "second 429 paused and answered", answers: []answer{tooMany("1"), tooMany("2")},
@@ -226,6 +233,9 @@ func TestReplayer(t *testing.T) {
 				got, _ := io.ReadAll(resp.Body)
 				if resp.StatusCode != tc.status || (tc.body != "" && string(got) != tc.body) {
 					t.Errorf("answered %d %q, want %d %q", resp.StatusCode, got, tc.status, tc.body)
+				}
+				if ra := resp.Header.Get("Retry-After"); tc.retryAfter != "" && ra != tc.retryAfter {
+					t.Errorf("Retry-After %q, want %q", ra, tc.retryAfter)
 				}
 			}
 			if len(r.attempts) != tc.attempts {
