@@ -525,6 +525,16 @@ func TestCheckCommand(t *testing.T) {
 	if !strings.Contains(out.String(), "FAIL acme1m (mumbai): 401 Unauthorized: authentication failed: verify the API key and API token") {
 		t.Errorf("output:\n%s", out.String())
 	}
+	// No way to Exotel (DNS, a refused connection, TLS): said so, and where
+	// the cause is.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	cfgDead := writeFile(t, "dead.yaml", strings.ReplaceAll(farm.config(""), farm.servers["singapore-api"].URL, strings.Replace(dead.URL, "http:", "https:", 1)))
+	out.Reset()
+	_ = run(context.Background(), []string{"exogate", "check", "-config", cfgDead}, func(k string) string { return farmEnv()[k] }, nil, &out, allLogs)
+	if !strings.Contains(out.String(), "FAIL acme (singapore): 502 Bad Gateway: no connection to Exotel") || !strings.Contains(out.String(), "DNS") {
+		t.Errorf("unreachable: output:\n%s", out.String())
+	}
 	// Each of the seed's outcomes gets its hint.
 	for status, hint := range map[int]string{403: "permission", 404: "region is wrong", 429: "rate limited"} {
 		farm.fakes["singapore-api"].SetOverride(func(fakeexotel.Request) (int, string, bool) { return status, "", true })

@@ -22,6 +22,15 @@ var checkHints = map[int]string{
 	http.StatusTooManyRequests: "rate limited: back off and retry later",
 }
 
+// kindHints say what to check when exogate could not complete the test;
+// the log line above the result names the cause.
+var kindHints = map[string]string{
+	proxy.KindUpstreamUnreachable:    "no connection to Exotel: check DNS, the network path and any egress proxy or firewall to the region's host (the log line above names the cause)",
+	proxy.KindUpstreamTimeout:        "Exotel did not answer within upstream.timeout: check the network path to the region's host",
+	proxy.KindCredentialsUnavailable: "the account's credentials could not be loaded: check its source (the log lines above say why)",
+	proxy.KindCircuitOpen:            "the circuit breaker for this account is open after failures: see the log lines above",
+}
+
 // check runs the seed's credential test, GET /v1/Accounts/{sid}/Calls.json,
 // for every account through the gateway's own handler (so through the same
 // limiter, breaker, credentials and transport as live traffic), one line per
@@ -135,7 +144,10 @@ func checkAccount(ctx context.Context, gw *gateway, a config.Account, stdout io.
 
 	hint, ok := checkHints[rec.status]
 	if kind := rec.header.Get(proxy.HeaderError); kind != "" {
-		hint = "exogate could not complete the test: " + strings.ReplaceAll(kind, "_", " ")
+		hint = kindHints[kind]
+		if hint == "" {
+			hint = "exogate could not complete the test: " + strings.ReplaceAll(kind, "_", " ")
+		}
 	} else if !ok {
 		hint = "unexpected answer from Exotel"
 	}
