@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -96,7 +97,12 @@ func toResponse(err error) response {
 	case errors.Is(err, exotel.ErrMethod), errors.Is(err, errConnect):
 		return response{http.StatusMethodNotAllowed, KindMethodNotAllowed, "Method not allowed", 0}
 	case errors.Is(err, errBodyTooLarge):
-		return response{http.StatusRequestEntityTooLarge, KindBodyTooLarge, "Request body too large", 0}
+		msg := "Request body too large"
+		var tl bodyTooLarge
+		if errors.As(err, &tl) {
+			msg = fmt.Sprintf("Request body too large: this gateway accepts at most %d bytes (max_body)", tl.limit)
+		}
+		return response{http.StatusRequestEntityTooLarge, KindBodyTooLarge, msg, 0}
 	case errors.Is(err, callers.ErrUnauthenticated):
 		return response{http.StatusUnauthorized, KindUnauthenticated, "Authentication failed: send this gateway's client id and secret as HTTP Basic credentials", 0}
 	case errors.Is(err, errForbidden):
@@ -187,3 +193,12 @@ func writeError(w http.ResponseWriter, shape exotel.Shape, method, requestID str
 	_, _ = w.Write(body)
 	return resp.kind
 }
+
+// bodyTooLarge is errBodyTooLarge with the limit it went past, for the
+// caller's message.
+type bodyTooLarge struct{ limit int64 }
+
+func (e bodyTooLarge) Error() string {
+	return fmt.Sprintf("request body larger than %d bytes", e.limit)
+}
+func (e bodyTooLarge) Is(target error) bool { return target == errBodyTooLarge }

@@ -838,6 +838,9 @@ func (waitExhausted) RetryAfter() time.Duration { return time.Second }
 
 // fail answers the request with err in the Exotel shape and records the kind.
 func (h *Handler) fail(ex *exchange, shape exotel.Shape, err error) {
+	if errors.Is(err, errBodyTooLarge) {
+		err = bodyTooLarge{limit: h.maxBody}
+	}
 	ex.kind = writeError(ex, shape, ex.method, ex.requestID, err)
 	if ex.kind == KindClientClosed {
 		ex.status = 499

@@ -537,6 +537,9 @@ func TestBodyTooLarge(t *testing.T) {
 		if r.total() != 0 {
 			t.Error("oversized body reached upstream")
 		}
+		if !strings.Contains(string(body), "at most 64 bytes (max_body)") {
+			t.Errorf("the message does not say the limit: %s", body)
+		}
 	})
 	t.Run("chunked", func(t *testing.T) {
 		r.reset()
