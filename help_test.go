@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"os/exec"
 	"strings"
 	"testing"
@@ -33,5 +35,22 @@ func TestBadFlagReportedOnce(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"exogate", "sandbox", "-h"}, func(string) string { return "" }, nil, &strings.Builder{}, &strings.Builder{}); err != nil {
 		t.Errorf("run sandbox -h: %v", err)
+	}
+}
+
+// A listener that cannot bind says which setting names it.
+func TestBusyPortNamesTheSetting(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, tc := range []struct{ flag, want string }{{"-listen", "-listen"}, {"-admin", "-admin"}} {
+		args := []string{"exogate", "sandbox", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}
+		args = append(args, tc.flag, ln.Addr().String())
+		err := run(context.Background(), args, func(string) string { return "" }, nil, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "address already in use") {
+			t.Errorf("%s on a busy port: %v", tc.flag, err)
+		}
 	}
 }

@@ -259,7 +259,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return fmt.Errorf("listen (listen, -listen or EXOGATE_LISTEN): %w", err)
 	}
 	scheme := "http"
 	if cfg.TLS.CertFile != "" {
@@ -341,7 +341,7 @@ func (s *Server) bindAdmin(ctx context.Context, cfg config.Config) (net.Listener
 	var lc net.ListenConfig
 	aln, err := lc.Listen(ctx, "tcp", cfg.Admin.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("admin listen: %w", err)
+		return nil, fmt.Errorf("admin listen (admin.listen, -admin or EXOGATE_ADMIN_LISTEN): %w", err)
 	}
 	s.adminURL = AdminURL(cfg.Admin.AdvertiseURL, aln.Addr(), os.Hostname)
 	return aln, nil

@@ -137,7 +137,7 @@ func (h *hooks) start(ctx context.Context, cfg config.Config, stop <-chan struct
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", w.Listen)
 	if err != nil {
-		return fmt.Errorf("webhooks listen: %w", err)
+		return fmt.Errorf("webhooks listen (webhooks.listen, or -hooks in the sandbox): %w", err)
 	}
 	scheme := "https"
 	if w.TLS.CertFile != "" {
