@@ -61,6 +61,7 @@ go test -run='^$' -fuzz='^FuzzParseRetryAfter$' -fuzztime=50000x ./proxy/
 go test -run='^$' -fuzz='^FuzzRewrite$' -fuzztime=50000x ./proxy/
 go test -run='^$' -fuzz='^FuzzSubstituteCallbacks$' -fuzztime=40000x ./proxy/
 go test -run='^$' -fuzz='^FuzzParseCallback$' -fuzztime=40000x ./webhooks/
+go test -run='^$' -fuzz='^FuzzServeHTTP$' -fuzztime=60000x ./sandbox/
 
 echo "== benchmarks compile and run once"
 go test -run='^$' -bench=. -benchtime=1x ./...
