@@ -3,9 +3,13 @@ package main
 import (
 	"io"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/exogate/exogate/internal/testutil"
 )
 
 // Bad -ring and -route values are refused with the flag's name, rather
@@ -72,5 +76,28 @@ func TestSandboxAccountsFlag(t *testing.T) {
 	got, err := sandboxAccounts("acme, bolt1m:mumbai")
 	if err != nil || len(got) != 2 || got[0].SID != "acme" || got[0].Region != "singapore" || got[1].SID != "bolt1m" || got[1].Region != "mumbai" {
 		t.Errorf("%+v %v", got, err)
+	}
+}
+
+// The container image sets EXOGATE_LISTEN (and an operator may set
+// EXOGATE_ADMIN_LISTEN): `docker run … exogate sandbox` listens where they
+// say, with no flag.
+func TestSandboxListensWhereTheEnvironmentSays(t *testing.T) {
+	t.Parallel()
+	listen, admin := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(exogateBinary(t), "sandbox", "-ring", "20ms")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "EXOGATE_LISTEN=" + listen, "EXOGATE_ADMIN_LISTEN=" + admin}
+	logs := &testutil.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitStatus(t, "http://"+listen+"/readyz", 200)
+	waitStatus(t, "http://"+admin+"/readyz", 200)
+	resp, body := send(t, "POST", "http://"+listen+"/v1/Accounts/acme/Calls/connect.json", "From=1&To=2&CallerId=3",
+		map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+	if resp.StatusCode != 200 || !strings.Contains(body, `"Call"`) {
+		t.Errorf("connect: %d %s\n%s", resp.StatusCode, body, logs.String())
 	}
 }
