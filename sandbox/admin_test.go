@@ -108,10 +108,11 @@ func TestFaultLatency(t *testing.T) {
 	}
 }
 
-func TestFaultDrop(t *testing.T) {
-	h := newHarness(t, Config{})
-	h.addFault(t, `{"drop":true,"count":1}`)
-	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader(connectForm("09000000001").Encode()))
+// connectClosed places a call to "to" and expects the connection closed
+// without an answer.
+func connectClosed(t *testing.T, h *harness, to string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader(connectForm(to).Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(acme.Key, acme.Token)
 	resp, err := h.srv.Client().Do(req)
@@ -119,6 +120,12 @@ func TestFaultDrop(t *testing.T) {
 		resp.Body.Close()
 		t.Fatalf("got an answer %d, want the connection closed", resp.StatusCode)
 	}
+}
+
+func TestFaultDrop(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.addFault(t, `{"drop":true,"count":1}`)
+	connectClosed(t, h, "09000000001")
 	reqs := h.sim.Requests()
 	if len(reqs) != 1 || !strings.Contains(string(reqs[0].Body), "To=09000000001") {
 		t.Errorf("the dropped request was not read: %v", reqs)
@@ -134,14 +141,7 @@ func TestFaultDrop(t *testing.T) {
 func TestFaultLoseAnswer(t *testing.T) {
 	h := newHarness(t, Config{})
 	h.addFault(t, `{"lose_answer":true,"count":1}`)
-	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/v1/Accounts/acme/Calls/connect.json", strings.NewReader(connectForm("09000000001").Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(acme.Key, acme.Token)
-	resp, err := h.srv.Client().Do(req)
-	if err == nil {
-		resp.Body.Close()
-		t.Fatalf("got an answer %d, want the connection closed", resp.StatusCode)
-	}
+	connectClosed(t, h, "09000000001")
 	r := h.do(t, http.MethodGet, "/v1/Accounts/acme/Calls.json", nil)
 	if r.status != 200 || !strings.Contains(r.body, `"Total":1`) || !strings.Contains(r.body, "09000000001") {
 		t.Errorf("the call was not placed: %d %s", r.status, r.body)
