@@ -8,12 +8,14 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/exogate/exogate/internal/callers"
 )
 
 // -h on each command prints its flags and exits 0, without an error line.
 func TestHelpFlagExitsZero(t *testing.T) {
 	for _, args := range [][]string{{"-h"}, {"serve", "-h"}, {"check", "-help"}, {"sandbox", "-h"},
-		{"health", "-h"}, {"rotate", "-h"}, {"webhooks", "list", "-h"}} {
+		{"health", "-h"}, {"rotate", "-h"}, {"webhooks", "list", "-h"}, {"webhooks", "-h"}, {"hash-secret", "-h"}} {
 		out, err := exec.Command(exogateBinary(t), args...).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "Usage") || strings.Contains(string(out), "exogate: ") {
 			t.Errorf("exogate %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -52,5 +54,15 @@ func TestBusyPortNamesTheSetting(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "address already in use") {
 			t.Errorf("%s on a busy port: %v", tc.flag, err)
 		}
+	}
+}
+
+// hash-secret -h prints the usage without reading a secret from stdin.
+func TestHashSecretHelpReadsNothing(t *testing.T) {
+	cmd := exec.Command(exogateBinary(t), "hash-secret", "-h")
+	cmd.Stdin = strings.NewReader(strings.Repeat("s", 40) + "\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Usage") || strings.Contains(string(out), callers.HashSecret(strings.Repeat("s", 40))) {
+		t.Errorf("exogate hash-secret -h: %v\n%s", err, out)
 	}
 }

@@ -87,7 +87,7 @@ func runNotify(ctx context.Context, args []string, getenv func(string) string, s
 	case "webhooks":
 		return webhooksCommand(ctx, rest, getenv, stdout, stderr)
 	case "hash-secret":
-		return hashSecret(stdin, stdout)
+		return hashSecretCommand(rest, stdin, stdout, stderr)
 	case "rotate":
 		return rotateCommand(ctx, rest, getenv, stdin, stdout, stderr)
 	case "sandbox":

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,23 @@ import (
 // minSecretLen is the shortest client secret hash-secret accepts: 32
 // random characters of hex carry 128 bits, of base64 192.
 const minSecretLen = 32
+
+// hashSecretCommand is `exogate hash-secret`: it takes no arguments, so
+// that -h prints the usage and reads nothing.
+func hashSecretCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("exogate hash-secret", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: exogate hash-secret < FILE (the client secret, one line, at least 32 characters)")
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("hash-secret: unexpected argument %q: the secret is read from stdin", fs.Arg(0))
+	}
+	return hashSecret(stdin, stdout)
+}
 
 // hashSecret reads a client secret (one line, from stdin so that it stays
 // out of the shell history and the process list) and prints the hex

@@ -34,6 +34,11 @@ func webhooksCommand(ctx context.Context, args []string, getenv func(string) str
 		fmt.Fprint(stderr, webhooksUsage)
 		return errors.New("webhooks: a subcommand is required: url, list or replay")
 	}
+	switch args[0] {
+	case "-h", "-help", "--h", "--help":
+		fmt.Fprint(stderr, webhooksUsage)
+		return flag.ErrHelp
+	}
 	sub, rest := args[0], args[1:]
 	fs := flag.NewFlagSet("exogate webhooks "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -166,6 +166,12 @@ func listensOn(listen string, ap netip.AddrPort) bool {
 		return false
 	}
 	addr := ap.Addr().Unmap()
+	// A connection to 0.0.0.0 or :: reaches this machine's loopback.
+	if addr == netip.IPv4Unspecified() {
+		addr = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	} else if addr == netip.IPv6Unspecified() {
+		addr = netip.IPv6Loopback()
+	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		if !ip.IsUnspecified() {
 			return ip.Unmap() == addr

@@ -184,9 +184,32 @@ func TestListensOn(t *testing.T) {
 		{":8080", "192.0.2.7:8080", false},
 		{"localhost:9901", "127.0.0.1:9901", true},
 		{"nonsense", "127.0.0.1:9901", false},
+		{"127.0.0.1:9901", "0.0.0.0:9901", true},
+		{"[::1]:9901", "[::]:9901", true},
+		{"[::1]:9901", "0.0.0.0:9901", false},
 	} {
 		if got := listensOn(c.listen, netip.MustParseAddrPort(c.dialed)); got != c.want {
 			t.Errorf("%s dialing %s: %v, want %v", c.listen, c.dialed, got, c.want)
 		}
+	}
+}
+
+// TestCallbacksRefuseOwnListenersAtUnspecified: a StatusCallback at
+// 0.0.0.0 reaches a listener on 127.0.0.1 (the kernel sends it to
+// loopback), so it is refused like one at 127.0.0.1.
+func TestCallbacksRefuseOwnListenersAtUnspecified(t *testing.T) {
+	var logs testutil.SyncBuffer
+	own := newReceiver(t)
+	_, port, _ := net.SplitHostPort(own.srv.Listener.Addr().String())
+	h := newHarness(t, Config{Logger: zerolog.New(&logs)})
+	h.sim.RefuseCallbacksTo(own.srv.Listener.Addr().String())
+	form := connectForm("09000000001")
+	form.Set("StatusCallback", "http://0.0.0.0:"+port+"/")
+	if r := h.do(t, http.MethodPost, "/v1/Accounts/acme/Calls/connect.json", form); r.status != 200 {
+		t.Fatalf("got %d", r.status)
+	}
+	waitFor(t, "the refused callback", func() bool { return strings.Contains(logs.String(), "own listeners") || len(own.callbacks()) > 0 })
+	if got := own.callbacks(); len(got) != 0 {
+		t.Errorf("the refused listener got %v", got)
 	}
 }
