@@ -85,31 +85,41 @@ func (s *sandboxTLS) close() {
 }
 
 // sandboxCA is the run's certificate authority, made at start; its key is
-// never written. Its one server certificate (Exotel's host names, loopback
-// and the webhook ingress's host) serves the simulator, -tls-listen and
-// the webhook ingress. The run's directory holds the authority's
-// certificate (the gateway's upstream.ca_file) and the server certificate
-// and key (the ingress's tls), mode 0600, removed with the directory.
+// never written. It issues two server certificates: one for Exotel's host
+// names and loopback, kept in memory, for the simulator and -tls-listen;
+// and one for loopback and the webhook ingress's host only, whose key is
+// written (mode 0600, in the run's directory, removed with it) for the
+// ingress's tls, so that a key left behind by a killed process cannot
+// stand in for Exotel. The directory also holds the authority's
+// certificate, the gateway's upstream.ca_file.
 type sandboxCA struct {
 	caPEM                     []byte
 	leaf                      tls.Certificate
 	caFile, certFile, keyFile string
 }
 
-func newSandboxCA(now time.Time, dir string, extraHosts ...string) (*sandboxCA, error) {
-	caPEM, leaf, err := sandboxCertificates(now, extraHosts...)
+func newSandboxCA(now time.Time, dir string, hooksHosts ...string) (*sandboxCA, error) {
+	auth, err := newRunAuthority(now)
 	if err != nil {
 		return nil, err
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
+	leaf, err := auth.issue(2, exotelHosts)
 	if err != nil {
 		return nil, err
 	}
-	c := &sandboxCA{caPEM: caPEM, leaf: leaf, caFile: filepath.Join(dir, "exotel-ca.pem"),
-		certFile: filepath.Join(dir, "sandbox-cert.pem"), keyFile: filepath.Join(dir, "sandbox-key.pem")}
+	ingress, err := auth.issue(3, append([]string{"localhost"}, hooksHosts...))
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(ingress.PrivateKey)
+	if err != nil {
+		return nil, err
+	}
+	c := &sandboxCA{caPEM: auth.pem, leaf: leaf, caFile: filepath.Join(dir, "exotel-ca.pem"),
+		certFile: filepath.Join(dir, "hooks-cert.pem"), keyFile: filepath.Join(dir, "hooks-key.pem")}
 	for file, data := range map[string][]byte{
-		c.caFile:   caPEM,
-		c.certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Certificate[0]}),
+		c.caFile:   auth.pem,
+		c.certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ingress.Certificate[0]}),
 		c.keyFile:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
 	} {
 		if err := os.WriteFile(file, data, 0o600); err != nil {
@@ -131,15 +141,32 @@ func (c *sandboxCA) roots() *x509.CertPool {
 }
 
 // sandboxCertificates makes a certificate authority and, signed by it, a
-// server certificate for exotelHosts, 127.0.0.1, ::1 and extraHosts (names
-// or addresses), valid from a day before now for 30 days. It returns the
-// authority's certificate as PEM.
-func sandboxCertificates(now time.Time, extraHosts ...string) ([]byte, tls.Certificate, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// server certificate for exotelHosts, 127.0.0.1 and ::1, valid from a day
+// before now for 30 days. It returns the authority's certificate as PEM.
+func sandboxCertificates(now time.Time) ([]byte, tls.Certificate, error) {
+	auth, err := newRunAuthority(now)
 	if err != nil {
 		return nil, tls.Certificate{}, err
 	}
-	caTmpl := &x509.Certificate{
+	leaf, err := auth.issue(2, exotelHosts)
+	return auth.pem, leaf, err
+}
+
+// runAuthority is a certificate authority that lives in memory for one run.
+type runAuthority struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+// newRunAuthority makes an authority valid from a day before now for 30
+// days, that signs server certificates only.
+func newRunAuthority(now time.Time) (*runAuthority, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "exogate sandbox CA", Organization: []string{"exogate sandbox"}},
 		NotBefore:             now.Add(-24 * time.Hour),
@@ -149,20 +176,27 @@ func sandboxCertificates(now time.Time, extraHosts ...string) ([]byte, tls.Certi
 		IsCA:                  true,
 		MaxPathLenZero:        true,
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, tls.Certificate{}, err
+		return nil, err
 	}
-	ca, err := x509.ParseCertificate(caDER)
+	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, tls.Certificate{}, err
+		return nil, err
 	}
+	return &runAuthority{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
+}
+
+// issue signs a server certificate for hosts (names or addresses; empty
+// ones skipped), 127.0.0.1 and ::1, as long as the authority is valid.
+func (a *runAuthority) issue(serial int64, hosts []string) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, tls.Certificate{}, err
+		return tls.Certificate{}, err
 	}
-	names, ips := slices.Clone(exotelHosts), []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
-	for _, h := range extraHosts {
+	var names []string
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	for _, h := range hosts {
 		switch ip := net.ParseIP(h); {
 		case ip != nil:
 			ips = append(ips, ip)
@@ -170,20 +204,23 @@ func sandboxCertificates(now time.Time, extraHosts ...string) ([]byte, tls.Certi
 			names = append(names, h)
 		}
 	}
+	cn := "127.0.0.1"
+	if len(names) > 0 {
+		cn = names[0]
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: exotelHosts[0], Organization: []string{"exogate sandbox"}},
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: cn, Organization: []string{"exogate sandbox"}},
 		DNSNames:     names,
 		IPAddresses:  ips,
-		NotBefore:    caTmpl.NotBefore,
-		NotAfter:     caTmpl.NotAfter,
+		NotBefore:    a.cert.NotBefore,
+		NotAfter:     a.cert.NotAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, &key.PublicKey, a.key)
 	if err != nil {
-		return nil, tls.Certificate{}, err
+		return tls.Certificate{}, err
 	}
-	leaf := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), leaf, nil
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }

@@ -341,7 +341,7 @@ func (s *Server) bindAdmin(ctx context.Context, cfg config.Config) (net.Listener
 	var lc net.ListenConfig
 	aln, err := lc.Listen(ctx, "tcp", cfg.Admin.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("admin listen (admin.listen, -admin or EXOGATE_ADMIN_LISTEN): %w", err)
+		return nil, fmt.Errorf("admin listen (admin.listen, EXOGATE_ADMIN_LISTEN, or -admin in the sandbox): %w", err)
 	}
 	s.adminURL = AdminURL(cfg.Admin.AdvertiseURL, aln.Addr(), os.Hostname)
 	return aln, nil
