@@ -66,3 +66,13 @@ func TestHashSecretHelpReadsNothing(t *testing.T) {
 		t.Errorf("exogate hash-secret -h: %v\n%s", err, out)
 	}
 }
+
+// exogate health is a HEALTHCHECK: a bad flag exits 1, never Docker's
+// reserved 2.
+func TestHealthBadFlagExitsOne(t *testing.T) {
+	err := exec.Command(exogateBinary(t), "health", "-nope").Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("exit: %v", err)
+	}
+}

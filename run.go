@@ -52,22 +52,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	return err
 }
 
-// flagError is a command-line error the flag package has already printed,
-// with the usage: main only sets the exit code, 2 as Go's commands do.
-type flagError struct{ err error }
-
-func (e flagError) Error() string { return e.err.Error() }
-func (e flagError) ExitCode() int { return 2 }
-
-// parseFlags parses args into fs, marking a parse error as printed.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		return flagError{err}
-	}
-	return err
-}
-
 // runNotify is run, calling started (when not nil) with the gateway once it
 // listens: in-process tests read its addresses there.
 func runNotify(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, started func(*gateway.Server)) error {
@@ -189,6 +173,11 @@ func health(ctx context.Context, args []string, getenv func(string) string, stdo
 	url := fs.String("url", "", "readiness URL (default: /readyz on the configured admin or main listener)")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
 	if err := parseFlags(fs, args); err != nil {
+		var fe flagError
+		if errors.As(err, &fe) {
+			fe.code = 1 // Docker reserves a HEALTHCHECK's exit 2
+			return fe
+		}
 		return err
 	}
 	if *url == "" {
