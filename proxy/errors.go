@@ -2,11 +2,13 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/exogate/exogate/internal/callers"
@@ -139,8 +141,33 @@ func toResponse(err error) response {
 	case isTimeout(err):
 		return response{http.StatusGatewayTimeout, KindUpstreamTimeout, "Upstream did not answer in time", 0}
 	default:
-		return response{http.StatusBadGateway, KindUpstreamUnreachable, "Upstream unreachable", 0}
+		return response{http.StatusBadGateway, KindUpstreamUnreachable, "Upstream unreachable" + unreachableReason(err), 0}
 	}
+}
+
+// unreachableReason names the kind of failure that kept the request from
+// Exotel, for the caller to tell a DNS or firewall problem from a TLS one,
+// without the error's text (no host, address or certificate detail).
+func unreachableReason(err error) string {
+	var dnsErr *net.DNSError
+	var certErr *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var recordErr tls.RecordHeaderError
+	switch {
+	case errors.As(err, &dnsErr):
+		return ": its host name did not resolve (DNS)"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return ": connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return ": connection reset"
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return ": no route to it"
+	case errors.As(err, &certErr):
+		return ": its TLS certificate was not trusted"
+	case errors.As(err, &alert), errors.As(err, &recordErr):
+		return ": TLS handshake failed"
+	}
+	return ""
 }
 
 func isTimeout(err error) bool {
