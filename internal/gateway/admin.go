@@ -30,7 +30,7 @@ import (
 // /metrics, /status, /healthz, /readyz, POST /-/reload and POST
 // /-/refresh?account=SID. Every request
 // other than GET and HEAD must carry the token of the live configuration's
-// admin.token_file when it names one (see adminAuth), and a reload sooner
+// admin.token_file when it names one (see tokenCheck), and a reload sooner
 // than admin.min_reload_interval after the previous one is answered 429.
 //
 // extra adds handlers by mux pattern (the sandbox's /sandbox/ endpoints,
@@ -41,7 +41,7 @@ func adminHandler(live func() *gateway, m *metrics.Metrics, reload func() error,
 	token := newTokenCheck(func() string { return live().cfg.Admin.TokenFile }, log)
 	for pattern, h := range extra {
 		mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			// Other methods were checked by adminAuth already.
+			// Other methods were checked by token.wrap already.
 			if (r.Method == http.MethodGet || r.Method == http.MethodHead) && !token.passes(w, r) {
 				return
 			}
@@ -100,20 +100,16 @@ func adminHandler(live func() *gateway, m *metrics.Metrics, reload func() error,
 	return token.wrap(mux)
 }
 
-// adminAuth lets GET and HEAD requests through to next, and every other
-// request only with "Authorization: Bearer <token>", the token being the
-// content of the file tokenFile names; tokenFile "" lets everything
-// through (a loopback listener without admin.token_file: configuration
-// validation refuses that off loopback). The file is read at each such
-// request, so a rotated token applies at once and nothing but the file
-// holds it. A wrong or missing token is answered 401 with
-// WWW-Authenticate: Bearer; an unreadable file 503. Refusals are logged at
-// most once a minute, never with the token sent or expected.
-func adminAuth(next http.Handler, tokenFile func() string, log zerolog.Logger) http.Handler {
-	return newTokenCheck(tokenFile, log).wrap(next)
-}
-
-// tokenCheck checks a request's admin token (see adminAuth).
+// tokenCheck guards the admin listener: wrap lets GET and HEAD requests
+// through to next, and every other request only with "Authorization:
+// Bearer <token>", the token being the content of the file file names;
+// file "" lets everything through (a loopback listener without
+// admin.token_file: configuration validation refuses that off loopback).
+// The file is read at each such request, so a rotated token applies at
+// once and nothing but the file holds it. A wrong or missing token is
+// answered 401 with WWW-Authenticate: Bearer; an unreadable file 503.
+// Refusals are logged at most once a minute, never with the token sent or
+// expected.
 type tokenCheck struct {
 	file                func() string
 	log                 zerolog.Logger
@@ -394,14 +390,15 @@ func refreshHandler(live func() *gateway) http.HandlerFunc {
 	}
 }
 
-// refreshPacer lets one POST /-/refresh per account through per interval.
-// It is safe for concurrent use.
+// refreshPacer lets one POST /-/refresh per account through per interval,
+// with a rate.Limiter per account as /-/reload has one. It is safe for
+// concurrent use.
 type refreshPacer struct {
 	every time.Duration
 	now   func() time.Time // default time.Now
 
-	mu   sync.Mutex
-	last map[string]time.Time // account: when its last refresh was let through
+	mu       sync.Mutex
+	accounts map[string]*rate.Limiter
 }
 
 // wait returns how long account's refresh must wait, or 0 when it may go
@@ -413,16 +410,20 @@ func (p *refreshPacer) wait(account string) time.Duration {
 		now = p.now()
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if last, ok := p.last[account]; ok {
-		if d := last.Add(p.every).Sub(now); d > 0 {
-			return d
+	l := p.accounts[account]
+	if l == nil {
+		if p.accounts == nil {
+			p.accounts = map[string]*rate.Limiter{}
 		}
+		l = rate.NewLimiter(rate.Every(p.every), 1)
+		p.accounts[account] = l
 	}
-	if p.last == nil {
-		p.last = map[string]time.Time{}
+	p.mu.Unlock()
+	res := l.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return d
 	}
-	p.last[account] = now
 	return 0
 }
 

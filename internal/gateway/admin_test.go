@@ -17,7 +17,7 @@ import (
 // adminToken is a well-formed admin bearer token.
 const adminToken = "5f0c8e2a9b7d4c1e6a3f8b2d7c4e1a9f0b6d3c8e5a2f7b4d1c9e6a3f8b5d2c7e"
 
-// adminAuth on its own: GET and HEAD pass without a token; other methods
+// tokenCheck on its own: GET and HEAD pass without a token; other methods
 // need the file's token (surrounding white space in the file ignored, the
 // scheme case-insensitive); an unreadable, short or non-printable token
 // file refuses them with 503, and no answer holds the token.
@@ -58,7 +58,7 @@ func TestAdminAuth(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs strings.Builder
-			h := adminAuth(ok, func() string { return tc.file }, zerolog.New(&logs))
+			h := newTokenCheck(func() string { return tc.file }, zerolog.New(&logs)).wrap(ok)
 			req := httptest.NewRequest(tc.method, "/-/reload", nil)
 			if tc.auth != "" {
 				req.Header.Set("Authorization", tc.auth)

@@ -89,7 +89,7 @@ func newClientLimiters(cfg config.Config, sids []string, getenv func(string) str
 		}
 		rules := map[string]ratelimit.Rule{}
 		for name, r := range cfg.Limits.Buckets {
-			capRule := ratelimit.ClientCap(ratelimit.Rule{Limit: r.Limit, Period: r.Period}, c.Share, totalShare, c.MaxPerPeriod)
+			capRule := ratelimit.ClientCap(r.RateLimit(), c.Share, totalShare, c.MaxPerPeriod)
 			if capRule.Limit > 0 {
 				rules[name] = capRule
 			}
