@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"math"
 	"net/http"
 	"net/http/httptrace"
 	"strconv"
@@ -141,7 +140,7 @@ func (p *replayer) afterTooManyRequests(req *http.Request, resp *http.Response, 
 	pause := p.pauser.Pause(p.account, p.bucket, parseRetryAfter(resp.Header.Get("Retry-After"), p.now()))
 	defer func() {
 		if err == nil && out.StatusCode == http.StatusTooManyRequests && out.Header.Get("Retry-After") == "" && pause > 0 {
-			out.Header.Set("Retry-After", strconv.Itoa(int(math.Ceil(pause.Seconds()))))
+			out.Header.Set("Retry-After", strconv.FormatInt(retryAfterSeconds(pause), 10))
 		}
 	}()
 	if pause > p.retryWait || p.retryWait < 0 {
