@@ -6,25 +6,21 @@ import (
 )
 
 // flagError is a command-line error the flag package has already printed,
-// with the usage: main only sets the exit code, 2 as Go's commands do.
+// with the usage: main only sets the exit code.
 type flagError struct {
 	err  error
-	code int // 0: 2
+	code int
 }
 
 func (e flagError) Error() string { return e.err.Error() }
-func (e flagError) ExitCode() int {
-	if e.code == 0 {
-		return 2
-	}
-	return e.code
-}
+func (e flagError) ExitCode() int { return e.code }
 
-// parseFlags parses args into fs, marking a parse error as printed.
+// parseFlags parses args into fs, marking a parse error as printed, with
+// exit code 2 as Go's commands have.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	err := fs.Parse(args)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		return flagError{err: err}
+		return flagError{err: err, code: 2}
 	}
 	return err
 }
