@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -72,11 +71,12 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 		Ring: f.ring, Logger: log.With().Str("component", "sandbox").Logger(), Name: "sandbox",
 		CallbackRoots: ca.roots()})
 	defer sim.Close()
-	simURL, stopSim, err := serveSimulator(ctx, sim, ca)
+	simAddr, stopSim, err := serveSimulator(ctx, sim, ca)
 	if err != nil {
 		return err
 	}
 	defer stopSim()
+	simURL := "https://" + simAddr
 	cfg.Upstream.CAFile = ca.caFile
 	cfg.ApplyEnv(getenv) // EXOGATE_LISTEN and the like; the flags win
 	sandboxConfig(&cfg, f, accounts, simURL, storeDir)
@@ -102,7 +102,7 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	log.Info().Str("exotel", simURL).Strs("accounts", sidsOf(accounts)).Int64("seed", f.seed).
 		Msg("sandbox: Exotel is simulated in this process; nothing leaves the machine")
 	return serve(ctx, gw, func(gw *gateway.Server) {
-		refuseOwnListeners(sim, gw, tl, simURL)
+		refuseOwnListeners(sim, gw, tl, simAddr)
 		if tl != nil {
 			tl.serve(gw, log)
 		}
@@ -135,8 +135,8 @@ func sandboxEnv(getenv func(string) string) func(string) string {
 // StatusCallback there could reach the admin endpoints, or place calls
 // whose callbacks place calls without end. The webhook ingress, where
 // callbacks belong, stays reachable.
-func refuseOwnListeners(sim *sandbox.Simulator, gw *gateway.Server, tl *sandboxTLS, simURL string) {
-	own := []string{gw.Addr().String(), strings.TrimPrefix(simURL, "https://")}
+func refuseOwnListeners(sim *sandbox.Simulator, gw *gateway.Server, tl *sandboxTLS, simAddr string) {
+	own := []string{gw.Addr().String(), simAddr}
 	if a := gw.AdminAddr(); a != nil {
 		own = append(own, a.String())
 	}
@@ -260,17 +260,17 @@ func sandboxConfig(cfg *config.Config, f sandboxFlags, accounts []config.Account
 
 // serveSimulator serves sim over HTTPS on a loopback port until stop is
 // called, as Exotel serves only HTTPS, with the run's certificate. It
-// returns the simulator's URL.
-func serveSimulator(ctx context.Context, sim http.Handler, ca *sandboxCA) (url string, stop func(), err error) {
+// returns the simulator's address.
+func serveSimulator(ctx context.Context, sim http.Handler, ca *sandboxCA) (addr string, stop func(), err error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, fmt.Errorf("sandbox: %w", err)
 	}
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{ca.leaf}, MinVersion: tls.VersionTLS12}}
+		TLSConfig: ca.serverTLS()}
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
-	return "https://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+	return ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
 // hostOf is addr's host, or addr when it has no port.

@@ -44,7 +44,6 @@ type sandboxTLS struct {
 // names; the authority's certificate (never its key) is written to caOut,
 // for clients to trust.
 func listenSandboxTLS(ctx context.Context, addr, caOut string, ca *sandboxCA, cfg config.Config, log zerolog.Logger) (*sandboxTLS, error) {
-	leaf := ca.leaf
 	if caOut != "" {
 		if err := os.WriteFile(caOut, ca.caPEM, 0o644); err != nil {
 			return nil, fmt.Errorf("sandbox: -tls-ca-out: %w", err)
@@ -55,7 +54,6 @@ func listenSandboxTLS(ctx context.Context, addr, caOut string, ca *sandboxCA, cf
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: -tls-listen: %w", err)
 	}
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{leaf}}
 	srv := &http.Server{
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,
@@ -63,7 +61,7 @@ func listenSandboxTLS(ctx context.Context, addr, caOut string, ca *sandboxCA, cf
 		ReadTimeout:       cfg.Server.ReadTimeout,
 		ErrorLog:          logx.StdLogger(log, "http"),
 	}
-	return &sandboxTLS{ln: tls.NewListener(ln, tlsConf), srv: srv}, nil
+	return &sandboxTLS{ln: tls.NewListener(ln, ca.serverTLS()), srv: srv}, nil
 }
 
 // serve hands the listener's requests to gw, the same gateway as the
@@ -129,6 +127,12 @@ func newSandboxCA(now time.Time, dir string, hooksHosts ...string) (*sandboxCA, 
 	return c, nil
 }
 
+// serverTLS is the TLS configuration of a listener that answers for
+// Exotel's host names: the simulator's and -tls-listen's.
+func (c *sandboxCA) serverTLS() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{c.leaf}}
+}
+
 // roots are the system's certificate authorities and the run's: the
 // simulator's callbacks reach the webhook ingress, and any https service.
 func (c *sandboxCA) roots() *x509.CertPool {
@@ -138,18 +142,6 @@ func (c *sandboxCA) roots() *x509.CertPool {
 	}
 	pool.AppendCertsFromPEM(c.caPEM)
 	return pool
-}
-
-// sandboxCertificates makes a certificate authority and, signed by it, a
-// server certificate for exotelHosts, 127.0.0.1 and ::1, valid from a day
-// before now for 30 days. It returns the authority's certificate as PEM.
-func sandboxCertificates(now time.Time) ([]byte, tls.Certificate, error) {
-	auth, err := newRunAuthority(now)
-	if err != nil {
-		return nil, tls.Certificate{}, err
-	}
-	leaf, err := auth.issue(2, exotelHosts)
-	return auth.pem, leaf, err
 }
 
 // runAuthority is a certificate authority that lives in memory for one run.

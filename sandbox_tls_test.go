@@ -28,10 +28,11 @@ func TestSandboxTLSCAOutNeedsTLSListen(t *testing.T) {
 // of Exotel's host names and for no other name.
 func TestSandboxCertificatesCoverExotelsHosts(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	caPEM, leaf, err := sandboxCertificates(now)
+	ca, err := newSandboxCA(now, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	caPEM, leaf := ca.caPEM, ca.leaf
 	block, rest := pem.Decode(caPEM)
 	if block == nil || block.Type != "CERTIFICATE" || len(rest) != 0 {
 		t.Fatalf("the authority's PEM: %q", caPEM)

@@ -22,9 +22,8 @@ const maxBulk = 100
 // or repeated To or To[] fields): Sms/bulksend, answered as a list of
 // SMSMessage.
 func (x *exchange) bulkSendSMS() {
-	v, err := x.params()
-	if err != nil && x.s.strict {
-		x.fail(http.StatusBadRequest, err.Error())
+	v, ok := x.paramsOrFail("From", "Body")
+	if !ok {
 		return
 	}
 	var to []string
@@ -37,13 +36,9 @@ func (x *exchange) bulkSendSMS() {
 			}
 		}
 	}
-	missing := required(v, "From", "Body")
-	if len(to) == 0 && missing == "" {
-		missing = "To"
-	}
 	switch {
-	case missing != "" && x.s.strict:
-		x.fail(http.StatusBadRequest, "Missing parameter: "+missing+" is required")
+	case len(to) == 0 && x.s.strict:
+		x.fail(http.StatusBadRequest, "Missing parameter: To is required")
 		return
 	case len(to) > maxBulk:
 		x.fail(http.StatusBadRequest, "To takes at most 100 numbers")
@@ -53,10 +48,16 @@ func (x *exchange) bulkSendSMS() {
 		return
 	}
 	list := make([]smsResource, 0, len(to))
+	suffix := x.jsonSuffix()
 	for _, n := range to {
-		list = append(list, x.s.queueSMS(x.route.Account, n, v, x.jsonSuffix()))
+		list = append(list, x.s.queueSMS(x.route.Account, n, v, suffix))
 	}
 	x.resourceList("SMSMessage", list)
+}
+
+// smsURI is an SMSMessage's Uri: the SMS/Messages path that answers it.
+func smsURI(account, sid, suffix string) string {
+	return "/v1/Accounts/" + account + "/SMS/Messages/" + sid + suffix
 }
 
 // queueSMS makes and stores a queued SMS to one number, schedules its
@@ -69,7 +70,7 @@ func (s *Simulator) queueSMS(account, to string, v url.Values, suffix string) sm
 		res: smsResource{
 			Sid: sid, AccountSid: account, From: v.Get("From"), To: to,
 			DateCreated: stamp(now), DateUpdated: stamp(now), Body: v.Get("Body"),
-			Direction: "outbound-api", URI: "/v1/Accounts/" + account + "/SMS/Messages/" + sid + suffix,
+			Direction: "outbound-api", URI: smsURI(account, sid, suffix),
 			Status: "queued", DetailedStatus: "PENDING_TO_OPERATOR", DetailedStatusCode: 21010,
 			SmsUnits: smsUnits(v.Get("Body")),
 		},
@@ -121,7 +122,7 @@ func (x *exchange) smsDetails(sid string) {
 		now := stamp(x.s.now())
 		res = smsResource{
 			Sid: sid, AccountSid: x.route.Account, DateCreated: now, DateUpdated: now, DateSent: &now,
-			Direction: "outbound-api", URI: "/v1/Accounts/" + x.route.Account + "/SMS/Messages/" + sid + x.jsonSuffix(),
+			Direction: "outbound-api", URI: smsURI(x.route.Account, sid, x.jsonSuffix()),
 			Status: "sent", DetailedStatus: "DELIVERED_TO_HANDSET", DetailedStatusCode: 20005, SmsUnits: 1,
 		}
 	}
