@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"encoding/xml"
 	"net/http"
 	"net/url"
@@ -303,15 +302,10 @@ type listMetadata struct {
 // <TwilioResponse><Metadata>…</Metadata><Calls><Call>…</Call>…</Calls>.
 func (x *exchange) writeList(meta listMetadata, calls []callResource) {
 	if x.route.Shape == exotel.ShapeJSON {
-		b, err := json.Marshal(struct {
+		x.jsonAnswer(http.StatusOK, struct {
 			Metadata listMetadata `json:"Metadata"`
 			Calls    []callResource
 		}{meta, calls})
-		if err != nil {
-			x.fail(http.StatusInternalServerError, "Internal error")
-			return
-		}
-		x.write(http.StatusOK, string(b))
 		return
 	}
 	type callsXML struct {

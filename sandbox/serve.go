@@ -62,50 +62,56 @@ func (x *exchange) requestID() string {
 // {"name":…} in JSON.
 func (x *exchange) resource(name string, v any) {
 	if x.route.Shape == exotel.ShapeXML {
-		b, err := xml.Marshal(v)
+		x.xmlResources(name, v)
+		return
+	}
+	x.jsonAnswer(http.StatusOK, map[string]any{name: v})
+}
+
+// resourceList answers list, each element as a resource named name: in
+// XML one after the other in the TwilioResponse, in JSON an array of
+// {name: element}.
+func (x *exchange) resourceList(name string, list []smsResource) {
+	elems := make([]any, 0, len(list))
+	for _, v := range list {
+		elems = append(elems, v)
+	}
+	if x.route.Shape == exotel.ShapeXML {
+		x.xmlResources(name, elems...)
+		return
+	}
+	wrapped := make([]map[string]any, 0, len(list))
+	for _, v := range elems {
+		wrapped = append(wrapped, map[string]any{name: v})
+	}
+	x.jsonAnswer(http.StatusOK, wrapped)
+}
+
+// xmlResources answers vs, each as an element named name, in a
+// TwilioResponse.
+func (x *exchange) xmlResources(name string, vs ...any) {
+	var b strings.Builder
+	b.WriteString(xmlHeader + "<TwilioResponse>")
+	for _, v := range vs {
+		el, err := xml.Marshal(v)
 		if err != nil {
 			x.fail(http.StatusInternalServerError, "Internal error")
 			return
 		}
-		x.write(http.StatusOK, xmlHeader+"<TwilioResponse><"+name+">"+string(inner(b))+"</"+name+"></TwilioResponse>")
-		return
+		b.WriteString("<" + name + ">" + string(inner(el)) + "</" + name + ">")
 	}
-	b, err := json.Marshal(map[string]any{name: v})
-	if err != nil {
-		x.fail(http.StatusInternalServerError, "Internal error")
-		return
-	}
-	x.write(http.StatusOK, string(b))
+	b.WriteString("</TwilioResponse>")
+	x.write(http.StatusOK, b.String())
 }
 
-// resourceList answers a list of v1 resources: in JSON an array of
-// {"name":…}, in XML <TwilioResponse> holding a <name> element each.
-func (x *exchange) resourceList(name string, list []smsResource) {
-	if x.route.Shape == exotel.ShapeXML {
-		var b strings.Builder
-		b.WriteString(xmlHeader + "<TwilioResponse>")
-		for _, v := range list {
-			el, err := xml.Marshal(v)
-			if err != nil {
-				x.fail(http.StatusInternalServerError, "Internal error")
-				return
-			}
-			b.WriteString("<" + name + ">" + string(inner(el)) + "</" + name + ">")
-		}
-		b.WriteString("</TwilioResponse>")
-		x.write(http.StatusOK, b.String())
-		return
-	}
-	wrapped := make([]map[string]any, 0, len(list))
-	for _, v := range list {
-		wrapped = append(wrapped, map[string]any{name: v})
-	}
-	b, err := json.Marshal(wrapped)
+// jsonAnswer answers v as JSON with status.
+func (x *exchange) jsonAnswer(status int, v any) {
+	b, err := json.Marshal(v)
 	if err != nil {
 		x.fail(http.StatusInternalServerError, "Internal error")
 		return
 	}
-	x.write(http.StatusOK, string(b))
+	x.write(status, string(b))
 }
 
 // inner strips the outer element xml.Marshal wraps a struct in.
@@ -120,7 +126,7 @@ func inner(b []byte) []byte {
 
 // envelope answers a v2 success envelope around data.
 func (x *exchange) envelope(status int, data any) {
-	b, err := json.Marshal(map[string]any{
+	x.jsonAnswer(status, map[string]any{
 		"request_id": x.requestID(),
 		"method":     x.r.Method,
 		"http_code":  status,
@@ -131,11 +137,6 @@ func (x *exchange) envelope(status int, data any) {
 			"data":       data,
 		},
 	})
-	if err != nil {
-		x.fail(http.StatusInternalServerError, "Internal error")
-		return
-	}
-	x.write(status, string(b))
 }
 
 // serve answers a request that no override or fault took: the path's
