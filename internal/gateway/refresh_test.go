@@ -37,15 +37,7 @@ func TestRefreshEndpoint(t *testing.T) {
 		}
 	}
 	write("key-one-0123", "token-one-0123")
-	cfg, getenv := testConfig(t)
-	cfg.Accounts[0].Credentials = config.Credentials{Source: "file", APIKeyFile: filepath.Join(dir, "k"), APITokenFile: filepath.Join(dir, "t")}
-	sid := strings.ToLower(cfg.Accounts[0].SID)
-	m := metrics.New("test")
-	gw, err := newGateway(cfg, getenv, zerolog.Nop(), m, "test", nil, shared{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.close(context.Background())
+	gw, m, sid := fileGateway(t, dir, 0)
 	// Each refresh comes a minute after the one before: none is paced.
 	clock := time.Now()
 	gw.refreshes.now = func() time.Time { clock = clock.Add(time.Minute); return clock }
@@ -107,16 +99,7 @@ func TestRefreshEndpointPaced(t *testing.T) {
 		}
 	}
 	write("token-one-0123")
-	cfg, getenv := testConfig(t)
-	cfg.Accounts[0].Credentials = config.Credentials{Source: "file", APIKeyFile: filepath.Join(dir, "k"), APITokenFile: filepath.Join(dir, "t")}
-	cfg.Rotation.MinForcedRefresh = 3 * time.Second
-	sid := strings.ToLower(cfg.Accounts[0].SID)
-	m := metrics.New("test")
-	gw, err := newGateway(cfg, getenv, zerolog.Nop(), m, "test", nil, shared{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.close(context.Background())
+	gw, m, sid := fileGateway(t, dir, 3*time.Second)
 	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	now := t0
 	gw.refreshes.now = func() time.Time { return now }
@@ -149,4 +132,22 @@ func TestRefreshEndpointPaced(t *testing.T) {
 	if rec, v := refresh(); rec.Code != 200 || v != two {
 		t.Errorf("refresh 3s later: %d %s", rec.Code, rec.Body)
 	}
+}
+
+// fileGateway is a gateway whose account reads its pair from the files k
+// and t in dir, with rotation.min_forced_refresh minRefresh when not 0.
+func fileGateway(t *testing.T, dir string, minRefresh time.Duration) (*gateway, *metrics.Metrics, string) {
+	t.Helper()
+	cfg, getenv := testConfig(t)
+	cfg.Accounts[0].Credentials = config.Credentials{Source: "file", APIKeyFile: filepath.Join(dir, "k"), APITokenFile: filepath.Join(dir, "t")}
+	if minRefresh != 0 {
+		cfg.Rotation.MinForcedRefresh = minRefresh
+	}
+	m := metrics.New("test")
+	gw, err := newGateway(cfg, getenv, zerolog.Nop(), m, "test", nil, shared{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gw.close(context.Background()) })
+	return gw, m, strings.ToLower(cfg.Accounts[0].SID)
 }
