@@ -88,7 +88,7 @@ func sandboxCommand(ctx context.Context, args []string, getenv func(string) stri
 	}
 	var tl *sandboxTLS
 	if f.tlsListen != "" {
-		if tl, err = listenSandboxTLS(ctx, f.tlsListen, f.tlsCAOut, ca, cfg, log); err != nil {
+		if tl, err = listenSandboxTLS(ctx, f.tlsListen, f.tlsCAOut, ca); err != nil {
 			return err
 		}
 		defer tl.close()

@@ -18,9 +18,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/exogate/exogate/internal/config"
 	"github.com/exogate/exogate/internal/gateway"
-	"github.com/exogate/exogate/internal/logx"
 	"github.com/rs/zerolog"
 )
 
@@ -37,13 +35,13 @@ var exotelHosts = []string{
 // sandboxTLS is the sandbox's HTTPS listener, bound but not yet serving.
 type sandboxTLS struct {
 	ln  net.Listener
-	srv *http.Server
+	srv *http.Server // set by serve
 }
 
 // listenSandboxTLS binds addr with the run's certificate for Exotel's host
 // names; the authority's certificate (never its key) is written to caOut,
 // for clients to trust.
-func listenSandboxTLS(ctx context.Context, addr, caOut string, ca *sandboxCA, cfg config.Config, log zerolog.Logger) (*sandboxTLS, error) {
+func listenSandboxTLS(ctx context.Context, addr, caOut string, ca *sandboxCA) (*sandboxTLS, error) {
 	if caOut != "" {
 		if err := os.WriteFile(caOut, ca.caPEM, 0o644); err != nil {
 			return nil, fmt.Errorf("sandbox: -tls-ca-out: %w", err)
@@ -54,20 +52,13 @@ func listenSandboxTLS(ctx context.Context, addr, caOut string, ca *sandboxCA, cf
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: -tls-listen: %w", err)
 	}
-	srv := &http.Server{
-		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
-		IdleTimeout:       cfg.Server.IdleTimeout,
-		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
-		ReadTimeout:       cfg.Server.ReadTimeout,
-		ErrorLog:          logx.StdLogger(log, "http"),
-	}
-	return &sandboxTLS{ln: tls.NewListener(ln, ca.serverTLS()), srv: srv}, nil
+	return &sandboxTLS{ln: tls.NewListener(ln, ca.serverTLS())}, nil
 }
 
 // serve hands the listener's requests to gw, the same gateway as the
-// main listener's.
+// main listener's, served with its API listener's settings.
 func (s *sandboxTLS) serve(gw *gateway.Server, log zerolog.Logger) {
-	s.srv.Handler = gw
+	s.srv = gw.NewHTTPServer(log)
 	log.Info().Str("addr", s.ln.Addr().String()).Str("scheme", "https").Strs("hosts", exotelHosts).
 		Msg("sandbox: listening for clients that call Exotel's hosts")
 	go func() {
@@ -78,7 +69,9 @@ func (s *sandboxTLS) serve(gw *gateway.Server, log zerolog.Logger) {
 }
 
 func (s *sandboxTLS) close() {
-	_ = s.srv.Close()
+	if s.srv != nil {
+		_ = s.srv.Close()
+	}
 	_ = s.ln.Close()
 }
 

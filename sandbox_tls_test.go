@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,5 +98,34 @@ func TestSandboxCAFiles(t *testing.T) {
 	// The simulator's callbacks trust the run's authority.
 	if _, err := cert.Verify(x509.VerifyOptions{DNSName: "127.0.0.1", Roots: ca.roots(), CurrentTime: now}); err != nil {
 		t.Errorf("roots: %v", err)
+	}
+}
+
+// -tls-listen serves the gateway as its API listener does: "OPTIONS *" is
+// answered alike on both (net/http's bare 200 is off), as in production.
+func TestSandboxTLSListenerServesLikeTheAPIListener(t *testing.T) {
+	t.Parallel()
+	tlsAddr := freeAddr(t)
+	p := startSandbox(t, "-tls-listen", tlsAddr)
+	waitFor(t, func() bool {
+		return strings.Contains(p.logs.String(), "listening for clients that call Exotel's hosts")
+	})
+	optionsStar := func(conn net.Conn) string {
+		defer conn.Close()
+		_, _ = io.WriteString(conn, "OPTIONS * HTTP/1.1\r\nHost: api.exotel.com\r\nConnection: close\r\n\r\n")
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		return strings.TrimSpace(line)
+	}
+	plain, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := optionsStar(plain)
+	secure, err := tls.Dial("tcp", tlsAddr, &tls.Config{ServerName: "api.exotel.com", InsecureSkipVerify: true}) //nolint:gosec // the status line is compared, not the peer
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := optionsStar(secure); got != want || strings.Contains(got, " 200 ") {
+		t.Errorf("OPTIONS *: %q on -tls-listen, %q on the API listener", got, want)
 	}
 }

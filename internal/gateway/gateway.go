@@ -271,21 +271,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		ln, scheme = tls.NewListener(ln, tlsConf), "https"
 	}
 	warnOpen(cfg, log)
-	srv := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
-		IdleTimeout:       cfg.Server.IdleTimeout,
-		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
-		ReadTimeout:       cfg.Server.ReadTimeout,
-		ErrorLog:          logx.StdLogger(log, "http"),
-	}
-	// server.max_connections: one connection past it gets a single
-	// Exotel-shaped 503 and is closed (listen changes need a restart, so
-	// this one does too).
-	conns := &proxy.ConnLimit{Max: int64(cfg.Server.MaxConnections)}
-	srv.ConnContext, srv.ConnState = conns.ConnContext, conns.ConnState
-	// "OPTIONS *" would get a bare 200 from net/http; it is not an Exotel call.
-	srv.DisableGeneralOptionsHandler = true
+	srv := s.httpServer(cfg, log)
 	log.Info().Str("addr", ln.Addr().String()).Str("scheme", scheme).Bool("auth_required", cfg.AuthRequired()).
 		Strs("accounts", accountList(cfg)).Str("version", s.deps.Version).Msg("listening")
 
@@ -313,6 +299,35 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 	}
 	return nil
+}
+
+// NewHTTPServer returns a server of the gateway with the API listener's
+// settings, for another listener to serve it the same way (exogate
+// sandbox's -tls-listen). Its connections count apart from the API
+// listener's against server.max_connections.
+func (s *Server) NewHTTPServer(log zerolog.Logger) *http.Server {
+	return s.httpServer(s.live.Load().cfg, log)
+}
+
+// httpServer is the API listener's server: its timeouts and header limit,
+// server.max_connections, and no "OPTIONS *".
+func (s *Server) httpServer(cfg config.Config, log zerolog.Logger) *http.Server {
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
+		ReadTimeout:       cfg.Server.ReadTimeout,
+		ErrorLog:          logx.StdLogger(log, "http"),
+	}
+	// server.max_connections: one connection past it gets a single
+	// Exotel-shaped 503 and is closed (listen changes need a restart, so
+	// this one does too).
+	conns := &proxy.ConnLimit{Max: int64(cfg.Server.MaxConnections)}
+	srv.ConnContext, srv.ConnState = conns.ConnContext, conns.ConnState
+	// "OPTIONS *" would get a bare 200 from net/http; it is not an Exotel call.
+	srv.DisableGeneralOptionsHandler = true
+	return srv
 }
 
 // warnOpen logs a warning when the listener admits callers without
