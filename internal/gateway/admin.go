@@ -346,22 +346,29 @@ func (g *gateway) credentialStatus(a config.Account) CredentialStatus {
 // and the status as it is.
 func refreshHandler(live func() *gateway) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		sid := strings.ToLower(r.URL.Query().Get("account"))
-		if sid == "" {
+		names := r.URL.Query()["account"]
+		switch {
+		case len(names) == 0 || names[0] == "":
 			http.Error(w, "refresh: the account query parameter is required (POST /-/refresh?account=SID)", http.StatusBadRequest)
+			return
+		case len(names) > 1:
+			http.Error(w, "refresh: name the account once (POST /-/refresh?account=SID)", http.StatusBadRequest)
 			return
 		}
 		g := live()
 		var acct *config.Account
 		for i := range g.cfg.Accounts {
-			if strings.EqualFold(g.cfg.Accounts[i].SID, sid) {
+			if strings.EqualFold(g.cfg.Accounts[i].SID, names[0]) {
 				acct = &g.cfg.Accounts[i]
 			}
 		}
 		if acct == nil {
-			http.Error(w, "refresh: this gateway serves no account "+strconv.Quote(sid), http.StatusNotFound)
+			http.Error(w, "refresh: this gateway serves no account "+strconv.Quote(names[0]), http.StatusNotFound)
 			return
 		}
+		// The store and the pacer key accounts in lower case; the answer
+		// and Exotel's credential test use the configured SID.
+		sid := strings.ToLower(acct.SID)
 		ctx, cancel := context.WithTimeout(r.Context(), g.cfg.Vault.Timeout+g.cfg.Upstream.Timeout+5*time.Second)
 		defer cancel()
 		answer := struct {
@@ -371,16 +378,16 @@ func refreshHandler(live func() *gateway) http.HandlerFunc {
 			// was sent.
 			Test  int    `json:"test,omitempty"`
 			Error string `json:"error,omitempty"`
-		}{SID: sid}
+		}{SID: acct.SID}
 		status := http.StatusOK
 		if wait := g.refreshes.wait(sid); wait > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-			answer.Error = fmt.Sprintf("refresh: too many refreshes of account %s: at most one per rotation.min_forced_refresh (%s)", sid, g.refreshes.every)
+			answer.Error = fmt.Sprintf("refresh: too many refreshes of account %s: at most one per rotation.min_forced_refresh (%s)", acct.SID, g.refreshes.every)
 			status = http.StatusTooManyRequests
 		} else if c, err := g.store.Refresh(ctx, sid); err != nil {
 			answer.Error, status = "refresh: cannot read the credentials source: "+err.Error(), http.StatusBadGateway
 		} else if c != nil && g.store.CurrentAcceptedAt(sid).IsZero() {
-			answer.Test = g.credentialTest(proxy.AsOperator(ctx), sid).status
+			answer.Test = g.credentialTest(proxy.AsOperator(ctx), acct.SID).status
 		}
 		answer.Credentials = g.credentialStatus(*acct)
 		w.Header().Set("Content-Type", "application/json")
