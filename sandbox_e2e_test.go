@@ -23,6 +23,7 @@ import (
 type sandboxProc struct {
 	base, admin string
 	logs        *testutil.SyncBuffer
+	cmd         *exec.Cmd
 }
 
 // freeAddr returns a loopback address no one listens on now (for the
@@ -48,6 +49,7 @@ func startSandboxEnv(t *testing.T, env []string, args ...string) *sandboxProc {
 	t.Helper()
 	p := &sandboxProc{logs: &testutil.SyncBuffer{}}
 	cmd := exec.Command(exogateBinary(t), append([]string{"sandbox", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-ring", "20ms"}, args...)...)
+	p.cmd = cmd
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	out := io.MultiWriter(p.logs, allLogs)
 	cmd.Stdout, cmd.Stderr = out, out

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,5 +128,51 @@ func TestSandboxTLSListenerServesLikeTheAPIListener(t *testing.T) {
 	}
 	if got := optionsStar(secure); got != want || strings.Contains(got, " 200 ") {
 		t.Errorf("OPTIONS *: %q on -tls-listen, %q on the API listener", got, want)
+	}
+}
+
+// A request in flight on -tls-listen when the sandbox is told to stop is
+// answered, as one on the API listener is: the shutdown drains both.
+func TestSandboxTLSListenerDrainsAtShutdown(t *testing.T) {
+	t.Parallel()
+	tlsAddr, caOut := freeAddr(t), filepath.Join(t.TempDir(), "ca.pem")
+	p := startSandbox(t, "-tls-listen", tlsAddr, "-tls-ca-out", caOut)
+	waitFor(t, func() bool {
+		return strings.Contains(p.logs.String(), "listening for clients that call Exotel's hosts")
+	})
+	if resp, body := send(t, "POST", p.admin+"/sandbox/faults", `{"latency":"3s","count":1}`, nil); resp.StatusCode != 201 {
+		t.Fatalf("fault: %d %s", resp.StatusCode, body)
+	}
+	caPEM, err := os.ReadFile(caOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "api.exotel.com"}}}
+	done := make(chan string, 1)
+	go func() {
+		resp, err := client.Get("https://" + tlsAddr + "/v1/Accounts/acme/Calls.json")
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		resp.Body.Close()
+		done <- resp.Status
+	}()
+	waitFor(t, func() bool {
+		_, reqs := send(t, "GET", p.admin+"/sandbox/requests", "", nil)
+		return strings.Contains(reqs, "/v1/Accounts/acme/Calls.json")
+	})
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-done:
+		if !strings.HasPrefix(got, "200") {
+			t.Errorf("the request in flight at shutdown on -tls-listen got %q, want 200", got)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the request in flight at shutdown got no answer")
 	}
 }
