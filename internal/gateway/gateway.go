@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,7 +59,10 @@ type Server struct {
 	stopOnce sync.Once
 
 	srv, admin *http.Server
-	ln, aln    net.Listener
+	// others are the servers NewHTTPServer made; Close drains them with
+	// srv, before the background work stops.
+	others  []*http.Server
+	ln, aln net.Listener
 	// adminURL is where tools reach the admin listener, published with
 	// the Redis limiter's heartbeats; set by Start.
 	adminURL string
@@ -306,7 +310,18 @@ func (s *Server) Start(ctx context.Context) (err error) {
 // sandbox's -tls-listen). Its connections count apart from the API
 // listener's against server.max_connections.
 func (s *Server) NewHTTPServer(log zerolog.Logger) *http.Server {
-	return s.httpServer(s.live.Load().cfg, log)
+	srv := s.httpServer(s.live.Load().cfg, log)
+	s.mu.Lock()
+	s.others = append(s.others, srv)
+	s.mu.Unlock()
+	return srv
+}
+
+// otherServers returns the servers NewHTTPServer made.
+func (s *Server) otherServers() []*http.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.others)
 }
 
 // httpServer is the API listener's server: its timeouts and header limit,
@@ -407,8 +422,24 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := s.srv.Shutdown(sctx); err != nil {
-		_ = s.srv.Close()
+	// Every listener of the gateway drains at once: a request in flight on
+	// any of them is answered before the background work stops.
+	servers := append([]*http.Server{s.srv}, s.otherServers()...)
+	errs := make(chan error, len(servers))
+	for _, srv := range servers {
+		go func() {
+			err := srv.Shutdown(sctx)
+			if err != nil {
+				_ = srv.Close()
+			}
+			errs <- err
+		}()
+	}
+	var late bool
+	for range servers {
+		late = <-errs != nil || late
+	}
+	if late {
 		return fmt.Errorf("shutdown: in-flight requests did not finish within %s", cfg.ShutdownTimeout)
 	}
 	if err := <-s.errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -426,6 +457,9 @@ func (s *Server) Abort() {
 	}
 	if s.srv != nil {
 		_ = s.srv.Close()
+	}
+	for _, srv := range s.otherServers() {
+		_ = srv.Close()
 	}
 	s.stop(s.log)
 }
