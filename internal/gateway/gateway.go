@@ -308,7 +308,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 // NewHTTPServer returns a server of the gateway with the API listener's
 // settings, for another listener to serve it the same way (exogate
 // sandbox's -tls-listen). Its connections count apart from the API
-// listener's against server.max_connections.
+// listener's against server.max_connections. Close drains it with the API
+// listener; Abort closes it.
 func (s *Server) NewHTTPServer(log zerolog.Logger) *http.Server {
 	srv := s.httpServer(s.live.Load().cfg, log)
 	s.mu.Lock()
